@@ -1,0 +1,360 @@
+"""The config file: HuJSON text in, a frozen ``Config`` out.
+
+Every key is declared once in ``SCHEMA`` (name, type, default, meaning); the
+parser, the validation messages and the README's config table all come from
+that one declaration. Octyne's own keys keep Octyne's names and defaults; our
+extensions are named in the same camelCase style. Unknown keys are ignored, so
+one file serves both daemons.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+import json5
+
+
+class ConfigError(ValueError):
+    """The config text cannot be used; the message names the key or the position."""
+
+
+@dataclass(frozen=True)
+class Key:
+    """One config key: where it sits, what it holds, its default and its meaning."""
+
+    path: str
+    kind: str  # "bool", "int", "number", "string", "object", "list"
+    default: Any
+    doc: str
+    octyne: bool = True  # False for our own extensions
+
+
+SCHEMA: tuple[Key, ...] = (
+    Key("port", "int", 42069, "TCP port of the API (and the Unix socket's default name)."),
+    Key("webUI.enabled", "bool", True, "Serve the web dashboard and the API under `/api` on a second port."),
+    Key("webUI.port", "int", 7877, "Port of the web dashboard."),
+    Key("webUI.directory", "string", "", "Folder of a static dashboard export to serve instead of the built-in dashboard.", False),
+    Key("unixSocket.enabled", "bool", True, "Serve the API on a Unix socket without authentication (user `@local`)."),
+    Key("unixSocket.location", "string", "", "Socket path; empty means `$TMPDIR/octyne.sock.<port>` (`/tmp` without `TMPDIR`)."),
+    Key("unixSocket.group", "string", "", "Group that may use the socket (mode 0660); empty means owner only (0600)."),
+    Key("redis.enabled", "bool", False, "Keep users and tokens in Redis so several nodes share logins."),
+    Key("redis.url", "string", "redis://localhost", "Redis connection URL."),
+    Key("redis.role", "string", "", "`primary` (mirrors users.json into Redis, serves logins) or `secondary` (validates tokens only)."),
+    Key("https.enabled", "bool", False, "Serve the API and web-UI ports over TLS."),
+    Key("https.cert", "string", "", "Path of the PEM certificate (chain)."),
+    Key("https.key", "string", "", "Path of the PEM private key."),
+    Key("logging.enabled", "bool", True, "Write the action log."),
+    Key("logging.path", "string", "logs", "Folder of the action log (`octyne.log`, rotated at about 1 MB)."),
+    Key("logging.actions", "object", {}, "Map of action name to `false` to silence that action."),
+    Key("trustedProxies", "list", ["127.0.0.1", "::1"], "Peers (IPs or CIDR ranges) whose `X-Forwarded-For` is believed.", False),
+    Key("threads", "int", 512, "Request threads; every open console holds one.", False),
+    Key("stopGracePeriod", "number", 10, "Seconds between SIGTERM and SIGKILL when the daemon stops an app.", False),
+    Key("console.scrollbackLines", "int", 2500, "Lines of scrollback sent to a console on connect.", False),
+    Key("console.scrollbackBytes", "int", 2 * 1024 * 1024, "Bytes of scrollback kept per server (at least 1 MiB).", False),
+    Key("console.maxLagBytes", "int", 16 * 1024 * 1024, "How far a console client may fall behind before it is cut off (at least 1 MiB).", False),
+    Key("console.idleTimeout", "number", 30, "Seconds a console client may stay silent before it is disconnected.", False),
+    Key("files.uploadLimit", "int", 5_000_000_000, "Largest upload in bytes (413 beyond it).", False),
+    Key("files.decompressLimit", "int", 20_000_000_000, "Most bytes one decompression may write (bounded by free disk too).", False),
+)
+
+SERVER_SCHEMA: tuple[Key, ...] = (
+    Key("enabled", "bool", True, "Start the app when the daemon starts."),
+    Key("directory", "string", None, "Working directory of the app; file paths are relative to it."),
+    Key("command", "string", None, "Command line (split like a POSIX shell, never run by one)."),
+    Key("stop.command", "string", "", "Console input that stops the app gracefully, written on TERM before SIGTERM.", False),
+    Key("stop.timeout", "number", 30, "Seconds to wait after the stop command before sending SIGTERM.", False),
+)
+
+_KIND_CHECKS = {
+    "bool": lambda v: isinstance(v, bool),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v == v,
+    "string": lambda v: isinstance(v, str),
+    "object": lambda v: isinstance(v, dict),
+    "list": lambda v: isinstance(v, list),
+}
+_KIND_NAMES = {"bool": "a boolean", "int": "an integer", "number": "a number",
+               "string": "a string", "object": "an object", "list": "a list"}
+
+
+@dataclass(frozen=True)
+class StopConfig:
+    command: str
+    timeout: float
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    name: str
+    enabled: bool
+    directory: str
+    command: str
+    stop: StopConfig | None = None
+
+    def argv(self) -> list[str]:
+        """The command split into program and arguments, like a shell would, without one."""
+        return shlex.split(self.command)
+
+
+@dataclass(frozen=True)
+class WebUIConfig:
+    enabled: bool
+    port: int
+    directory: str
+
+
+@dataclass(frozen=True)
+class UnixSocketConfig:
+    enabled: bool
+    location: str
+    group: str
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    enabled: bool
+    url: str
+    role: str
+
+
+@dataclass(frozen=True)
+class HttpsConfig:
+    enabled: bool
+    cert: str
+    key: str
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    enabled: bool
+    path: str
+    actions: dict = field(hash=False)
+
+
+@dataclass(frozen=True)
+class ConsoleConfig:
+    scrollback_lines: int
+    scrollback_bytes: int
+    max_lag_bytes: int
+    idle_timeout: float
+
+
+@dataclass(frozen=True)
+class FilesConfig:
+    upload_limit: int
+    decompress_limit: int
+
+
+@dataclass(frozen=True)
+class Config:
+    port: int
+    web_ui: WebUIConfig
+    unix_socket: UnixSocketConfig
+    redis: RedisConfig
+    https: HttpsConfig
+    logging: LoggingConfig
+    trusted_proxies: tuple
+    threads: int
+    stop_grace_period: float
+    console: ConsoleConfig
+    files: FilesConfig
+    servers: dict = field(hash=False)
+    raw: dict = field(hash=False, repr=False)  # the parsed document, for the action log
+
+    def socket_path(self) -> str:
+        """Where the Unix socket lives: the configured location or Octyne's default."""
+        if self.unix_socket.location:
+            return self.unix_socket.location
+        return os.path.join(os.environ.get("TMPDIR") or "/tmp", f"octyne.sock.{self.port}")
+
+
+def parse_document(text: str) -> dict:
+    """Parse HuJSON text into a dict, or raise ConfigError naming the position."""
+    if not text.strip():
+        raise ConfigError("the config is empty")
+    try:
+        document = json5.loads(text)
+    except ValueError as error:
+        raise ConfigError(f"syntax error: {str(error).replace('<string>:', 'line ')}") from None
+    if not isinstance(document, dict):
+        raise ConfigError("the config must be a JSON object")
+    return document
+
+
+def _lookup(document: dict, dotted: str, kind: str, default: Any, where: str = "") -> Any:
+    """The value at a dotted path, checked against its kind, or the default when absent."""
+    node: Any = document
+    parts = dotted.split(".")
+    for depth, part in enumerate(parts):
+        if node is None:
+            return default
+        if not isinstance(node, dict):
+            parent = where + ".".join(parts[:depth])
+            raise ConfigError(f"'{parent}' must be an object")
+        node = node.get(part)
+    if node is None:
+        if default is None:
+            raise ConfigError(f"'{where}{dotted}' is required")
+        return default
+    if not _KIND_CHECKS[kind](node):
+        raise ConfigError(f"'{where}{dotted}' must be {_KIND_NAMES[kind]}")
+    return node
+
+
+def _port(document: dict, dotted: str, default: int) -> int:
+    value = _lookup(document, dotted, "int", default)
+    if not 0 <= value <= 65535:
+        raise ConfigError(f"'{dotted}' must be a port number (0-65535)")
+    return value
+
+
+def _at_least(document: dict, dotted: str, default: Any, minimum: float, kind: str = "int") -> Any:
+    value = _lookup(document, dotted, kind, default)
+    if value < minimum:
+        raise ConfigError(f"'{dotted}' must be at least {minimum}")
+    return value
+
+
+def _parse_server(name: str, entry: Any) -> ServerConfig:
+    where = f"servers.{name}."
+    if not isinstance(entry, dict):
+        raise ConfigError(f"'servers.{name}' must be an object")
+    directory = _lookup(entry, "directory", "string", None, where)
+    command = _lookup(entry, "command", "string", None, where)
+    try:
+        if not shlex.split(command):
+            raise ConfigError(f"'{where}command' is empty")
+    except ValueError as error:
+        raise ConfigError(f"'{where}command' cannot be split: {error}") from None
+    stop = None
+    stop_command = _lookup(entry, "stop.command", "string", "", where)
+    if stop_command:
+        timeout = _lookup(entry, "stop.timeout", "number", 30, where)
+        if timeout < 0:
+            raise ConfigError(f"'{where}stop.timeout' must not be negative")
+        stop = StopConfig(stop_command, float(timeout))
+    return ServerConfig(
+        name=name,
+        enabled=_lookup(entry, "enabled", "bool", True, where),
+        directory=os.path.abspath(directory),
+        command=command,
+        stop=stop,
+    )
+
+
+def _trusted_proxies(document: dict) -> tuple:
+    entries = _lookup(document, "trustedProxies", "list", ["127.0.0.1", "::1"])
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except (TypeError, ValueError):
+            raise ConfigError(f"'trustedProxies' entry {entry!r} is not an IP address or CIDR range") from None
+    return tuple(networks)
+
+
+def config_from_document(document: dict) -> Config:
+    """Validate a parsed document into a Config, or raise ConfigError naming the key."""
+    servers_doc = _lookup(document, "servers", "object", {})
+    servers = {name: _parse_server(name, entry) for name, entry in servers_doc.items()}
+    redis = RedisConfig(
+        enabled=_lookup(document, "redis.enabled", "bool", False),
+        url=_lookup(document, "redis.url", "string", "redis://localhost"),
+        role=_lookup(document, "redis.role", "string", ""),
+    )
+    if redis.enabled and redis.role not in ("primary", "secondary"):
+        raise ConfigError("'redis.role' must be \"primary\" or \"secondary\" when Redis is enabled")
+    https = HttpsConfig(
+        enabled=_lookup(document, "https.enabled", "bool", False),
+        cert=_lookup(document, "https.cert", "string", ""),
+        key=_lookup(document, "https.key", "string", ""),
+    )
+    if https.enabled and not (https.cert and https.key):
+        raise ConfigError("'https.cert' and 'https.key' are required when HTTPS is enabled")
+    actions = _lookup(document, "logging.actions", "object", {})
+    for action, switch in actions.items():
+        if not isinstance(switch, bool):
+            raise ConfigError(f"'logging.actions.{action}' must be a boolean")
+    return Config(
+        port=_port(document, "port", 42069),
+        web_ui=WebUIConfig(
+            enabled=_lookup(document, "webUI.enabled", "bool", True),
+            port=_port(document, "webUI.port", 7877),
+            directory=_lookup(document, "webUI.directory", "string", ""),
+        ),
+        unix_socket=UnixSocketConfig(
+            enabled=_lookup(document, "unixSocket.enabled", "bool", True),
+            location=_lookup(document, "unixSocket.location", "string", ""),
+            group=_lookup(document, "unixSocket.group", "string", ""),
+        ),
+        redis=redis,
+        https=https,
+        logging=LoggingConfig(
+            enabled=_lookup(document, "logging.enabled", "bool", True),
+            path=_lookup(document, "logging.path", "string", "logs"),
+            actions=dict(actions),
+        ),
+        trusted_proxies=_trusted_proxies(document),
+        threads=_at_least(document, "threads", 512, 4),
+        stop_grace_period=float(_at_least(document, "stopGracePeriod", 10, 0, "number")),
+        console=ConsoleConfig(
+            scrollback_lines=_at_least(document, "console.scrollbackLines", 2500, 1),
+            scrollback_bytes=_at_least(document, "console.scrollbackBytes", 2 * 1024 * 1024, 1024 * 1024),
+            max_lag_bytes=_at_least(document, "console.maxLagBytes", 16 * 1024 * 1024, 1024 * 1024),
+            idle_timeout=float(_at_least(document, "console.idleTimeout", 30, 0.1, "number")),
+        ),
+        files=FilesConfig(
+            upload_limit=_at_least(document, "files.uploadLimit", 5_000_000_000, 1),
+            decompress_limit=_at_least(document, "files.decompressLimit", 20_000_000_000, 1),
+        ),
+        servers=servers,
+        raw=document,
+    )
+
+
+def parse_config(text: str) -> Config:
+    """HuJSON text to a validated Config; ConfigError says what is wrong."""
+    return config_from_document(parse_document(text))
+
+
+def load_config(path: str) -> tuple[Config, bytes]:
+    """Read and validate the config file; returns the Config and the exact bytes on disk."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as error:
+        raise ConfigError(f"cannot read {path}: {error.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text") from None
+    try:
+        return parse_config(text), data
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+
+
+def config_reference() -> str:
+    """The Markdown table of every key, for the README (kept in sync by a test)."""
+    rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    for key in SCHEMA:
+        rows.append(_row(key.path, key))
+    for key in SERVER_SCHEMA:
+        rows.append(_row(f"servers.<name>.{key.path}", key))
+    return "\n".join(rows)
+
+
+def _row(path: str, key: Key) -> str:
+    default = "required" if key.default is None else f"`{json_literal(key.default)}`"
+    origin = "" if key.octyne else " *(extension)*"
+    return f"| `{path}` | {key.kind} | {default} | {key.doc}{origin} |"
+
+
+def json_literal(value: Any) -> str:
+    """A default value the way it is written in the config file."""
+    return json.dumps(value)

@@ -1,0 +1,32 @@
+"""The one error type the API raises, and the messages shared by many endpoints.
+
+Blueprints and guards raise ``ApiError(status, message)``; a single handler
+renders it as ``{"error": message}`` with ``Content-Type: application/json``.
+Plain modules (``auth``, ``files``, ``supervisor``) raise it too: it does not
+depend on Flask.
+"""
+
+NOT_AUTHENTICATED = "You are not authenticated to access this resource!"
+FORBIDDEN = "You are not allowed to access this resource!"
+INTERNAL = "Internal Server Error!"
+NO_SUCH_SERVER = "This server does not exist!"
+INVALID_JSON = "Invalid JSON body!"
+CREDENTIALS_MISSING = "Username or password not provided!"
+
+
+class ApiError(Exception):
+    """A failure that maps to one HTTP status and one exact error string.
+
+    ``extra`` holds additional JSON fields (e.g. ``detail``) sent beside
+    ``error``; clients that only read ``error`` are unaffected.
+    """
+
+    def __init__(self, status: int, message: str, **extra):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.extra = extra
+
+    def body(self) -> dict:
+        """The JSON body of the response."""
+        return {"error": self.message, **self.extra}
