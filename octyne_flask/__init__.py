@@ -1,0 +1,33 @@
+"""octyne-flask: an Octyne 1.4 compatible daemon that runs apps and manages them over HTTP."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config_path: str = "config.json", users_path: str = "users.json") -> Flask:
+    """Build the daemon and its API; start the user watcher and the enabled apps."""
+    from octyne_flask.api import register_api
+    from octyne_flask.auth.users import ensure_users_file
+    from octyne_flask.daemon import Daemon
+    from octyne_flask.transport import TransportMiddleware
+    from octyne_flask.webui import Dashboard
+
+    message = ensure_users_file(users_path)
+    if message:
+        print(message, flush=True)
+    daemon = Daemon(config_path, users_path)
+    app = Flask(__name__)
+    app.json.sort_keys = False
+    app.json.compact = True
+    app.extensions["octyne"] = daemon
+    register_api(app)
+    app.wsgi_app = TransportMiddleware(app.wsgi_app, Dashboard(daemon.config.web_ui.directory),
+                                       daemon.config.web_ui.port if daemon.config.web_ui.enabled else None)
+    daemon.start()
+    daemon.action_log.started(daemon.config.port)
+    return app

@@ -1,0 +1,78 @@
+"""/accounts: list, create, update (rename and/or password) and delete users."""
+
+from flask import Blueprint, jsonify, request
+
+from octyne_flask.api.guard import ANY_METHOD, allow_methods, current_daemon, log_action, read_json_body, requires
+from octyne_flask.errors import CREDENTIALS_MISSING, INVALID_JSON, ApiError
+
+blueprint = Blueprint("accounts", __name__)
+
+SECONDARY_NODE = ("This node does not support managing users. "
+                  "Perform user management on the primary node!")
+PERMISSIONS = {"GET": "accounts.view", "POST": "accounts.create", "PATCH": "accounts.update",
+               "DELETE": "accounts.delete", "*": "accounts.view"}
+
+
+def _credentials_body() -> tuple[str, str]:
+    """``(username, password)`` from a JSON object body; absent fields are empty."""
+    body = read_json_body()
+    if not isinstance(body, dict):
+        raise ApiError(400, INVALID_JSON)
+    username, password = body.get("username", ""), body.get("password", "")
+    if username is None:
+        username = ""
+    if password is None:
+        password = ""
+    if not isinstance(username, str) or not isinstance(password, str):
+        raise ApiError(400, INVALID_JSON)
+    return username, password
+
+
+@blueprint.route("/accounts", methods=ANY_METHOD)
+@requires(PERMISSIONS)
+def accounts():
+    daemon = current_daemon()
+    if not daemon.authenticator.manages_users:
+        raise ApiError(403, SECONDARY_NODE)
+    allow_methods(("GET", "POST", "PATCH", "DELETE"), "Only GET, POST, PATCH and DELETE are allowed!")
+    handler = {"GET": _list, "POST": _create, "PATCH": _update, "DELETE": _delete}[request.method]
+    return handler(daemon.users)
+
+
+def _list(users):
+    return jsonify(users.names())
+
+
+def _create(users):
+    username, password = _credentials_body()
+    if not username or not password:
+        raise ApiError(400, CREDENTIALS_MISSING)
+    users.create(username, password)
+    log_action("accounts.create", newUser=username)
+    return jsonify(success=True)
+
+
+def _update(users):
+    new_username, password = _credentials_body()
+    old_username = request.args.get("username", "")
+    if not old_username:
+        # Legacy form: the body names the account and only its password changes.
+        old_username, new_username = new_username, ""
+    renamed = bool(new_username) and new_username != old_username
+    if not old_username or not (renamed or password):
+        raise ApiError(400, CREDENTIALS_MISSING)
+    users.update(old_username, new_username if renamed else "", password)
+    fields = {"updatedUser": new_username if renamed else old_username, "changedPassword": bool(password)}
+    if renamed:
+        fields["oldUsername"] = old_username
+    log_action("accounts.update", **fields)
+    return jsonify(success=True)
+
+
+def _delete(users):
+    username = request.args.get("username", "")
+    if not username:
+        raise ApiError(400, "Username not provided!")
+    users.delete(username)
+    log_action("accounts.delete", deletedUser=username)
+    return jsonify(success=True)

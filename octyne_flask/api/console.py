@@ -1,0 +1,5 @@
+"""Placeholder: filled in by the issue that builds this endpoint group."""
+
+from flask import Blueprint
+
+blueprint = Blueprint("console", __name__)

@@ -1,0 +1,1 @@
+"""Accounts and authentication: password hashes, the users file, tokens, tickets, throttling."""

@@ -1,0 +1,213 @@
+"""The users file (``users.json``): username -> password hash, kept live.
+
+One ``UserStore`` owns the file. Changes made through the API go through one
+lock (read-modify-write is serialised), are written to ``<path>~`` and renamed
+into place, and apply to the live set at once. A watcher re-reads the file
+when it changes on disk (content, mtime or inode: a rename-replace counts), and
+keeps the last good users when the new content is broken.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import re
+import secrets
+import threading
+from typing import Callable
+
+from octyne_flask.auth.passwords import hash_password, verify_password
+from octyne_flask.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+LOCAL_USER = "@local"
+_VALID_USERNAME = re.compile(r"^[a-zA-Z0-9_\-@]+$")
+
+USER_EXISTS = "User already exists!"
+USER_MISSING = "User does not exist!"
+
+
+def username_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a username (Octyne's exact message), or None."""
+    if name == LOCAL_USER:
+        return "The username '@local' is reserved for local system users."
+    if not _VALID_USERNAME.match(name):
+        return (f"The username '{name}' is invalid. A valid username can contain only "
+                "letters, numbers, -, _ or @.")
+    return None
+
+
+def write_atomically(path: str, data: bytes) -> None:
+    """Write ``data`` to ``<path>~``, flush it to disk, then rename over ``path``."""
+    temporary = path + "~"
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def _file_signature(path: str) -> tuple | None:
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (info.st_ino, info.st_mtime_ns, info.st_size)
+
+
+class UserStore:
+    """The live set of users, backed by the users file."""
+
+    POLL_SECONDS = 1.0
+
+    def __init__(self, path: str):
+        self.path = path
+        self._lock = threading.RLock()
+        self._users: dict[str, str] = {}
+        self._signature: tuple | None = None
+        self._listeners: list[Callable[[dict[str, str]], None]] = []
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self.reload()
+
+    # -- reading ---------------------------------------------------------
+    def reload(self) -> bool:
+        """Re-read the file; returns False (and keeps the old users) when it is broken."""
+        with self._lock:
+            signature = _file_signature(self.path)
+            try:
+                with open(self.path, "rb") as handle:
+                    document = json.loads(handle.read().decode("utf-8"))
+                if not isinstance(document, dict):
+                    raise ValueError("the top level is not an object")
+            except (OSError, ValueError) as error:
+                log.error("Cannot read users from %s, keeping the previous users: %s", self.path, error)
+                self._signature = signature
+                return False
+            users = {}
+            for name, stored in document.items():
+                problem = username_problem(name)
+                if problem or not isinstance(stored, str):
+                    log.warning("Ignoring user %r in %s: %s", name, self.path, problem or "the hash is not a string")
+                    continue
+                users[name] = stored
+            self._signature = signature
+            changed = users != self._users
+            self._users = users
+        if changed:
+            self._notify()
+        return True
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return list(self._users)
+
+    def snapshot(self) -> dict[str, str]:
+        """A copy of username -> hash."""
+        with self._lock:
+            return dict(self._users)
+
+    def exists(self, name: str) -> bool:
+        with self._lock:
+            return name in self._users
+
+    def check_password(self, name: str, password: bytes) -> bool:
+        """Whether the user exists and the password matches (hashing happens outside the lock)."""
+        with self._lock:
+            stored = self._users.get(name)
+        return stored is not None and verify_password(password, stored)
+
+    # -- changing --------------------------------------------------------
+    def create(self, name: str, password: str) -> None:
+        stored = hash_password(password.encode("utf-8"))
+        with self._lock:
+            if name in self._users:
+                raise ApiError(409, USER_EXISTS)
+            problem = username_problem(name)
+            if problem:
+                raise ApiError(400, problem)
+            self._commit({**self._users, name: stored})
+
+    def update(self, name: str, new_name: str, new_password: str) -> None:
+        """Rename and/or change the password; empty strings mean "keep"."""
+        stored = hash_password(new_password.encode("utf-8")) if new_password else None
+        with self._lock:
+            if name not in self._users:
+                raise ApiError(404, USER_MISSING)
+            renamed = bool(new_name) and new_name != name
+            if renamed and new_name in self._users:
+                raise ApiError(409, USER_EXISTS)
+            if renamed:
+                problem = username_problem(new_name)
+                if problem:
+                    raise ApiError(400, problem)
+            users = {}
+            for existing, existing_hash in self._users.items():
+                if existing == name:
+                    users[new_name if renamed else name] = stored or existing_hash
+                else:
+                    users[existing] = existing_hash
+            self._commit(users)
+
+    def delete(self, name: str) -> None:
+        with self._lock:
+            if name not in self._users:
+                raise ApiError(404, USER_MISSING)
+            self._commit({k: v for k, v in self._users.items() if k != name})
+
+    def _commit(self, users: dict[str, str]) -> None:
+        """Write the new set to disk first; the live set changes only when that succeeded."""
+        write_atomically(self.path, (json.dumps(users, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+        self._users = users
+        self._signature = _file_signature(self.path)
+        self._notify()
+
+    # -- watching --------------------------------------------------------
+    def on_change(self, listener: Callable[[dict[str, str]], None]) -> None:
+        """Call ``listener(users)`` after every change of the live set."""
+        self._listeners.append(listener)
+
+    def _notify(self) -> None:
+        users = self.snapshot()
+        for listener in list(self._listeners):
+            try:
+                listener(users)
+            except Exception:  # a broken listener must not stop the others
+                log.exception("User change listener failed")
+
+    def start_watching(self) -> None:
+        if self._watcher is None:
+            self._watcher = threading.Thread(target=self._watch, name="users-watcher", daemon=True)
+            self._watcher.start()
+
+    def stop_watching(self) -> None:
+        self._stop.set()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.POLL_SECONDS):
+            with self._lock:
+                unchanged = _file_signature(self.path) == self._signature
+            if not unchanged:
+                self.reload()
+
+
+def generate_password() -> str:
+    """12 random bytes, base64 without padding, like Octyne's first-start password."""
+    return base64.b64encode(secrets.token_bytes(12)).decode("ascii").rstrip("=")
+
+
+def ensure_users_file(path: str) -> str | None:
+    """Create the users file with ``admin`` and a random password when it is missing.
+
+    Returns the message to print (with the password), or None when the file existed.
+    """
+    if os.path.exists(path):
+        return None
+    password = generate_password()
+    stored = hash_password(password.encode("utf-8"))
+    write_atomically(path, (json.dumps({"admin": stored}, indent=2) + "\n").encode("utf-8"))
+    return (f"The file {path} has been generated with the default user 'admin' "
+            f"and password '{password}'.")

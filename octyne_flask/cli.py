@@ -1,0 +1,80 @@
+"""The command line, with exactly Octyne's flags so existing scripts and service files keep working."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from octyne_flask.config import ConfigError, load_config
+from octyne_flask.version import API_VERSION, IMPLEMENTATION, IMPLEMENTATION_VERSION
+
+USAGE = """Usage: octyne [--version|-v] [--help|-h] [--config=<path>] [--users=<path>]
+
+  --config=<path>  config file (HuJSON), default config.json in the working directory
+  --users=<path>   users file, default users.json in the working directory
+  --version, -v    print the version
+  --help, -h       print this help
+"""
+
+
+class UsageError(ValueError):
+    pass
+
+
+def parse_arguments(arguments: list[str]) -> dict:
+    options = {"config": "config.json", "users": "users.json", "version": False, "help": False}
+    remaining = list(arguments)
+    while remaining:
+        argument = remaining.pop(0)
+        if argument in ("--version", "-v"):
+            options["version"] = True
+        elif argument in ("--help", "-h"):
+            options["help"] = True
+        elif argument.startswith(("--config=", "--users=")):
+            name, _, value = argument[2:].partition("=")
+            options[name] = value
+        elif argument in ("--config", "--users") and remaining:
+            options[argument[2:]] = remaining.pop(0)
+        else:
+            raise UsageError(f"unknown argument: {argument}")
+    return options
+
+
+def main(arguments: list[str] | None = None) -> int:
+    try:
+        options = parse_arguments(sys.argv[1:] if arguments is None else arguments)
+    except UsageError as error:
+        print(f"octyne: {error}\n\n{USAGE}", file=sys.stderr, end="")
+        return 2
+    if options["help"]:
+        print(USAGE, end="")
+        return 0
+    if options["version"]:
+        print(f"octyne version {API_VERSION} ({IMPLEMENTATION} {IMPLEMENTATION_VERSION})")
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config, _ = load_config(options["config"])
+    except ConfigError as error:
+        print(f"octyne: invalid config: {error}", file=sys.stderr)
+        return 1
+    return serve(config, options["config"], options["users"])
+
+
+def serve(config, config_path: str, users_path: str) -> int:
+    """Create the users file if needed, say where we listen, then run gunicorn until stopped."""
+    from octyne_flask.auth.users import ensure_users_file
+    from octyne_flask.serving import EmbeddedGunicorn
+
+    message = ensure_users_file(users_path)
+    if message:
+        print(message, flush=True)
+    scheme = "https" if config.https.enabled else "http"
+    print(f"octyne-flask {IMPLEMENTATION_VERSION} (Octyne API {API_VERSION}): "
+          f"API on {scheme}://0.0.0.0:{config.port}", flush=True)
+    if config.unix_socket.enabled:
+        print(f"Local API (no login, user @local) on unix socket {config.socket_path()}", flush=True)
+    if config.web_ui.enabled:
+        print(f"Web dashboard on {scheme}://0.0.0.0:{config.web_ui.port}", flush=True)
+    EmbeddedGunicorn(config_path, users_path, config).run()
+    return 0

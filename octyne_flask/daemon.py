@@ -1,0 +1,118 @@
+"""The daemon: the one object that owns config, accounts, tokens, the action log and the apps.
+
+Blueprints reach it through ``current_daemon()``; nothing else keeps state.
+Config changes (PATCH /config, reload, SIGHUP) all go through ``apply`` under
+one lock, so a change is either applied whole or refused whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from octyne_flask.actionlog import ActionLog
+from octyne_flask.auth.permissions import AllowEveryone
+from octyne_flask.auth.throttle import LoginThrottle
+from octyne_flask.auth.tickets import TicketStore
+from octyne_flask.auth.tokens import MemoryAuthenticator
+from octyne_flask.auth.users import UserStore, write_atomically
+from octyne_flask.config import Config, ConfigError, load_config, parse_config
+from octyne_flask.errors import INVALID_JSON, ApiError
+from octyne_flask.supervisor import Supervisor
+
+log = logging.getLogger(__name__)
+
+CONFIG_READ_ERROR = "An error occurred while reading config!"
+
+
+def build_authenticator(config: Config, users: UserStore):
+    """The authenticator the config asks for (memory, or Redis when enabled)."""
+    if config.redis.enabled:
+        from octyne_flask.auth.redis_auth import RedisAuthenticator
+
+        return RedisAuthenticator(config.redis, users)
+    return MemoryAuthenticator(users)
+
+
+def _auth_settings(config: Config) -> tuple:
+    return (config.redis.enabled, config.redis.url, config.redis.role)
+
+
+class Daemon:
+    """Everything one running octyne-flask owns."""
+
+    def __init__(self, config_path: str, users_path: str, config: Config | None = None):
+        self.config_path = config_path
+        self.users_path = users_path
+        self.config = config if config is not None else load_config(config_path)[0]
+        self.action_log = ActionLog(self.config.logging)
+        self.users = UserStore(users_path)
+        self.authenticator = build_authenticator(self.config, self.users)
+        self.tickets = TicketStore()
+        self.throttle = LoginThrottle()
+        self.permissions = AllowEveryone()
+        self.supervisor = Supervisor(self.config)
+        self._config_lock = threading.Lock()
+
+    def start(self) -> None:
+        """Begin watching users.json and start the enabled apps."""
+        self.users.start_watching()
+        self.supervisor.start_enabled()
+
+    def shutdown(self) -> None:
+        """Stop every app (TERM, then KILL after the grace period) and release resources."""
+        self.supervisor.shutdown()
+        self.users.stop_watching()
+        self.authenticator.close()
+
+    # -- config ----------------------------------------------------------
+    def read_config_bytes(self) -> bytes:
+        with open(self.config_path, "rb") as handle:
+            return handle.read()
+
+    def reload_config(self) -> None:
+        """Re-read config.json and apply it (GET /config/reload, SIGHUP)."""
+        with self._config_lock:
+            try:
+                config, _ = load_config(self.config_path)
+            except ConfigError as error:
+                log.error("Config reload failed: %s", error)
+                raise ApiError(500, CONFIG_READ_ERROR) from None
+            self._apply(config)
+
+    def edit_config(self, text: str) -> Config:
+        """Validate new config text, write it atomically, apply it (PATCH /config)."""
+        with self._config_lock:
+            try:
+                config = parse_config(text)
+            except ConfigError as error:
+                log.warning("Refused config edit: %s", error)
+                raise ApiError(400, INVALID_JSON, detail=str(error)) from None
+            authenticator = self._authenticator_for(config)
+            write_atomically(self.config_path, (text.strip() + "\n").encode("utf-8"))
+            self._apply(config, authenticator)
+            return config
+
+    def _authenticator_for(self, config: Config):
+        """A new authenticator if the auth settings changed, else the current one.
+
+        Built before anything is written, so a switch that cannot work (Redis
+        unreachable, bad role) refuses the whole config change.
+        """
+        if _auth_settings(config) == _auth_settings(self.config):
+            return self.authenticator
+        try:
+            return build_authenticator(config, self.users)
+        except Exception as error:
+            log.error("Cannot switch authenticator: %s", error)
+            raise ApiError(400, INVALID_JSON, detail=f"cannot use the new Redis settings: {error}") from None
+
+    def _apply(self, config: Config, authenticator=None) -> None:
+        if authenticator is None:
+            authenticator = self._authenticator_for(config)
+        if authenticator is not self.authenticator:
+            old, self.authenticator = self.authenticator, authenticator
+            old.close()
+        self.action_log.apply(config.logging)
+        self.supervisor.apply(config)
+        self.config = config

@@ -1,0 +1,61 @@
+"""Shared fixtures: the real daemon as a subprocess, and a Flask test client on a temp directory."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.harness import ADMIN_HASH, ADMIN_PASSWORD, RunningDaemon, daemon_config
+
+
+@pytest.fixture
+def daemon_factory(tmp_path):
+    """``start(servers=..., config=..., users=...)`` -> a RunningDaemon, stopped after the test."""
+    started: list[RunningDaemon] = []
+
+    def start(servers: dict | None = None, config: dict | None = None, users: dict | None = None,
+              directory=None, **kwargs) -> RunningDaemon:
+        where = directory or tmp_path / f"daemon{len(started)}"
+        where.mkdir(parents=True, exist_ok=True)
+        full_config = daemon_config(where, servers, **(config or {}))
+        daemon = RunningDaemon(where, full_config, users if users is not None else {"admin": ADMIN_HASH}, **kwargs)
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.stop()
+
+
+@pytest.fixture
+def daemon(daemon_factory):
+    """One running daemon with no apps, logged in as admin."""
+    return daemon_factory()
+
+
+@pytest.fixture
+def app(tmp_path):
+    """The Flask app on a temp config and users file (no apps, nothing listening)."""
+    from octyne_flask import create_app
+
+    config = daemon_config(tmp_path)
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config, indent=2))
+    users_path = tmp_path / "users.json"
+    users_path.write_text(json.dumps({"admin": ADMIN_HASH}))
+    app = create_app(str(config_path), str(users_path))
+    yield app
+    app.extensions["octyne"].shutdown()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def admin_headers(client):
+    """Headers carrying a fresh admin token."""
+    response = client.get("/login", headers={"Username": "admin", "Password": ADMIN_PASSWORD})
+    return {"Authorization": response.get_json()["token"]}

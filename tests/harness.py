@@ -1,0 +1,158 @@
+"""The real daemon for integration tests: started as users start it, on free ports and a real Unix socket."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+ADMIN_PASSWORD = "admin-password-for-tests"
+ADMIN_HASH = ("$argon2id$v=19$m=51200,t=1,p=4$bnJhSmRmRUV1TnZGSTVxbQ"
+              "$whd6WR25FkbbahWBkaQls27+A5xA4AiUum6KkkO6KE8")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """http.client over a Unix socket, the way octynectl talks to the daemon."""
+
+    def __init__(self, path: str, timeout: float = 30):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.unix_path)
+
+
+class RunningDaemon:
+    """One daemon subprocess and the ways to talk to it."""
+
+    def __init__(self, directory: Path, config: dict, users: dict | None, env: dict | None = None,
+                 args: list[str] | None = None, wait: bool = True):
+        self.directory = directory
+        self.port = config["port"]
+        self.config_path = directory / "config.json"
+        self.users_path = directory / "users.json"
+        self.socket_path = config.get("unixSocket", {}).get("location", "")
+        self.log_path = directory / "logs" / "octyne.log"
+        self.config_path.write_text(json.dumps(config, indent=2))
+        if users is not None:
+            self.users_path.write_text(json.dumps(users, indent=2))
+        self.stdout_path = directory / "daemon.out"
+        self._stdout = open(self.stdout_path, "wb")
+        command = args if args is not None else [
+            sys.executable, "-m", "octyne_flask",
+            f"--config={self.config_path}", f"--users={self.users_path}"]
+        self.proc = subprocess.Popen(
+            command, cwd=directory, stdout=self._stdout, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})}, start_new_session=True)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.session = requests.Session()
+        self.token = None
+        if wait:
+            self.wait_until_ready()
+
+    # -- lifecycle -------------------------------------------------------
+    def wait_until_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"daemon exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                requests.get(self.url + "/", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        else:
+            raise RuntimeError(f"daemon did not start:\n{self.output()}")
+        if self.users_path.exists() and ADMIN_HASH in self.users_path.read_text():
+            self.login()
+
+    def login(self, username: str = "admin", password: str = ADMIN_PASSWORD) -> str:
+        response = requests.get(self.url + "/login", headers={"Username": username, "Password": password})
+        response.raise_for_status()
+        self.token = response.json()["token"]
+        self.session.headers["Authorization"] = self.token
+        return self.token
+
+    def output(self) -> str:
+        self._stdout.flush()
+        return self.stdout_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._stdout.close()
+        self.session.close()
+        return self.proc.returncode
+
+    # -- requests --------------------------------------------------------
+    def request(self, method: str, path: str, **kwargs) -> requests.Response:
+        return self.session.request(method, self.url + path, timeout=kwargs.pop("timeout", 30), **kwargs)
+
+    def get(self, path, **kwargs):
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path, **kwargs):
+        return self.request("POST", path, **kwargs)
+
+    def patch(self, path, **kwargs):
+        return self.request("PATCH", path, **kwargs)
+
+    def delete(self, path, **kwargs):
+        return self.request("DELETE", path, **kwargs)
+
+    def local(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+        """A request over the Unix socket: ``(status, headers, body bytes)``."""
+        connection = UnixHTTPConnection(self.socket_path)
+        try:
+            connection.request(method, path, body=body, headers=headers or {})
+            response = connection.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            connection.close()
+
+    def ws_url(self, path: str) -> str:
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+    def action_log(self) -> list[dict]:
+        if not self.log_path.exists():
+            return []
+        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line.strip()]
+
+
+def daemon_config(directory: Path, servers: dict | None = None, **extra) -> dict:
+    """A config on free ports with the socket inside ``directory``."""
+    config = {
+        "port": free_port(),
+        "webUI": {"enabled": True, "port": free_port()},
+        "unixSocket": {"enabled": True, "location": str(directory / "octyne.sock")},
+        "logging": {"enabled": True, "path": str(directory / "logs")},
+        "servers": servers or {},
+    }
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key] = {**config[key], **value}
+        else:
+            config[key] = value
+    return config
