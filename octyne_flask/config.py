@@ -276,6 +276,9 @@ def config_from_document(document: dict) -> Config:
     )
     if https.enabled and not (https.cert and https.key):
         raise ConfigError("'https.cert' and 'https.key' are required when HTTPS is enabled")
+    web_ui_enabled = _lookup(document, "webUI.enabled", "bool", True)
+    if web_ui_enabled and _port(document, "webUI.port", 7877) == _port(document, "port", 42069):
+        raise ConfigError("'webUI.port' must differ from 'port'")
     actions = _lookup(document, "logging.actions", "object", {})
     for action, switch in actions.items():
         if not isinstance(switch, bool):
@@ -283,7 +286,7 @@ def config_from_document(document: dict) -> Config:
     return Config(
         port=_port(document, "port", 42069),
         web_ui=WebUIConfig(
-            enabled=_lookup(document, "webUI.enabled", "bool", True),
+            enabled=web_ui_enabled,
             port=_port(document, "webUI.port", 7877),
             directory=_lookup(document, "webUI.directory", "string", ""),
         ),

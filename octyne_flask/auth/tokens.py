@@ -84,4 +84,5 @@ class MemoryAuthenticator:
                     del self._tokens[token]
 
     def close(self) -> None:
-        """Nothing to release: tokens die with the process."""
+        """Stop following user changes; the tokens die with this object."""
+        self.users.remove_listener(self._forget_missing_users)

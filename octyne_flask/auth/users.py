@@ -170,6 +170,10 @@ class UserStore:
         """Call ``listener(users)`` after every change of the live set."""
         self._listeners.append(listener)
 
+    def remove_listener(self, listener: Callable[[dict[str, str]], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
     def _notify(self) -> None:
         users = self.snapshot()
         for listener in list(self._listeners):
