@@ -149,14 +149,20 @@ def log_action(action: str, *, as_user: str | None = None, **fields) -> None:
     current_daemon().action_log.record(action, client_ip(), user, **fields)
 
 
-def read_body() -> bytes:
-    """The raw request body, whatever the Content-Type says."""
-    return request.get_data(cache=True)
+def read_body(limit: int = 8 * 1024 * 1024) -> bytes:
+    """The raw request body, whatever the Content-Type says; 400 when it exceeds ``limit``."""
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(400, INVALID_JSON, detail=f"the body is larger than {limit} bytes")
+    data = request.stream.read(limit + 1) if "octyne_body" not in g else g.octyne_body
+    if len(data) > limit:
+        raise ApiError(400, INVALID_JSON, detail=f"the body is larger than {limit} bytes")
+    g.octyne_body = data
+    return data
 
 
-def read_json_body():
-    """The body parsed as JSON; 400 ``Invalid JSON body!`` when it is not."""
+def read_json_body(limit: int = 1024 * 1024):
+    """The body parsed as JSON; 400 ``Invalid JSON body!`` when it is not (or is huge)."""
     try:
-        return json.loads(read_body())
+        return json.loads(read_body(limit))
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, INVALID_JSON) from None
