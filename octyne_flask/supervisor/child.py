@@ -1,0 +1,120 @@
+"""The operating-system side of one run of an app: spawn, signal its group, reap.
+
+Every app gets its own session (so its process group id is its pid) and
+signals go to the whole group, so shell wrappers and the processes they start
+are stopped together. A pidfd (``Child.pidfd``, readable once the leader has exited) tells the owner
+thread that the app has exited without reaping it: while the leader is an unreaped zombie its pid (and so
+the group id) cannot be reused, which makes signalling the group race-free.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import select
+import subprocess
+import threading
+import time
+
+from ..config import ServerConfig
+
+_F_SETPIPE_SZ = 1031  # Linux fcntl: a larger pipe lets a fast app write without waiting for us
+_PIPE_SIZE = 1024 * 1024
+
+
+def exit_code(returncode: int) -> int:
+    """A shell-style exit code: death by signal N counts as 128+N (SIGTERM -> 143)."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+class Child:
+    """A started app; the owner thread alone calls ``wait_exit`` and ``reap``."""
+
+    def __init__(self, popen: subprocess.Popen):
+        self._popen = popen
+        self.pid = popen.pid
+        self.pidfd = os.pidfd_open(popen.pid)
+        self.output_fd = os.dup(popen.stdout.fileno())
+        popen.stdout.close()
+        self._stdin_fd = popen.stdin.fileno()
+        os.set_blocking(self._stdin_fd, False)
+        self._stdin_lock = threading.Lock()
+        self._reaped = False
+
+    @classmethod
+    def spawn(cls, config: ServerConfig) -> "Child":
+        """Start the app in its own session with merged output; raises OSError if it cannot start."""
+        try:
+            argv = config.argv()
+        except ValueError as error:
+            raise OSError(f"cannot split command: {error}") from None
+        popen = subprocess.Popen(
+            argv, cwd=config.directory, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, start_new_session=True, close_fds=True, bufsize=0,
+        )
+        try:
+            fcntl.fcntl(popen.stdout.fileno(), _F_SETPIPE_SZ, _PIPE_SIZE)
+        except OSError:
+            pass  # the system limit is lower; the default pipe still works
+        return cls(popen)
+
+    def signal(self, sig: int) -> None:
+        """Send ``sig`` to the app's whole process group (no-op once reaped or gone)."""
+        if self._reaped:
+            return
+        try:
+            os.killpg(self.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def members_left(self) -> bool:
+        """Whether processes other than the exited (zombie) leader remain in the group."""
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == self.pid:
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as handle:
+                    fields = handle.read().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == self.pid and fields[0] != b"Z":
+                return True
+        return False
+
+    def wait_group_empty(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for every process but the zombie leader to go; True if they did."""
+        deadline = time.monotonic() + timeout
+        while self.members_left():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    def reap(self) -> int:
+        """Collect the exited leader's status; afterwards the group may no longer be signalled."""
+        code = self._popen.wait()
+        self._reaped = True
+        os.close(self.pidfd)
+        with self._stdin_lock:
+            self._popen.stdin.close()
+            self._stdin_fd = -1
+        return exit_code(code)
+
+    def write(self, data: bytes, timeout: float = 1.0) -> bool:
+        """Write to the app's stdin, waiting at most ``timeout`` s for room; False if it failed."""
+        with self._stdin_lock:
+            if self._stdin_fd < 0:
+                return False
+            deadline = time.monotonic() + timeout
+            view = memoryview(data)
+            while view:
+                try:
+                    view = view[os.write(self._stdin_fd, view):]
+                except BlockingIOError:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not select.select([], [self._stdin_fd], [], left)[1]:
+                        return False
+                except OSError:
+                    return False
+            return True
+

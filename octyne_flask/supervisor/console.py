@@ -1,0 +1,214 @@
+"""One server's console: a shared, sequence-numbered output log with per-subscriber cursors.
+
+The reader thread appends lines and never waits for a client; each subscriber
+is only a cursor into the log plus a wake-up callback, so memory is bounded per
+server, not per client. The log keeps the scrollback (last N lines within a
+byte budget) and, beyond it, only what a connected subscriber has not read yet,
+up to ``max_lag_bytes``; a subscriber that falls further behind is cut off.
+Batches are cut once per start position and their encodings cached, so
+subscribers at the same position share the same encoded bytes.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+# A batch handed to a writer carries at most this many bytes of text (unless a
+# single line is longer), so one message never holds a whole flood.
+MAX_BATCH_BYTES = 512 * 1024
+
+LAGGED = "lagged"
+CLOSED = "closed"
+
+
+def line_size(line: str) -> int:
+    """Bytes the line occupies on the wire, with its newline."""
+    return (len(line) if line.isascii() else len(line.encode("utf-8", "replace"))) + 1
+
+
+class Batch:
+    """Consecutive lines [start, end) of a log; each encoding is computed once and shared."""
+
+    __slots__ = ("start", "end", "lines", "_encoded", "_lock")
+
+    def __init__(self, start: int, lines: list[str]):
+        self.start = start
+        self.end = start + len(lines)
+        self.lines = lines
+        self._encoded: dict = {}
+        self._lock = threading.Lock()
+
+    def encoded(self, encoder: Callable[[list[str]], object]) -> object:
+        """``encoder(lines)``, computed by the first caller and reused by the others."""
+        with self._lock:
+            if encoder not in self._encoded:
+                self._encoded[encoder] = encoder(self.lines)
+            return self._encoded[encoder]
+
+
+class Subscriber:
+    """A reader's position in the log; ``cut`` is set (LAGGED or CLOSED) when it must go."""
+
+    __slots__ = ("cursor", "cut", "owner", "_wake", "_on_cut")
+
+    def __init__(self, cursor: int, owner: str | None, wake: Callable[[], None], on_cut: Callable[[str], None]):
+        self.cursor = cursor
+        self.owner = owner
+        self.cut: str | None = None
+        self._wake = wake
+        self._on_cut = on_cut
+
+
+class ConsoleLog:
+    """The sequenced output log of one server (thread-safe; one lock guards all state)."""
+
+    def __init__(self, scrollback_lines: int, scrollback_bytes: int, max_lag_bytes: int):
+        self._scrollback_lines = scrollback_lines
+        self._scrollback_bytes = scrollback_bytes
+        self._max_lag_bytes = max_lag_bytes
+        self._lock = threading.Lock()
+        # Retained lines live in _lines[_base:]; _ends[i] is the byte offset just after _lines[i].
+        self._lines: list[str] = []
+        self._ends: list[int] = []
+        self._base = 0
+        self._first = 0  # sequence number of _lines[_base]
+        self._start_offset = 0  # byte offset where _lines[_base] starts
+        self._scrollback_from = 0  # sequence number of the first scrollback line
+        self._subscribers: set[Subscriber] = set()
+        self._batches: dict[int, Batch] = {}
+        self._closed = False
+
+    # -- writing (reader thread, marker lines) -------------------------------------
+
+    def append(self, lines: list[str]) -> None:
+        """Add complete lines (without newlines); wakes subscribers, cuts those too far behind."""
+        if not lines:
+            return
+        with self._lock:
+            offset = self._ends[-1] if len(self._ends) > self._base else self._start_offset
+            for line in lines:
+                offset += line_size(line)
+                self._lines.append(line)
+                self._ends.append(offset)
+            cut = [s for s in self._subscribers if offset - self._offset_of(s.cursor) > self._max_lag_bytes]
+            for subscriber in cut:
+                self._remove(subscriber, LAGGED)
+            self._advance_scrollback()
+            self._trim()
+            awake = list(self._subscribers)
+        for subscriber in cut:
+            subscriber._on_cut(LAGGED)
+        for subscriber in awake:
+            subscriber._wake()
+
+    def close(self) -> None:
+        """Cut every subscriber (the server is gone); later subscribes are cut at once."""
+        with self._lock:
+            self._closed = True
+        self._cut_where(lambda subscriber: True)
+
+    def close_owner(self, owner: str) -> None:
+        """Cut the subscribers opened by ``owner`` (the account was deleted)."""
+        self._cut_where(lambda subscriber: subscriber.owner == owner)
+
+    def _cut_where(self, chosen: Callable[[Subscriber], bool]) -> None:
+        with self._lock:
+            gone = [subscriber for subscriber in self._subscribers if chosen(subscriber)]
+            for subscriber in gone:
+                self._remove(subscriber, CLOSED)
+            self._trim()
+        for subscriber in gone:
+            subscriber._on_cut(CLOSED)
+
+    # -- reading (one writer thread per subscriber) ---------------------------------
+
+    def subscribe(self, owner: str | None, wake: Callable[[], None],
+                  on_cut: Callable[[str], None]) -> tuple[Subscriber, list[str]]:
+        """A new subscriber positioned after the scrollback, and the scrollback lines.
+
+        ``wake()`` is called (from the appending thread, so it must not block) when lines
+        arrive; ``on_cut(reason)`` when the subscriber is cut off (too far behind, or closed).
+        """
+        with self._lock:
+            head = self._first + len(self._lines) - self._base
+            subscriber = Subscriber(head, owner, wake, on_cut)
+            scrollback = self._lines[self._index(self._scrollback_from):]
+            if self._closed:
+                subscriber.cut = CLOSED
+            else:
+                self._subscribers.add(subscriber)
+        return subscriber, scrollback
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        """Forget a subscriber (its writer is done); idempotent."""
+        with self._lock:
+            if subscriber in self._subscribers:
+                self._subscribers.discard(subscriber)
+                self._trim()
+
+    def read(self, subscriber: Subscriber) -> Batch | None:
+        """The next batch after the subscriber's cursor (moving the cursor past it), or None."""
+        with self._lock:
+            if subscriber.cut or subscriber not in self._subscribers:
+                return None
+            start = subscriber.cursor
+            batch = self._batches.get(start)
+            if batch is None:
+                i = self._index(start)
+                if i >= len(self._lines):
+                    return None
+                begins = self._offset_of(start)
+                j = i + 1
+                while j < len(self._lines) and self._ends[j] - begins <= MAX_BATCH_BYTES:
+                    j += 1
+                batch = Batch(start, self._lines[i:j])
+                self._batches[start] = batch
+            subscriber.cursor = batch.end
+            self._trim()
+            return batch
+
+    def scrollback(self) -> list[str]:
+        """The current scrollback lines (oldest first)."""
+        with self._lock:
+            return self._lines[self._index(self._scrollback_from):]
+
+    # -- internals (called with the lock held) ---------------------------------------
+
+    def _index(self, seq: int) -> int:
+        return self._base + (seq - self._first)
+
+    def _offset_of(self, seq: int) -> int:
+        """Byte offset at which line ``seq`` starts."""
+        i = self._index(seq)
+        return self._ends[i - 1] if i > self._base else self._start_offset
+
+    def _advance_scrollback(self) -> None:
+        head = self._first + len(self._lines) - self._base
+        total = self._ends[-1]
+        start = self._scrollback_from
+        while head - start > self._scrollback_lines or total - self._offset_of(start) > self._scrollback_bytes:
+            start += 1
+        self._scrollback_from = start
+
+    def _remove(self, subscriber: Subscriber, reason: str) -> None:
+        subscriber.cut = reason
+        self._subscribers.discard(subscriber)
+
+    def _trim(self) -> None:
+        """Drop lines nobody needs: before the scrollback and before every subscriber's cursor."""
+        keep_from = min([self._scrollback_from] + [s.cursor for s in self._subscribers])
+        oldest_reader = min((s.cursor for s in self._subscribers), default=None)
+        if self._batches:
+            for start in [s for s in self._batches if oldest_reader is None or s < oldest_reader]:
+                del self._batches[start]
+        drop = keep_from - self._first
+        if drop <= 0:
+            return
+        self._start_offset = self._ends[self._base + drop - 1]
+        self._base += drop
+        self._first = keep_from
+        if self._base > 4096 and self._base * 2 > len(self._lines):
+            del self._lines[:self._base]
+            del self._ends[:self._base]
+            self._base = 0

@@ -1,0 +1,43 @@
+"""The daemon lock: one daemon per config file, so no app is ever run twice.
+
+An exclusive ``flock`` on a lock file named after the config file's real path,
+in the temporary directory (the config's own folder may be read-only, and the
+config file itself is replaced on every save). The kernel drops the lock when
+the last process holding it exits, however it exits, so a crash leaves no
+stale lock behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+
+
+class DaemonLockError(RuntimeError):
+    """Another daemon already runs with this config."""
+
+
+def lock_path(config_path: str) -> str:
+    """Where the lock file for this config lives."""
+    real = os.path.realpath(config_path)
+    digest = hashlib.sha256(real.encode()).hexdigest()[:16]
+    return os.path.join(os.environ.get("TMPDIR") or "/tmp", f"octyne-flask-{digest}.lock")
+
+
+def acquire_daemon_lock(config_path: str) -> int:
+    """Take the lock for ``config_path`` and return its fd (keep it open); DaemonLockError if held."""
+    path = lock_path(config_path)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise DaemonLockError(
+            f"another octyne daemon (pid {holder}) is already running with config "
+            f"{os.path.realpath(config_path)} (lock file {path}); stop it first"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd

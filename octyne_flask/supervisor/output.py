@@ -1,0 +1,74 @@
+"""Turning a child's raw output bytes into console lines.
+
+Output is read in large chunks (never per byte), decoded as UTF-8 with
+replacement characters (a sequence split across two reads still decodes
+right), split on newlines with a trailing carriage return dropped (as Octyne's
+line scanner does), and a line longer than ``MAX_LINE`` characters is split
+into pieces rather than dropped or held forever.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+from typing import Callable
+
+MAX_LINE = 1024 * 1024
+READ_SIZE = 1024 * 1024
+
+
+class LineSplitter:
+    """Feed bytes in, get complete lines out; ``finish()`` flushes a last unterminated line."""
+
+    def __init__(self, max_line: int = MAX_LINE):
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._pending = ""
+        self._max_line = max_line
+
+    def feed(self, data: bytes) -> list[str]:
+        """The lines completed by this chunk of output."""
+        text = self._pending + self._decoder.decode(data)
+        lines = text.split("\n")
+        self._pending = lines.pop()
+        lines = self._shape(lines, "\r" in text)
+        while len(self._pending) > self._max_line:
+            lines.append(self._pending[:self._max_line])
+            self._pending = self._pending[self._max_line:]
+        return lines
+
+    def finish(self) -> list[str]:
+        """Whatever is left once the output has ended."""
+        text = self._pending + self._decoder.decode(b"", final=True)
+        self._pending = ""
+        return self._shape([text], "\r" in text) if text else []
+
+    def _shape(self, lines: list[str], has_cr: bool) -> list[str]:
+        if has_cr:
+            lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+        if lines and max(map(len, lines)) > self._max_line:
+            lines = [piece for line in lines for piece in self._pieces(line)]
+        return lines
+
+    def _pieces(self, line: str) -> list[str]:
+        if len(line) <= self._max_line:
+            return [line]
+        return [line[i:i + self._max_line] for i in range(0, len(line), self._max_line)]
+
+
+def pump(fd: int, deliver: Callable[[list[str]], None]) -> None:
+    """Read ``fd`` to end of file, handing each chunk's complete lines to ``deliver``; closes ``fd``."""
+    splitter = LineSplitter()
+    try:
+        while True:
+            try:
+                data = os.read(fd, READ_SIZE)
+            except InterruptedError:
+                continue
+            except OSError:
+                break
+            if not data:
+                break
+            deliver(splitter.feed(data))
+        deliver(splitter.finish())
+    finally:
+        os.close(fd)

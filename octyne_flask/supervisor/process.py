@@ -1,0 +1,332 @@
+"""ManagedProcess: one configured server, its state and the thread that owns its child.
+
+States: STOPPED (0), RUNNING (1), CRASHED (2); "stopping" is RUNNING with a
+stop requested. Transitions, all under one condition lock:
+
+  STOPPED/CRASHED --start--> RUNNING            (spawn failed: -> CRASHED)
+  RUNNING --exit 0 / 130 / 143, or a stop or kill we asked for--> STOPPED (crash counter reset)
+  RUNNING --any other exit--> CRASHED; while the counter (incremented first) is <= 3, start again
+  any exit while marked toDelete --> removed (consoles closed ~5 s later)
+
+One long-lived thread per server spawns every run of the app (so nothing
+tied to the forking thread dies early), waits for it on a pidfd, applies the
+stop escalation steps, and decides what the exit means. A second thread per
+run reads the output into the console.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from ..config import ServerConfig
+from .child import Child
+from .console import ConsoleLog
+from .keeper import GroupKeeper
+from .output import pump
+from .stats import TreeStats
+
+STOPPED, RUNNING, CRASHED = 0, 1, 2
+MAX_RESTARTS = 3
+CLEAN_EXIT_CODES = (0, 130, 143)
+REMOVED_CONSOLE_DELAY = 5.0  # seconds between the removal line and closing the consoles
+START_WAIT = 30.0
+KILL_WAIT = 5.0
+OUTPUT_DRAIN_WAIT = 2.0
+
+
+@dataclass(frozen=True)
+class ServerStats:
+    """What GET /server/{id} reports about the process (0s when not running)."""
+
+    status: int
+    uptime_ns: int
+    cpu_percent: float
+    memory_bytes: int
+
+
+class ManagedProcess:
+    """One server: start/term/kill/input from any thread; the owner thread does the rest."""
+
+    def __init__(self, config: ServerConfig, console: ConsoleLog, keeper: GroupKeeper, grace: float,
+                 on_removed: Callable[["ManagedProcess"], None]):
+        self.name = config.name
+        self.console = console
+        self._keeper = keeper
+        self._on_removed = on_removed
+        self._cond = threading.Condition()
+        self._config = config
+        self._grace = grace
+        self._status = STOPPED
+        self._to_delete = False
+        self._removed = False
+        self._closing = False
+        self._child: Child | None = None
+        self._run_config = config  # the config the running child was started with
+        self._stats: TreeStats | None = None
+        self._started_ns = 0
+        self._stop_requested = False
+        self._steps: list[tuple[float, int]] = []  # (monotonic deadline, signal) for the running child
+        self._crashes = 0
+        self._start_wanted = False
+        self._starts_requested = 0
+        self._starts_done = 0
+        self._last_start_ok = False
+        self._runs_done = 0
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._thread = threading.Thread(target=self._own, name=f"octyne-server-{self.name}", daemon=True)
+        self._thread.start()
+
+    # -- state, read from any thread -------------------------------------------------
+
+    @property
+    def config(self) -> ServerConfig:
+        """The current config (used for the next start)."""
+        with self._cond:
+            return self._config
+
+    @property
+    def directory(self) -> str:
+        """The server's directory from the current config."""
+        return self.config.directory
+
+    @property
+    def status(self) -> int:
+        return self._status
+
+    @property
+    def to_delete(self) -> bool:
+        return self._to_delete
+
+    def stats(self) -> ServerStats:
+        """Status, uptime and the process tree's CPU and memory use."""
+        with self._cond:
+            status, sampler, started = self._status, self._stats, self._started_ns
+        if sampler is None:
+            return ServerStats(status, 0, 0.0, 0)
+        cpu, rss = sampler.sample()
+        return ServerStats(status, time.monotonic_ns() - started, cpu, rss)
+
+    # -- control, from request threads ---------------------------------------------
+
+    def start(self, wait: bool = True) -> bool:
+        """Start unless running; a stopping app starts again once stopped. False if it could not start."""
+        with self._cond:
+            if self._removed or self._closing:
+                return False
+            if self._child is not None:
+                if self._stop_requested:
+                    self._start_wanted = True
+                return True
+            self._crashes = 0
+            self._start_wanted = True
+            self._starts_requested += 1
+            ticket = self._starts_requested
+            self._cond.notify_all()
+            if not wait:
+                return True
+            self._cond.wait_for(lambda: self._starts_done >= ticket, timeout=START_WAIT)
+            return self._starts_done >= ticket and self._last_start_ok
+
+    def term(self) -> None:
+        """Stop gracefully: the stop command then SIGTERM after its timeout, or SIGTERM at once."""
+        with self._cond:
+            child = self._child
+            if child is None:
+                return
+            self.console.append([f"[Octyne] Stopping server {self.name}"])
+            stop = self._run_config.stop
+            send_command = stop is not None and not self._stop_requested
+            if send_command:
+                now = time.monotonic()
+                self._steps = [(now + stop.timeout, signal.SIGTERM),
+                               (now + stop.timeout + self._grace, signal.SIGKILL)]
+                self._wake()
+            else:
+                child.signal(signal.SIGTERM)
+            self._stop_requested = True
+        if send_command:
+            child.write(f"{stop.command}\n".encode())
+
+    def kill(self) -> None:
+        """SIGKILL the group and wait until the exit is handled, so the status is 0 on return."""
+        with self._cond:
+            child = self._child
+            if child is None:
+                return
+            self.console.append([f"[Octyne] Killing server {self.name}"])
+            self._stop_requested = True
+            self._start_wanted = False
+            child.signal(signal.SIGKILL)
+            run = self._runs_done
+            self._cond.wait_for(lambda: self._runs_done > run, timeout=KILL_WAIT)
+
+    def write_input(self, line: str) -> bool:
+        """Send one line of console input to the app's stdin."""
+        with self._cond:
+            child = self._child
+        return child is not None and child.write(f"{line}\n".encode())
+
+    # -- configuration, from the Supervisor ----------------------------------------
+
+    def update(self, config: ServerConfig, grace: float) -> bool:
+        """Use ``config`` for the next start and clear toDelete; False if already removed."""
+        with self._cond:
+            if self._removed:
+                return False
+            self._config, self._grace, self._to_delete = config, grace, False
+            return True
+
+    def mark_for_deletion(self) -> None:
+        """Remove this server the next time its process exits."""
+        with self._cond:
+            self._to_delete = True
+
+    def begin_shutdown(self) -> None:
+        """Never start again; SIGTERM the group now and SIGKILL it after the grace period."""
+        with self._cond:
+            self._closing = True
+            self._start_wanted = False
+            self._cond.notify_all()
+            if self._child is None:
+                return
+            self.console.append([f"[Octyne] Stopping server {self.name}"])
+            self._stop_requested = True
+            self._child.signal(signal.SIGTERM)
+            self._steps = [(time.monotonic() + self._grace, signal.SIGKILL)]
+            self._wake()
+
+    def wait_stopped(self, timeout: float) -> bool:
+        """Wait until no child of this server runs."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._child is None, timeout=timeout)
+
+    # -- the owner thread ------------------------------------------------------------
+
+    def _wake(self) -> None:
+        # Only called with the lock held while a child runs, so the owner thread (which closes
+        # the pipe when it ends) is still alive.
+        try:
+            os.write(self._wake_w, b"!")
+        except BlockingIOError:
+            pass  # already awake
+
+    def _own(self) -> None:
+        try:
+            while self._next_run():
+                child = self._spawn()
+                if child is not None:
+                    self._supervise(child)
+        finally:
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+        if self._removed:
+            self._on_removed(self)
+            time.sleep(REMOVED_CONSOLE_DELAY)
+            self.console.close()
+
+    def _next_run(self) -> bool:
+        with self._cond:
+            self._cond.wait_for(lambda: self._start_wanted or self._closing or self._removed)
+            if self._closing or self._removed:
+                self._starts_done = self._starts_requested
+                self._last_start_ok = False
+                self._cond.notify_all()
+                return False
+            self._start_wanted = False
+            return True
+
+    def _spawn(self) -> Child | None:
+        with self._cond:
+            config = self._config
+        try:
+            child = Child.spawn(config)
+        except OSError as error:
+            with self._cond:
+                self._status = CRASHED
+                self.console.append([f"[Octyne] Failed to start server {self.name}! The following error occurred: {error}"])
+                self._starts_done, self._last_start_ok = self._starts_requested, False
+                self._cond.notify_all()
+            return None
+        self._keeper.add(child.pid)
+        with self._cond:
+            self._child, self._run_config = child, config
+            self._status = RUNNING
+            self._started_ns = time.monotonic_ns()
+            self._stop_requested = False
+            self._start_wanted = False  # this start satisfies every request made while spawning
+            self._steps = []
+            self._stats = TreeStats(child.pid)
+            self.console.append([f"[Octyne] Started server {self.name}"])
+            self._starts_done, self._last_start_ok = self._starts_requested, True
+            self._cond.notify_all()
+        return child
+
+    def _supervise(self, child: Child) -> None:
+        reader = threading.Thread(target=pump, args=(child.output_fd, self.console.append),
+                                  name=f"octyne-output-{self.name}", daemon=True)
+        reader.start()
+        self._wait_exit(child)
+        self._clear_group(child)
+        reader.join(OUTPUT_DRAIN_WAIT)
+        with self._cond:
+            code = child.reap()
+            self._keeper.remove(child.pid)
+            self._child, self._stats, self._steps = None, None, []
+            self._decide(code)
+            self._runs_done += 1
+            self._cond.notify_all()
+
+    def _wait_exit(self, child: Child) -> None:
+        """Block until the leader exits, sending due escalation steps meanwhile."""
+        while True:
+            with self._cond:
+                now = time.monotonic()
+                due = [sig for deadline, sig in self._steps if deadline <= now]
+                self._steps = [step for step in self._steps if step[0] > now]
+                for sig in due:
+                    child.signal(sig)
+                timeout = min((deadline for deadline, _ in self._steps), default=None)
+            if timeout is not None:
+                timeout = max(0.0, timeout - time.monotonic())
+            ready, _, _ = select.select([child.pidfd, self._wake_r], [], [], timeout)
+            if child.pidfd in ready:
+                return
+            if self._wake_r in ready:
+                os.read(self._wake_r, 4096)
+
+    def _clear_group(self, child: Child) -> None:
+        """The leader has exited: stop what is left of its group (TERM, then KILL after the grace period)."""
+        if not child.members_left():
+            return
+        with self._cond:
+            child.signal(signal.SIGTERM)
+            grace = self._grace
+        if not child.wait_group_empty(grace):
+            with self._cond:
+                child.signal(signal.SIGKILL)
+            child.wait_group_empty(KILL_WAIT)
+
+    def _decide(self, code: int) -> None:
+        """Apply the exit rules (called with the lock held)."""
+        if self._stop_requested or code in CLEAN_EXIT_CODES:
+            self._status = STOPPED
+            self._crashes = 0
+            self.console.append([f"[Octyne] Server {self.name} has stopped."])
+        else:
+            self._status = CRASHED
+            self._crashes += 1
+            self.console.append([f"[Octyne] Server {self.name} has crashed!"])
+            if self._crashes <= MAX_RESTARTS and not self._to_delete and not self._closing:
+                self.console.append([f"[Octyne] Restarting server {self.name} due to default behaviour."])
+                self._start_wanted = True
+        if self._to_delete:
+            self.console.append([f"[Octyne] Server {self.name} was marked for deletion, stopped/crashed, and has now been removed."])
+            self._removed = True
+            self._start_wanted = False

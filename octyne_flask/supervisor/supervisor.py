@@ -1,0 +1,95 @@
+"""Supervisor: every configured server, kept in step with the config.
+
+``apply(config)`` is the reload of api.md section 4: new servers are created
+(and started when enabled), existing ones take the new settings at their next
+start, and servers no longer listed are marked toDelete and removed when their
+process next exits. Lock order: the Supervisor's lock, then a server's.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from ..config import Config, ServerConfig
+from .console import ConsoleLog
+from .keeper import GroupKeeper
+from .process import ManagedProcess
+
+SHUTDOWN_SLACK = 5.0  # seconds beyond the grace period for SIGKILLed apps to be reaped
+
+
+class Supervisor:
+    """All managed servers of one daemon. Create it in the process that will serve requests."""
+
+    def __init__(self, config: Config):
+        self._lock = threading.Lock()
+        self._config = config
+        self._keeper = GroupKeeper(config.stop_grace_period)
+        self._closed = False
+        self._servers: dict[str, ManagedProcess] = {
+            name: self._create(server) for name, server in config.servers.items()
+        }
+
+    def get(self, name: str) -> ManagedProcess | None:
+        """The server called ``name``, or None."""
+        with self._lock:
+            return self._servers.get(name)
+
+    def items(self) -> list[tuple[str, ManagedProcess]]:
+        """A snapshot of (name, server) pairs in config order."""
+        with self._lock:
+            return list(self._servers.items())
+
+    def start_enabled(self) -> None:
+        """Start every server whose config says ``enabled`` (at daemon start)."""
+        for _, server in self.items():
+            if server.config.enabled:
+                server.start(wait=False)
+
+    def apply(self, config: Config) -> None:
+        """Reload: create new servers, update existing ones, mark removed ones toDelete."""
+        created = []
+        with self._lock:
+            if self._closed:
+                return
+            self._config = config
+            for name, server_config in config.servers.items():
+                current = self._servers.get(name)
+                if current is not None and current.update(server_config, config.stop_grace_period):
+                    continue
+                self._servers[name] = self._create(server_config)
+                created.append(self._servers[name])
+            for name, server in self._servers.items():
+                if name not in config.servers:
+                    server.mark_for_deletion()
+        for server in created:
+            if server.config.enabled:
+                server.start(wait=False)
+
+    def close_consoles_of(self, user: str) -> None:
+        """Close every open console of ``user`` (the account was deleted)."""
+        for _, server in self.items():
+            server.console.close_owner(user)
+
+    def shutdown(self) -> None:
+        """Stop every app (SIGTERM, SIGKILL after the grace period) and return once all are gone."""
+        with self._lock:
+            self._closed = True
+            servers = list(self._servers.values())
+            grace = self._config.stop_grace_period
+        for server in servers:
+            server.begin_shutdown()
+        for server in servers:
+            server.wait_stopped(grace + SHUTDOWN_SLACK)
+        self._keeper.close()
+
+    def _create(self, server: ServerConfig) -> ManagedProcess:
+        console = self._config.console
+        log = ConsoleLog(console.scrollback_lines, console.scrollback_bytes, console.max_lag_bytes)
+        return ManagedProcess(server, log, self._keeper, self._config.stop_grace_period, self._forget)
+
+    def _forget(self, server: ManagedProcess) -> None:
+        """Called by a removed server's thread: drop it unless a newer one took its name."""
+        with self._lock:
+            if self._servers.get(server.name) is server:
+                del self._servers[server.name]
