@@ -72,13 +72,18 @@ class Supervisor:
             server.console.close_owner(user)
 
     def shutdown(self) -> None:
-        """Stop every app (SIGTERM, SIGKILL after the grace period) and return once all are gone."""
+        """Stop every app (SIGTERM, SIGKILL after the grace period) and return once all are gone.
+
+        Safe to call from several threads (gunicorn's exit signal and its worker_exit hook
+        both do): the first call signals the apps, every call waits for them.
+        """
         with self._lock:
-            self._closed = True
+            first, self._closed = not self._closed, True
             servers = list(self._servers.values())
             grace = self._config.stop_grace_period
-        for server in servers:
-            server.begin_shutdown()
+        if first:
+            for server in servers:
+                server.begin_shutdown()
         for server in servers:
             server.wait_stopped(grace + SHUTDOWN_SLACK)
         self._keeper.close()
