@@ -1,0 +1,162 @@
+"""The console log and line splitting, in isolation: scrollback bounds, cursors, cut-offs, shared batches."""
+
+from __future__ import annotations
+
+from octyne_flask.supervisor.console import CLOSED, LAGGED, MAX_BATCH_BYTES, ConsoleLog
+from octyne_flask.supervisor.output import LineSplitter
+
+MIB = 1024 * 1024
+
+
+class Reader:
+    """A subscriber that records wake-ups and cut-offs."""
+
+    def __init__(self, log: ConsoleLog, owner: str | None = None):
+        self.log = log
+        self.wakes = 0
+        self.cuts: list[str] = []
+        self.sub, self.scrollback = log.subscribe(owner, self._wake, self.cuts.append)
+
+    def _wake(self):
+        self.wakes += 1
+
+    def drain(self) -> list[str]:
+        lines = []
+        while (batch := self.log.read(self.sub)) is not None:
+            lines.extend(batch.lines)
+        return lines
+
+
+def test_scrollback_keeps_the_last_lines_within_the_line_bound():
+    log = ConsoleLog(scrollback_lines=2500, scrollback_bytes=2 * MIB, max_lag_bytes=16 * MIB)
+    log.append([f"line {i}" for i in range(3000)])
+    scrollback = log.scrollback()
+    assert len(scrollback) == 2500
+    assert scrollback[0] == "line 500" and scrollback[-1] == "line 2999"
+
+
+def test_scrollback_is_bounded_in_bytes_too():
+    log = ConsoleLog(scrollback_lines=2500, scrollback_bytes=MIB, max_lag_bytes=16 * MIB)
+    log.append(["x" * 1023] * 2000)  # 1 KiB per line with its newline
+    assert len(log.scrollback()) == 1024
+
+
+def test_a_new_subscriber_gets_the_scrollback_then_only_new_lines():
+    log = ConsoleLog(10, MIB, 16 * MIB)
+    log.append(["old 1", "old 2"])
+    reader = Reader(log)
+    assert reader.scrollback == ["old 1", "old 2"]
+    assert reader.drain() == []
+    log.append(["new"])
+    assert reader.wakes == 1
+    assert reader.drain() == ["new"]
+
+
+def test_a_subscriber_that_keeps_up_loses_nothing_even_beyond_the_scrollback():
+    log = ConsoleLog(scrollback_lines=100, scrollback_bytes=MIB, max_lag_bytes=16 * MIB)
+    reader = Reader(log)
+    received = []
+    for chunk in range(50):
+        log.append([f"{chunk}-{i}" for i in range(1000)])
+        received.extend(reader.drain())
+    assert received == [f"{c}-{i}" for c in range(50) for i in range(1000)]
+    assert reader.cuts == []
+
+
+def test_a_lagging_subscriber_is_cut_off_and_the_others_are_not():
+    log = ConsoleLog(scrollback_lines=100, scrollback_bytes=MIB, max_lag_bytes=MIB)
+    stalled, keeping_up = Reader(log), Reader(log)
+    got = []
+    for _ in range(40):
+        log.append(["y" * 99] * 1000)  # 100 KB per append
+        got.extend(keeping_up.drain())
+    assert stalled.cuts == [LAGGED] and stalled.sub.cut == LAGGED
+    assert log.read(stalled.sub) is None
+    assert keeping_up.cuts == [] and len(got) == 40_000
+
+
+def test_memory_stays_bounded_by_the_scrollback_once_nobody_lags():
+    log = ConsoleLog(scrollback_lines=100, scrollback_bytes=MIB, max_lag_bytes=MIB)
+    Reader(log)  # stalls, gets cut
+    for _ in range(30):
+        log.append(["z" * 99] * 1000)
+    assert len(log._lines) - log._base == 100
+
+
+def test_batches_are_cut_once_per_position_and_encoded_once():
+    log = ConsoleLog(10, MIB, 16 * MIB)
+    first, second = Reader(log), Reader(log)
+    log.append(["a", "b"])
+    batch = log.read(first.sub)
+    log.append(["c"])  # arrives after the first reader cut its batch
+    assert log.read(second.sub) is batch  # same lines, same object
+    calls = []
+
+    def encode(lines):
+        calls.append(lines)
+        return "\n".join(lines).encode()
+
+    assert batch.encoded(encode) == b"a\nb" and batch.encoded(encode) == b"a\nb"
+    assert len(calls) == 1
+    assert first.drain() == ["c"] and second.drain() == ["c"]
+
+
+def test_a_batch_is_bounded_in_bytes():
+    log = ConsoleLog(10, MIB, 16 * MIB)
+    reader = Reader(log)
+    log.append(["w" * 999] * 2000)
+    batch = log.read(reader.sub)
+    assert sum(len(line) + 1 for line in batch.lines) <= MAX_BATCH_BYTES
+    assert len(reader.drain()) + len(batch.lines) == 2000
+
+
+def test_closing_an_owner_cuts_only_that_owners_subscribers():
+    log = ConsoleLog(10, MIB, 16 * MIB)
+    alice, bob = Reader(log, "alice"), Reader(log, "bob")
+    log.close_owner("alice")
+    assert alice.cuts == [CLOSED] and bob.cuts == []
+    log.append(["still here"])
+    assert bob.drain() == ["still here"]
+
+
+def test_closing_the_log_cuts_everyone_and_later_subscribers_at_once():
+    log = ConsoleLog(10, MIB, 16 * MIB)
+    reader = Reader(log)
+    log.close()
+    assert reader.cuts == [CLOSED]
+    late = Reader(log)
+    assert late.sub.cut == CLOSED
+
+
+def test_unsubscribing_releases_lines_kept_for_that_subscriber():
+    log = ConsoleLog(scrollback_lines=10, scrollback_bytes=MIB, max_lag_bytes=16 * MIB)
+    reader = Reader(log)
+    log.append([str(i) for i in range(1000)])
+    assert len(log._lines) - log._base == 1000
+    log.unsubscribe(reader.sub)
+    assert len(log._lines) - log._base == 10
+
+
+def test_lines_are_split_on_newlines_with_carriage_returns_dropped():
+    splitter = LineSplitter()
+    assert splitter.feed(b"one\r\ntwo\nthr") == ["one", "two"]
+    assert splitter.feed(b"ee\n") == ["three"]
+    assert splitter.feed(b"tail without newline") == []
+    assert splitter.finish() == ["tail without newline"]
+
+
+def test_utf8_split_across_reads_decodes_and_invalid_bytes_become_replacement_characters():
+    splitter = LineSplitter()
+    encoded = "héllo\n".encode()
+    assert splitter.feed(encoded[:2]) == []
+    assert splitter.feed(encoded[2:]) == ["héllo"]
+    assert splitter.feed(b"bad \xff\xfe bytes\n") == ["bad \ufffd\ufffd bytes"]
+
+
+def test_a_line_longer_than_the_limit_is_split_not_dropped():
+    splitter = LineSplitter()
+    lines = []
+    for _ in range(48):  # 3 MiB in 64 KiB reads
+        lines += splitter.feed(b"q" * 65536)
+    lines += splitter.feed(b"\n")
+    assert [len(line) for line in lines] == [MIB, MIB, MIB]
