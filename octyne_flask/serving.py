@@ -4,19 +4,29 @@ Exactly one ``gthread`` worker holds the daemon (config, auth, the apps), so
 it must never be recycled: no request timeout, no ``max_requests``. The worker
 class starts stopping the apps the moment it is told to exit, so open consoles
 close and the worker does not sit out gunicorn's graceful timeout.
+
+Signals mean what they mean to Octyne, not to gunicorn: SIGHUP reloads the
+config inside the worker (gunicorn would restart the worker, and with it every
+app), and SIGINT stops as gracefully as SIGTERM. TLS, when enabled, covers the
+TCP listeners only; the Unix socket always speaks plain HTTP.
 """
 
 from __future__ import annotations
 
 import grp
+import math
 import logging
 import os
+import signal
+import socket
+import ssl
 import threading
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
 from octyne_flask.config import Config
+from octyne_flask.errors import ApiError
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +41,62 @@ def _daemon_of(worker):
     return extensions.get("octyne")
 
 
+class _PlainHttpConfig:
+    """The worker's gunicorn config as a Unix-socket connection sees it: the same, minus TLS."""
+
+    is_ssl = False
+
+    def __init__(self, cfg):
+        self._cfg = cfg
+
+    def __getattr__(self, name):
+        return getattr(self._cfg, name)
+
+
 class OctyneWorker(ThreadWorker):
-    """gunicorn's gthread worker that stops the apps as soon as it is asked to exit."""
+    """gunicorn's gthread worker: stops the apps as soon as it is asked to exit, reloads on SIGHUP."""
+
+    def init_signals(self):
+        super().init_signals()
+        signal.signal(signal.SIGINT, self.handle_exit)
+        signal.signal(signal.SIGHUP, self.handle_reload)
+        signal.siginterrupt(signal.SIGHUP, False)
+
+    def enqueue_req(self, conn):
+        # gthread wraps every accepted socket in TLS when certfile is set; the Unix socket stays plain.
+        if conn.sock.family == socket.AF_UNIX and not isinstance(conn.cfg, _PlainHttpConfig):
+            conn.cfg = _PlainHttpConfig(conn.cfg)
+        super().enqueue_req(conn)
 
     def handle_exit(self, sig, frame):
         super().handle_exit(sig, frame)
         daemon = _daemon_of(self)
         if daemon is not None:
             threading.Thread(target=daemon.shutdown, name="daemon-shutdown", daemon=True).start()
+
+    def handle_reload(self, sig, frame):
+        """SIGHUP: re-read config.json like ``GET /config/reload`` (off the signal handler)."""
+        daemon = _daemon_of(self)
+        if daemon is not None:
+            threading.Thread(target=_reload, args=(daemon,), name="config-reload", daemon=True).start()
+
+
+def _reload(daemon) -> None:
+    try:
+        daemon.reload_config()
+    except ApiError as error:
+        log.error("Config reload on SIGHUP failed: %s %s", error.message, error.extra.get("detail", ""))
+        return
+    log.info("Config reloaded on SIGHUP")
+
+
+def _forward_hup(arbiter) -> None:
+    arbiter.log.info("Hang up: reloading the config in the worker")
+    arbiter.kill_workers(signal.SIGHUP)
+
+
+def _stop_gracefully(arbiter) -> None:
+    raise StopIteration  # what gunicorn's arbiter does for SIGTERM: a graceful halt, exit 0
 
 
 def worker_exit(server, worker):
@@ -48,11 +106,30 @@ def worker_exit(server, worker):
         daemon.shutdown()
 
 
-def when_ready(server):
-    """gunicorn hook, in the master after binding: hand the Unix socket to its group."""
-    config = server.app.octyne_config
-    if config.unix_socket.enabled and config.unix_socket.group:
-        os.chown(config.socket_path(), -1, grp.getgrnam(config.unix_socket.group).gr_gid)
+def when_ready_hook(config: Config):
+    """The gunicorn hook run in the master after binding: Octyne's signal meanings, the socket's group."""
+
+    def when_ready(server):
+        server.handle_hup = lambda: _forward_hup(server)
+        server.handle_int = lambda: _stop_gracefully(server)
+        if config.unix_socket.enabled and config.unix_socket.group:
+            os.chown(config.socket_path(), -1, grp.getgrnam(config.unix_socket.group).gr_gid)
+
+    return when_ready
+
+
+def check_tls_files(config: Config) -> None:
+    """Raise ValueError with a clear message when HTTPS is on and the cert/key pair cannot be used."""
+    if not config.https.enabled:
+        return
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(certfile=config.https.cert, keyfile=config.https.key)
+    except FileNotFoundError as error:
+        raise ValueError(f"HTTPS certificate or key file not found: {error.filename or error}") from None
+    except (OSError, ssl.SSLError) as error:
+        raise ValueError(f"cannot use HTTPS certificate {config.https.cert!r} with key "
+                         f"{config.https.key!r}: {error}") from None
 
 
 def socket_umask(config: Config) -> int:
@@ -79,12 +156,12 @@ def gunicorn_settings(config: Config) -> dict:
         "worker_connections": config.threads + 100,
         "timeout": 0,
         "max_requests": 0,
-        "graceful_timeout": config.stop_grace_period + SHUTDOWN_MARGIN_SECONDS,
+        "graceful_timeout": math.ceil(config.stop_grace_period) + SHUTDOWN_MARGIN_SECONDS,
         "keepalive": 75,
         "umask": socket_umask(config),
         "accesslog": None,
         "worker_exit": worker_exit,
-        "when_ready": when_ready,
+        "when_ready": when_ready_hook(config),
         "preload_app": False,
     }
     if config.https.enabled:
