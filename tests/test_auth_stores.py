@@ -1,0 +1,131 @@
+"""Tickets, the login throttle, the users file store and the action log, tested directly."""
+
+import json
+import os
+
+import pytest
+
+from octyne_flask.actionlog import ROTATE_AT_BYTES, ActionLog
+from octyne_flask.auth.throttle import LoginThrottle
+from octyne_flask.auth.tickets import TicketStore
+from octyne_flask.auth.users import UserStore, ensure_users_file
+from octyne_flask.config import LoggingConfig
+from octyne_flask.errors import ApiError
+
+
+class FakeClock:
+    """Time that moves only when told to (the one fake here: waiting 30 real seconds tests nothing more)."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_ticket_is_valid_once_for_the_same_ip():
+    tickets = TicketStore()
+    ticket = tickets.issue("alice", "10.0.0.1")
+    assert tickets.redeem(ticket, "10.0.0.1") == "alice"
+    assert tickets.redeem(ticket, "10.0.0.1") is None
+
+
+def test_ticket_from_another_ip_is_refused_and_spent():
+    tickets = TicketStore()
+    ticket = tickets.issue("alice", "10.0.0.1")
+    assert tickets.redeem(ticket, "10.0.0.2") is None
+    assert tickets.redeem(ticket, "10.0.0.1") is None
+
+
+def test_ticket_expires_after_30_seconds():
+    clock = FakeClock()
+    tickets = TicketStore(clock=clock)
+    fresh, stale = tickets.issue("a", "ip"), tickets.issue("a", "ip")
+    clock.now += 29.9
+    assert tickets.redeem(fresh, "ip") == "a"
+    clock.now += 0.2
+    assert tickets.redeem(stale, "ip") is None
+
+
+def test_throttle_window_slides():
+    clock = FakeClock()
+    throttle = LoginThrottle(clock=clock)
+    for _ in range(10):
+        throttle.record_failure("1.1.1.1", "bob")
+    assert throttle.blocked("2.2.2.2", "bob")
+    assert not throttle.blocked("1.1.1.1", "alice")
+    clock.now += 601
+    assert not throttle.blocked("1.1.1.1", "bob")
+
+
+def write_users(path, users):
+    path.write_text(json.dumps(users))
+
+
+def test_store_ignores_invalid_names_and_keeps_last_good_users(tmp_path):
+    path = tmp_path / "users.json"
+    write_users(path, {"ok": "a" * 64, "bad name": "b" * 64, "@local": "c" * 64, "num": 5})
+    store = UserStore(str(path))
+    assert store.names() == ["ok"]
+    path.write_text("{broken")
+    assert store.reload() is False
+    assert store.names() == ["ok"]
+
+
+def test_store_changes_are_atomic_and_notify(tmp_path):
+    path = tmp_path / "users.json"
+    write_users(path, {"admin": "a" * 64})
+    store = UserStore(str(path))
+    seen = []
+    store.on_change(lambda users: seen.append(sorted(users)))
+    store.create("alice", "pw")
+    store.update("alice", "alicia", "")
+    with pytest.raises(ApiError) as raised:
+        store.update("ghost", "", "pw")
+    assert raised.value.status == 404
+    store.delete("alicia")
+    assert seen == [["admin", "alice"], ["admin", "alicia"], ["admin"]]
+    assert json.loads(path.read_text()) == {"admin": "a" * 64}
+    assert not os.path.exists(str(path) + "~")
+
+
+def test_failed_write_leaves_file_and_live_users_alone(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    path = folder / "users.json"
+    write_users(path, {"admin": "a" * 64})
+    store = UserStore(str(path))
+    (folder / "users.json~").mkdir()  # the temp name is taken: the write must fail
+    with pytest.raises(OSError):
+        store.create("alice", "pw")
+    assert store.names() == ["admin"]
+    assert json.loads(path.read_text()) == {"admin": "a" * 64}
+
+
+def test_ensure_users_file_only_when_missing(tmp_path):
+    path = tmp_path / "users.json"
+    message = ensure_users_file(str(path))
+    assert "default user 'admin'" in message and list(json.loads(path.read_text())) == ["admin"]
+    assert ensure_users_file(str(path)) is None
+
+
+def test_action_log_switches_and_rotation(tmp_path):
+    log = ActionLog(LoggingConfig(True, str(tmp_path), {"auth.logout": False}))
+    log.record("auth.login", "1.2.3.4", "alice")
+    log.record("auth.logout", "1.2.3.4", "alice")
+    log.record("made.up", "1.2.3.4", "alice", extra=1)
+    entries = [json.loads(line) for line in open(log.path)]
+    assert [e["action"] for e in entries] == ["auth.login", "made.up"]
+    assert entries[1]["extra"] == 1
+    with open(log.path, "a") as handle:
+        handle.write("x" * ROTATE_AT_BYTES)
+    log.record("auth.login", "1.2.3.4", "alice")
+    assert len(open(log.path).readlines()) == 1
+    assert len(os.listdir(tmp_path)) == 2
+
+
+def test_action_log_disabled_writes_nothing(tmp_path):
+    log = ActionLog(LoggingConfig(False, str(tmp_path / "logs"), {}))
+    log.started(1)
+    log.record("auth.login", "ip", "u")
+    assert not (tmp_path / "logs").exists()
