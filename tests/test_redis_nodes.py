@@ -1,0 +1,200 @@
+"""Several nodes sharing one login through a real redis-server, with Octyne's exact keys (api.md §10)."""
+
+import hashlib
+import json
+import os
+import time
+
+import pytest
+import requests
+
+from octyne_flask.auth.tokens import new_token
+from tests.harness import ADMIN_HASH, ADMIN_PASSWORD, free_port
+from tests.services import RedisServer
+
+INTERNAL = {"error": "Internal Server Error!"}
+NOT_AUTHENTICATED = {"error": "You are not authenticated to access this resource!"}
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    server = RedisServer(tmp_path / "redis")
+    yield server
+    server.stop()
+
+
+def redis_config(server: RedisServer, role: str) -> dict:
+    return {"redis": {"enabled": True, "url": server.url, "role": role}}
+
+
+@pytest.fixture
+def nodes(daemon_factory, redis_server):
+    """A primary (logged in as admin) and a secondary (empty users.json) on one Redis."""
+    primary = daemon_factory(config=redis_config(redis_server, "primary"))
+    secondary = daemon_factory(config=redis_config(redis_server, "secondary"), users={})
+    secondary.session.headers["Authorization"] = primary.token
+    return primary, secondary
+
+
+def wait_until(condition, timeout=5.0, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def login(daemon, username="admin", password=ADMIN_PASSWORD):
+    return requests.get(daemon.url + "/login", headers={"Username": username, "Password": password}, timeout=10)
+
+
+def test_primary_writes_octyne_keys_and_its_token_works_on_the_secondary(nodes, redis_server):
+    primary, secondary = nodes
+    store = redis_server.client()
+    assert store.get("octyne-user:admin") == ADMIN_HASH
+    assert store.get(f"octyne-token:{primary.token}") == "admin"
+    assert secondary.get("/config").status_code == 200
+    assert secondary.local("GET", "/config")[0] == 200
+
+
+def test_secondary_refuses_login_and_accounts_with_octynes_messages(nodes):
+    _, secondary = nodes
+    response = login(secondary)
+    assert (response.status_code, response.json()) == (
+        403, {"error": "This node does not support authentication. Authenticate with the primary node!"})
+    response = secondary.get("/accounts")
+    assert (response.status_code, response.json()) == (
+        403, {"error": "This node does not support managing users. Perform user management on the primary node!"})
+    status, _, body = secondary.local("GET", "/login", headers={"Username": "admin", "Password": "x"})
+    assert (status, json.loads(body)) == (400, {"error": "Auth endpoints cannot be called over Unix socket!"})
+
+
+def test_keys_written_the_way_octyne_writes_them_are_accepted(nodes, redis_server):
+    """A Go Octyne primary stores the hash and the token as plain strings; both our nodes accept them."""
+    primary, secondary = nodes
+    store = redis_server.client()
+    token = new_token()
+    store.set("octyne-user:admin", ADMIN_HASH)
+    store.set(f"octyne-token:{token}", "admin")
+    for node in (primary, secondary):
+        assert requests.get(node.url + "/config", headers={"Authorization": token}, timeout=10).status_code == 200
+    # A token of a user Redis does not know is refused and deleted.
+    orphan = new_token()
+    store.set(f"octyne-token:{orphan}", "nobody")
+    response = requests.get(secondary.url + "/config", headers={"Authorization": orphan}, timeout=10)
+    assert (response.status_code, response.json()) == (401, NOT_AUTHENTICATED)
+    assert store.get(f"octyne-token:{orphan}") is None
+
+
+def test_account_changes_on_the_primary_reach_every_node(nodes, redis_server):
+    primary, secondary = nodes
+    store = redis_server.client()
+    assert primary.post("/accounts", json={"username": "bob", "password": "bob-password"}).json() == {"success": True}
+    assert store.get("octyne-user:bob").startswith("$argon2id$")
+    bob = login(primary, "bob", "bob-password").json()["token"]
+    assert store.get(f"octyne-token:{bob}") == "bob"
+    assert requests.get(secondary.url + "/config", headers={"Authorization": bob}, timeout=10).status_code == 200
+    assert primary.delete("/accounts", params={"username": "bob"}).json() == {"success": True}
+    assert store.get("octyne-user:bob") is None
+    for node in (primary, secondary):
+        response = requests.get(node.url + "/config", headers={"Authorization": bob}, timeout=10)
+        assert (response.status_code, response.json()) == (401, NOT_AUTHENTICATED)
+    assert store.get(f"octyne-token:{bob}") is None
+
+
+def test_primary_mirrors_users_json_replaced_on_disk(nodes, redis_server):
+    primary, _ = nodes
+    store = redis_server.client()
+    store.set("octyne-user:stale", "0" * 64)  # a user that is in Redis but not in users.json
+    legacy = hashlib.sha256(b"carol-password").hexdigest()
+    replacement = primary.users_path.with_name("users.json.new")
+    replacement.write_text(json.dumps({"admin": ADMIN_HASH, "carol": legacy}))
+    os.replace(replacement, primary.users_path)
+    wait_until(lambda: store.get("octyne-user:carol") == legacy)
+    wait_until(lambda: store.get("octyne-user:stale") is None)
+    assert login(primary, "carol", "carol-password").status_code == 200
+
+
+def test_redis_outage_answers_500_quickly_and_recovers_without_a_restart(nodes, redis_server):
+    primary, secondary = nodes
+    pids = (primary.proc.pid, secondary.proc.pid)
+    redis_server.stop()
+    for node in (primary, secondary):
+        started = time.monotonic()
+        response = node.get("/config", timeout=10)
+        assert (response.status_code, response.json()) == (500, INTERNAL)
+        assert time.monotonic() - started < 3
+        assert node.get("/").status_code == 200
+        assert node.local("GET", "/config")[0] == 200
+    response = login(primary)
+    assert (response.status_code, response.json()) == (500, INTERNAL)
+
+    redis_server.start()  # back, but empty: no persistence
+    store = redis_server.client()
+    wait_until(lambda: store.get("octyne-user:admin") == ADMIN_HASH, timeout=5)
+    token = login(primary).json()["token"]
+    for node in (primary, secondary):
+        assert requests.get(node.url + "/config", headers={"Authorization": token}, timeout=10).status_code == 200
+    assert (primary.proc.poll(), secondary.proc.poll()) == (None, None)
+    assert (primary.proc.pid, secondary.proc.pid) == pids
+
+
+def test_primary_restores_users_when_redis_comes_back_empty(nodes, redis_server):
+    primary, _ = nodes
+    store = redis_server.client()
+    store.flushall()
+    wait_until(lambda: store.get("octyne-user:admin") == ADMIN_HASH, timeout=4)
+    assert login(primary).status_code == 200
+
+
+def test_secondary_never_writes_users(daemon_factory, redis_server):
+    daemon_factory(config=redis_config(redis_server, "secondary"), users={"eve": "1" * 64})
+    time.sleep(1.5)
+    assert redis_server.client().keys("octyne-user:*") == []
+
+
+def test_config_switches_between_memory_and_redis_live(daemon_factory, redis_server):
+    daemon = daemon_factory()
+    memory_token = daemon.token
+    config = json.loads(daemon.config_path.read_text())
+    store = redis_server.client()
+
+    config["redis"] = {"enabled": True, "url": redis_server.url, "role": "primary"}
+    assert daemon.patch("/config", data=json.dumps(config)).json() == {"success": True}
+    wait_until(lambda: store.get("octyne-user:admin") == ADMIN_HASH)
+    token = daemon.login()
+    assert store.get(f"octyne-token:{token}") == "admin"
+    assert daemon.get("/config").status_code == 200
+    assert requests.get(daemon.url + "/config", headers={"Authorization": memory_token}, timeout=10).status_code == 401
+
+    config["redis"] = {"enabled": False}
+    daemon.config_path.write_text(json.dumps(config))
+    assert daemon.get("/config/reload").json() == {"success": True}
+    assert daemon.get("/config").status_code == 401  # the Redis token does not exist in memory
+    daemon.login()
+    assert daemon.get("/config").status_code == 200
+    assert store.get("octyne-user:admin") == ADMIN_HASH  # leaving Redis deletes nobody
+
+
+def test_a_switch_to_an_unreachable_redis_is_refused_and_changes_nothing(daemon_factory, redis_server):
+    daemon = daemon_factory(config=redis_config(redis_server, "primary"))
+    store = redis_server.client()
+    before = daemon.config_path.read_bytes()
+    config = json.loads(before)
+    config["redis"]["url"] = f"redis://127.0.0.1:{free_port()}"  # nothing listens there
+    response = daemon.patch("/config", data=json.dumps(config))
+    assert response.status_code == 400
+    assert "Redis" in response.json().get("detail", "")
+    assert daemon.config_path.read_bytes() == before
+    assert daemon.get("/config").status_code == 200  # the old authenticator and token still work
+    assert store.get("octyne-user:admin") == ADMIN_HASH
+    time.sleep(1.2)
+    assert store.get("octyne-user:admin") == ADMIN_HASH
+
+
+def test_invalid_role_refuses_to_start(daemon_factory, redis_server):
+    daemon = daemon_factory(config=redis_config(redis_server, "tertiary"), wait=False)
+    assert daemon.proc.wait(15) == 1
+    assert "redis.role" in daemon.output()
