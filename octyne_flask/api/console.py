@@ -1,5 +1,77 @@
-"""Placeholder: filled in by the issue that builds this endpoint group."""
+"""WS /server/{id}/console: console v1 (raw text frames) and console-v2 (JSON messages).
 
-from flask import Blueprint
+v1 answers authentication failures as plain HTTP errors, so they are checked
+in ``before_request``, before flask-sock upgrades the connection. console-v2
+upgrades first, then authenticates and looks the server up, reporting failures
+as an ``error`` message and close code 4000+status.
+"""
+
+from __future__ import annotations
+
+
+from flask import Blueprint, g, request
+
+from octyne_flask.api.console_session import V2, ConsoleSession, json_frame
+from octyne_flask.api.guard import authenticate, authorize, current_daemon, log_action, lookup_server
+from octyne_flask.api.websocket import sock
+from octyne_flask.auth.permissions import server_permission
+from octyne_flask.errors import ApiError
 
 blueprint = Blueprint("console", __name__)
+
+MAX_INBOUND_MESSAGE = 1024 * 1024
+CONSOLE_ENDPOINT = "console.console"
+
+
+@blueprint.record_once
+def configure_websockets(state) -> None:
+    """Offer console-v2 and cap inbound messages at 1 MiB on every WebSocket."""
+    options = state.app.config.setdefault("SOCK_SERVER_OPTIONS", {})
+    options.update(subprotocols=[V2], max_message_size=MAX_INBOUND_MESSAGE)
+
+
+def wants_v2() -> bool:
+    offered = request.headers.get("Sec-WebSocket-Protocol", "")
+    return V2 in [name.strip() for name in offered.split(",")]
+
+
+@blueprint.before_request
+def check_v1_before_upgrade():
+    """Console v1: 401/403/404 as HTTP answers, before the upgrade."""
+    if request.endpoint != CONSOLE_ENDPOINT:
+        return
+    # Output frames are encoded once and shared by every client, so no per-connection compression.
+    request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
+    if not wants_v2():
+        g.console_server = _admit(request.view_args["id"])
+
+
+def _admit(server_id: str):
+    """Authenticate (a ticket counts, once), authorise viewing the console, find the server."""
+    user = authenticate(allow_ticket=True)
+    authorize(user, server_permission(server_id, "console.view"))
+    return lookup_server(server_id)
+
+
+@sock.route("/server/<id>/console", bp=blueprint)
+def console(ws, id):
+    if ws.subprotocol == V2:
+        try:
+            server = _admit(id)
+        except ApiError as error:
+            ws.sock.sendall(json_frame({"type": "error", "message": error.message}))
+            ws.close(reason=4000 + error.status, message=error.message)
+            return
+    else:
+        server = g.console_server
+    daemon = current_daemon()
+    user = authenticate()
+    read_only = not daemon.permissions.allows(user, server_permission(id, "console.write"))
+    log_action("server.console.access", server=id)
+
+    def on_input(line: str) -> None:
+        server.write_input(line)
+        log_action("server.console.input", server=id, input=line)
+
+    ConsoleSession(ws, server.console, owner=user, v2=ws.subprotocol == V2, read_only=read_only,
+                   idle_timeout=daemon.config.console.idle_timeout, on_input=on_input).run()

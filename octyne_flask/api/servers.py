@@ -1,5 +1,56 @@
-"""Placeholder: filled in by the issue that builds this endpoint group."""
+"""GET /servers, GET /server/{id} (status and stats), POST /server/{id} (START, TERM, KILL, STOP)."""
 
-from flask import Blueprint
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from octyne_flask.api.guard import ANY_METHOD, allow_methods, authenticate, current_daemon, log_action, read_body, requires
+from octyne_flask.auth.permissions import server_permission
+from octyne_flask.errors import ApiError
+from octyne_flask.supervisor import total_memory
 
 blueprint = Blueprint("servers", __name__)
+
+TOTAL_MEMORY = total_memory()
+
+
+@blueprint.route("/servers", methods=ANY_METHOD)
+def list_servers():
+    """Every server the user may view: its status, or status and toDelete with ?extrainfo=true."""
+    user = authenticate()
+    daemon = current_daemon()
+    extra = request.args.get("extrainfo") == "true"
+    servers = {}
+    for name, server in daemon.supervisor.items():
+        if daemon.permissions.allows(user, server_permission(name, "view")):
+            servers[name] = {"status": server.status, "toDelete": server.to_delete} if extra else server.status
+    return jsonify(servers=servers)
+
+
+@blueprint.route("/server/<id>", methods=ANY_METHOD)
+@requires({"POST": "server{id}.control", "*": "server{id}.view"})
+def server(server):
+    allow_methods(("GET", "POST"), "Only GET and POST is allowed!")
+    if request.method == "POST":
+        return control(server)
+    stats = server.stats()
+    return jsonify(status=stats.status, uptime=stats.uptime_ns, cpuUsage=stats.cpu_percent or 0,
+                   memoryUsage=stats.memory_bytes, totalMemory=TOTAL_MEMORY, toDelete=server.to_delete)
+
+
+def control(server):
+    """Apply one operation word from the body, case-insensitive."""
+    operation = read_body(1024).decode("utf-8", "replace").strip().upper()
+    if operation == "START":
+        started = server.start()
+        log_action("server.start", server=server.name)
+        return jsonify(success=started)
+    if operation == "TERM":
+        server.term()
+        log_action("server.stop", server=server.name)
+    elif operation in ("KILL", "STOP"):
+        server.kill()
+        log_action("server.kill", server=server.name)
+    else:
+        raise ApiError(400, "Invalid operation requested!")
+    return jsonify(success=True)

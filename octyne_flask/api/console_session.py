@@ -1,0 +1,186 @@
+"""One open console: the single thread that writes to its WebSocket, and the wire formats.
+
+simple-websocket is not thread-safe, so everything a client receives (output,
+pongs, errors, the close) is sent by the one thread running ``ConsoleSession.run``.
+It waits on the socket's own event, which simple-websocket sets when a message
+arrives or the peer goes away and which the console log sets when output
+arrives, so a connection costs no extra thread. Output frames are built once
+per batch (server frames are unmasked, hence identical for every client at the
+same position) and written straight to the socket.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import struct
+import threading
+import time
+from typing import Callable
+
+from simple_websocket import ConnectionClosed
+
+from octyne_flask.supervisor.console import LAGGED, ConsoleLog
+
+V2 = "console-v2"
+NORMAL_CLOSURE = 1000
+POLICY_VIOLATION = 1008
+CUT_GRACE = 2.0  # seconds a cut-off writer may finish its current send before the socket is shut
+LAG_MESSAGE = "Console output fell too far behind; reconnect to continue."
+CLOSED_MESSAGE = "This console has been closed."
+IDLE_MESSAGE = "Connection idle for too long."
+
+
+def text_frame(payload: bytes) -> bytes:
+    """One unmasked, unfragmented WebSocket text frame (RFC 6455 section 5.2)."""
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size < 65536:
+        return struct.pack("!BBH", 0x81, 126, size) + payload
+    return struct.pack("!BBQ", 0x81, 127, size) + payload
+
+
+def json_frame(message: dict) -> bytes:
+    return text_frame(json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def v1_frames(lines: list[str]) -> bytes:
+    """Console v1: one text frame per line."""
+    return b"".join([text_frame(line.encode()) for line in lines])
+
+
+def v2_frames(lines: list[str]) -> bytes:
+    """Console v2: the lines of a batch joined into one output message."""
+    return json_frame({"type": "output", "data": "\n".join(lines)})
+
+
+def scrollback_text(lines: list[str]) -> str:
+    """The scrollback as Octyne sends it: every line preceded by a newline."""
+    return "".join(["\n" + line for line in lines])
+
+
+class ConsoleSession:
+    """Drive one console connection until either side ends it."""
+
+    def __init__(self, ws, log: ConsoleLog, *, owner: str, v2: bool, read_only: bool, idle_timeout: float,
+                 on_input: Callable[[str], None]):
+        self._ws = ws
+        self._log = log
+        self._owner = owner
+        self._v2 = v2
+        self._read_only = read_only
+        self._idle_timeout = idle_timeout if v2 else None
+        self._on_input = on_input
+        self._encode = v2_frames if v2 else v1_frames
+        self._state = threading.Lock()  # guards _sending and _cut between the writer and the cutter
+        self._sending = False
+        self._cut: str | None = None
+
+    def run(self) -> None:
+        subscriber, scrollback = self._log.subscribe(self._owner, self._ws.event.set, self._on_cut)
+        try:
+            if self._v2:
+                self._send(json_frame({"type": "settings", "readOnly": self._read_only}))
+            first = scrollback_text(scrollback)
+            self._send(json_frame({"type": "output", "data": first}) if self._v2 else text_frame(first.encode()))
+            self._loop(subscriber)
+        except (ConnectionClosed, OSError):
+            pass  # the client went away
+        finally:
+            self._log.unsubscribe(subscriber)
+
+    def _loop(self, subscriber) -> None:
+        last_heard = time.monotonic()
+        while True:
+            wait = None if self._idle_timeout is None else self._idle_timeout - (time.monotonic() - last_heard)
+            if wait is not None and wait <= 0:
+                self._close(NORMAL_CLOSURE, IDLE_MESSAGE)
+                return
+            self._ws.event.wait(wait)
+            self._ws.event.clear()
+            while (message := self._ws.receive(timeout=0)) is not None:
+                last_heard = time.monotonic()
+                self._handle(message)
+            if self._cut is not None:
+                self._end_cut()
+                return
+            while (batch := self._log.read(subscriber)) is not None:
+                self._send(batch.encoded(self._encode))
+
+    def _handle(self, message) -> None:
+        text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
+        if not self._v2:
+            self._input(text)
+            return
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+        kind = parsed.get("type") if isinstance(parsed, dict) else None
+        if kind == "input" and isinstance(parsed.get("data"), str):
+            if parsed["data"]:
+                self._input(parsed["data"])
+        elif kind == "ping":
+            self._send(json_frame({"type": "pong", "id": parsed.get("id")}))
+        elif isinstance(parsed, dict) and isinstance(kind, str) and kind != "input":
+            self._send(json_frame({"type": "error", "message": f"Invalid message type: {kind}"}))
+        else:
+            self._send(json_frame({"type": "error", "message": "Invalid message format"}))
+
+    def _input(self, line: str) -> None:
+        if not self._read_only:
+            self._on_input(line)
+
+    def _end_cut(self) -> None:
+        lagged = self._cut == LAGGED
+        message = LAG_MESSAGE if lagged else CLOSED_MESSAGE
+        if self._v2:
+            self._send(json_frame({"type": "error", "message": message}))
+        self._close(POLICY_VIOLATION if lagged else NORMAL_CLOSURE, message)
+
+    def _close(self, code: int, message: str) -> None:
+        with self._guarded_send():
+            self._ws.close(reason=code, message=message)
+
+    def _send(self, data: bytes) -> None:
+        with self._guarded_send():
+            self._ws.sock.sendall(data)
+
+    @contextlib.contextmanager
+    def _guarded_send(self):
+        """Mark a send in progress; once cut off, a send that stalls is ended by shutting the socket."""
+        with self._state:
+            self._sending = True
+            cut = self._cut is not None
+        if cut:
+            self._arm_shutdown()
+        try:
+            yield
+        finally:
+            with self._state:
+                self._sending = False
+
+    def _on_cut(self, reason: str) -> None:
+        """Called by the console log (another thread): make the writer stop, even mid-send."""
+        with self._state:
+            self._cut = reason
+            sending = self._sending
+        self._ws.event.set()
+        if sending:
+            self._arm_shutdown()
+
+    def _arm_shutdown(self) -> None:
+        timer = threading.Timer(CUT_GRACE, self._shut_if_still_sending)
+        timer.daemon = True
+        timer.start()
+
+    def _shut_if_still_sending(self) -> None:
+        with self._state:
+            if not self._sending:
+                return
+        try:
+            self._ws.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
