@@ -1,0 +1,126 @@
+// The one way the dashboard talks to the daemon: same-origin requests under
+// `api/`, authenticated by the HttpOnly cookie set at login (no token in script).
+
+/** `{"error": ...}`, or the bulk-operation form `{"errors": [{index, message}]}`. */
+function describe(status, body) {
+  if (body && typeof body.error === "string") return body.error;
+  if (body && Array.isArray(body.errors) && body.errors.length) {
+    return body.errors.map((item) => `#${item.index + 1}: ${item.message}`).join("; ");
+  }
+  return `Request failed (HTTP ${status})`;
+}
+
+/** The daemon answered with an error status; `message` is its `error` field. */
+export class ApiError extends Error {
+  constructor(status, body) {
+    super(describe(status, body));
+    this.status = status;
+    this.body = body || {};
+  }
+}
+
+/** The request never got an answer: daemon down, network gone. */
+export class ApiUnreachable extends Error {
+  constructor() {
+    super("The Octyne API cannot be reached.");
+  }
+}
+
+const problemHandlers = { expired: () => {}, unreachable: () => {} };
+
+/** Called by main.js: what to show when the session ends or the daemon disappears. */
+export function onApiProblem({ expired, unreachable }) {
+  problemHandlers.expired = expired;
+  problemHandlers.unreachable = unreachable;
+}
+
+/** Report an ended session found outside `request` (the console WebSocket's 4401 close). */
+export function reportExpired(error) {
+  problemHandlers.expired(error);
+}
+
+/** Absolute URL of an API path, relative to the page so a reverse-proxy prefix keeps working. */
+export function apiUrl(path, query = {}) {
+  const url = new URL(`api${path}`, document.baseURI);
+  for (const [key, value] of Object.entries(query)) {
+    if (value !== undefined && value !== null) url.searchParams.set(key, String(value));
+  }
+  return url.toString();
+}
+
+/** The error for a non-2xx status, after telling the app about an ended session. */
+function failure(status, body, { authenticated }) {
+  const error = new ApiError(status, body);
+  if (status === 401 && authenticated) problemHandlers.expired(error);
+  return error;
+}
+
+/**
+ * One request. `authenticated: false` for login, whose 401 means "wrong
+ * password", not "session expired".
+ */
+export async function request(method, path, { query, body, headers, authenticated = true } = {}) {
+  let response;
+  try {
+    response = await fetch(apiUrl(path, query), {
+      method, body, headers, credentials: "same-origin", cache: "no-store",
+    });
+  } catch {
+    const error = new ApiUnreachable();
+    problemHandlers.unreachable(error);
+    throw error;
+  }
+  if (response.ok) return response;
+  const payload = await response.json().catch(() => ({}));
+  throw failure(response.status, payload, { authenticated });
+}
+
+export async function getJson(path, query) {
+  return (await request("GET", path, { query })).json();
+}
+
+export async function getText(path, query) {
+  return (await request("GET", path, { query })).text();
+}
+
+export async function sendJson(method, path, data, query) {
+  const body = JSON.stringify(data);
+  return (await request(method, path, { query, body, headers: { "Content-Type": "application/json" } })).json();
+}
+
+export async function sendText(method, path, text, query) {
+  return (await request(method, path, { query, body: text, headers: { "Content-Type": "text/plain" } })).json();
+}
+
+/**
+ * Multipart upload of one file in field `upload` with progress
+ * (`onProgress(loaded, total)`); XMLHttpRequest because fetch reports no upload progress.
+ */
+export function uploadFile(path, query, file, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", apiUrl(path, query));
+    xhr.responseType = "json";
+    xhr.upload.addEventListener("progress", (event) => {
+      if (event.lengthComputable) onProgress(event.loaded, event.total);
+    });
+    xhr.addEventListener("load", () => {
+      if (xhr.status >= 200 && xhr.status < 300) resolve(xhr.response);
+      else reject(failure(xhr.status, xhr.response, { authenticated: true }));
+    });
+    xhr.addEventListener("error", () => {
+      const error = new ApiUnreachable();
+      problemHandlers.unreachable(error);
+      reject(error);
+    });
+    xhr.addEventListener("abort", () => reject(new Error("Upload cancelled.")));
+    const form = new FormData();
+    form.append("upload", file, file.name);
+    xhr.send(form);
+  });
+}
+
+/** A one-time ticket (`GET /ott`) for the console WebSocket or a download link. */
+export async function ticket() {
+  return (await getJson("/ott")).ticket;
+}

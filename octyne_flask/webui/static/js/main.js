@@ -1,0 +1,159 @@
+// Start-up, hash routing, the login page and the two problem pages
+// (session expired, daemon unreachable). Each view is `mount(section, params)`
+// returning a cleanup function that stops its timers and sockets.
+
+import { ApiError, getJson, onApiProblem } from "./api.js";
+import { h, replaceChildren } from "./dom.js";
+import { login, logout, rememberedUser, forgetUser } from "./session.js";
+import { mountServerList } from "./servers.js";
+import { mountServerPage } from "./server.js";
+import { mountAccounts } from "./accounts.js";
+import { mountConfig } from "./config.js";
+
+const main = document.getElementById("main");
+const topbar = document.getElementById("topbar");
+let cleanup = null;
+let problemShown = false;
+
+const ROUTES = [
+  { pattern: /^\/?$/, nav: "servers", title: "Servers", mount: (section) => mountServerList(section) },
+  {
+    pattern: /^\/server\/([^/]+)\/?$/, nav: "servers", title: "Console",
+    mount: (section, match) => mountServerPage(section, decodeURIComponent(match[1]), { tab: "console" }),
+  },
+  {
+    pattern: /^\/server\/([^/]+)\/files(\/.*)?$/, nav: "servers", title: "Files",
+    mount: (section, match) => mountServerPage(section, decodeURIComponent(match[1]), {
+      tab: "files", path: (match[2] || "/").split("/").map(decodeURIComponent).join("/"),
+    }),
+  },
+  { pattern: /^\/accounts$/, nav: "accounts", title: "Accounts", mount: (section) => mountAccounts(section) },
+  { pattern: /^\/config$/, nav: "config", title: "Config", mount: (section) => mountConfig(section) },
+];
+
+function currentPath() {
+  return location.hash.replace(/^#/, "") || "/";
+}
+
+/** Stop the current view and show `content` (a node) as the whole page. */
+function show(content, { signedIn }) {
+  if (cleanup) {
+    cleanup();
+    cleanup = null;
+  }
+  topbar.hidden = !signedIn;
+  replaceChildren(main, content);
+}
+
+function render() {
+  problemShown = false;
+  if (!rememberedUser()) {
+    showLogin();
+    return;
+  }
+  const path = currentPath();
+  const route = ROUTES.find((candidate) => candidate.pattern.test(path));
+  const section = h("section", { class: "view" });
+  show(section, { signedIn: true });
+  document.getElementById("whoami").textContent = rememberedUser();
+  for (const link of topbar.querySelectorAll("[data-nav]")) {
+    if (route && link.dataset.nav === route.nav) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  if (!route) {
+    document.title = "Not found · Octyne";
+    section.append(h("h1", { text: "Page not found" }), h("p", {}, h("a", { href: "#/", text: "Back to servers" })));
+    return;
+  }
+  document.title = `${route.title} · Octyne`;
+  cleanup = route.mount(section, path.match(route.pattern)) || null;
+}
+
+function showLogin(notice = "") {
+  document.title = "Log in · Octyne";
+  const error = h("p", { class: "form-error", role: "alert" });
+  const username = h("input", { id: "login-username", name: "username", autocomplete: "username", required: true });
+  const password = h("input", {
+    id: "login-password", name: "password", type: "password", autocomplete: "current-password", required: true,
+  });
+  const submit = h("button", { type: "submit", class: "primary", text: "Log in" });
+  const form = h("form", { class: "card login", "aria-labelledby": "login-title" },
+    h("h1", { id: "login-title", text: "Octyne" }),
+    notice ? h("p", { class: "notice", text: notice }) : null,
+    h("div", { class: "field" }, h("label", { for: "login-username", text: "Username" }), username),
+    h("div", { class: "field" }, h("label", { for: "login-password", text: "Password" }), password),
+    error, submit);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    if (/[^\u0000-\u00ff]/.test(username.value + password.value)) {
+      error.textContent = "Usernames and passwords sent by the browser may only use Latin-1 characters.";
+      return;
+    }
+    submit.disabled = true;
+    try {
+      await login(username.value, password.value);
+      render();
+    } catch (failure) {
+      error.textContent = failure instanceof ApiError ? failure.message : "The Octyne API cannot be reached.";
+      password.select();
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  show(h("div", { class: "centered" }, form), { signedIn: false });
+  username.focus();
+}
+
+function showProblem({ title, message, actionLabel, action, retryEvery }) {
+  if (problemShown) return;
+  problemShown = true;
+  document.title = `${title} · Octyne`;
+  const button = h("button", { type: "button", class: "primary", text: actionLabel, onclick: action });
+  const page = h("div", { class: "centered" },
+    h("div", { class: "card problem", role: "alert" }, h("h1", { text: title }), h("p", { text: message }), button));
+  show(page, { signedIn: false });
+  button.focus();
+  if (retryEvery) {
+    const timer = setInterval(async () => {
+      try {
+        await fetch(new URL("api/", document.baseURI), { cache: "no-store" });
+        render();
+      } catch {
+        // still down: keep waiting
+      }
+    }, retryEvery);
+    cleanup = () => clearInterval(timer);
+  }
+}
+
+onApiProblem({
+  expired: () => {
+    forgetUser();
+    showProblem({
+      title: "Session expired",
+      message: "Your session has ended (logged out elsewhere, or the account changed). Log in again to continue.",
+      actionLabel: "Log in again",
+      action: () => showLogin(),
+    });
+  },
+  unreachable: () => showProblem({
+    title: "Octyne is unreachable",
+    message: "The dashboard cannot reach the Octyne API. The daemon may be stopped or restarting, or the network is down. This page retries every 5 seconds.",
+    actionLabel: "Try again",
+    action: () => render(),
+    retryEvery: 5000,
+  }),
+});
+
+document.getElementById("logout").addEventListener("click", async () => {
+  try {
+    await logout();
+  } catch (failure) {
+    if (!(failure instanceof ApiError)) return; // unreachable: its page is already shown
+  }
+  showLogin("You have been logged out.");
+});
+
+window.addEventListener("hashchange", render);
+getJson("/").then(render, () => {});

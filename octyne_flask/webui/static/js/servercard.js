@@ -1,0 +1,118 @@
+// One server's live status, numbers, sparklines and start/stop/kill buttons;
+// built once and updated in place so keyboard focus survives every refresh.
+
+import { ApiError, getJson, sendText } from "./api.js";
+import { confirmDialog } from "./dialogs.js";
+import { h, toast } from "./dom.js";
+import { bytes, percent, statusName, uptime } from "./format.js";
+import { createSparkline } from "./sparkline.js";
+import { recordSample } from "./stats.js";
+
+const STATUS_CLASSES = { 0: "stopped", 1: "running", 2: "crashed" };
+
+/** `GET /server/<id>`: status, uptime (ns), cpuUsage, memoryUsage, totalMemory, toDelete. */
+export function fetchServer(id) {
+  return getJson(`/server/${encodeURIComponent(id)}`);
+}
+
+/** Send START, TERM or KILL; toasts the outcome. */
+async function control(id, operation) {
+  try {
+    const result = await sendText("POST", `/server/${encodeURIComponent(id)}`, operation);
+    if (result.success === false) toast(`Server ${id} could not be started.`, "error");
+  } catch (failure) {
+    if (failure instanceof ApiError) toast(`${operation} ${id}: ${failure.message}`, "error");
+    throw failure;
+  }
+}
+
+function stat(label, value, extra = null) {
+  return h("div", { class: "stat" }, h("dt", { text: label }), h("dd", {}, value, extra));
+}
+
+/**
+ * Build the card. `onChanged()` is called after a control action so the
+ * owner refreshes at once instead of waiting for its next poll.
+ */
+export function createServerCard(id, { linkName = true, onChanged = () => {} } = {}) {
+  const badge = h("span", { class: "badge", "data-testid": "status", text: "…" });
+  const uptimeValue = h("span", { text: "—" });
+  const cpuValue = h("span", { text: "—" });
+  const memoryValue = h("span", { text: "—" });
+  const cpuChart = createSparkline("cpu");
+  const memoryChart = createSparkline("memory");
+  const act = (operation) => async () => {
+    await control(id, operation).catch(() => {});
+    onChanged();
+  };
+  const start = h("button", { type: "button", class: "primary", text: "Start", onclick: act("START") });
+  const stop = h("button", { type: "button", class: "secondary", text: "Stop", onclick: act("TERM") });
+  const kill = h("button", {
+    type: "button", class: "danger", text: "Kill",
+    onclick: async () => {
+      const sure = await confirmDialog({
+        title: `Kill ${id}?`,
+        message: "The process gets SIGKILL at once and cannot save anything. Use Stop for a clean shutdown.",
+        confirmLabel: "Kill",
+      });
+      if (sure) await act("KILL")();
+    },
+  });
+  for (const button of [start, stop, kill]) button.setAttribute("aria-label", `${button.textContent} ${id}`);
+  const name = linkName
+    ? h("a", { href: `#/server/${encodeURIComponent(id)}`, text: id })
+    : h("span", { text: id });
+  const element = h("article", { class: "server-card", "data-server": id, "aria-label": `Server ${id}` },
+    h("header", {}, h("h2", { class: "server-name" }, name), badge),
+    h("dl", { class: "stats" },
+      stat("Uptime", uptimeValue),
+      stat("CPU", cpuValue, cpuChart.element),
+      stat("Memory", memoryValue, memoryChart.element)),
+    h("div", { class: "actions" }, start, stop, kill));
+
+  function update(info) {
+    const series = recordSample(id, info);
+    const running = info.status === 1;
+    badge.textContent = statusName(info.status, info.toDelete);
+    badge.className = `badge ${STATUS_CLASSES[info.status] || ""}${info.toDelete ? " deleting" : ""}`;
+    element.dataset.status = String(info.status);
+    uptimeValue.textContent = uptime(info.uptime);
+    cpuValue.textContent = running ? percent(info.cpuUsage) : "—";
+    memoryValue.textContent = running ? `${bytes(info.memoryUsage)} of ${bytes(info.totalMemory)}` : "—";
+    cpuChart.update(series.map((sample) => sample.cpu), 100, `CPU, last ${series.length} samples`);
+    memoryChart.update(series.map((sample) => sample.memory), 0, `Memory, last ${series.length} samples`);
+    start.disabled = running;
+    stop.disabled = !running;
+    kill.disabled = !running;
+  }
+
+  return { element, update };
+}
+
+/**
+ * Call `tick()` now and then every `intervalMs` after each finishes, until the
+ * returned stop function runs; API problems end the loop (their page is shown).
+ */
+export function poll(tick, intervalMs) {
+  let timer = null;
+  let stopped = false;
+  const run = async () => {
+    try {
+      await tick();
+    } catch (failure) {
+      if (!(failure instanceof ApiError) || failure.status === 401) return;
+    }
+    if (!stopped) timer = setTimeout(run, intervalMs);
+  };
+  run();
+  return {
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+    },
+    now() {
+      clearTimeout(timer);
+      if (!stopped) run();
+    },
+  };
+}
