@@ -64,8 +64,13 @@ def main(arguments: list[str] | None = None) -> int:
 def serve(config, config_path: str, users_path: str) -> int:
     """Create the users file if needed, say where we listen, then run gunicorn until stopped."""
     from octyne_flask.auth.users import ensure_users_file
-    from octyne_flask.serving import EmbeddedGunicorn
+    from octyne_flask.serving import EmbeddedGunicorn, check_tls_files
 
+    try:
+        check_tls_files(config)  # before binding: a bad pair must not leave anything listening
+    except ValueError as error:
+        print(f"octyne: {error}", file=sys.stderr)
+        return 1
     message = ensure_users_file(users_path)
     if message:
         print(message, flush=True)

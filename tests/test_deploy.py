@@ -1,0 +1,94 @@
+"""deploy/: gunicorn.conf.py behaves exactly like ``python -m octyne_flask``; the systemd unit verifies."""
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+import requests
+
+from tests.harness import REPO, RunningDaemon, daemon_config
+from tests.services import DEPLOY, is_listening
+
+GUNICORN = str(REPO / ".venv" / "bin" / "gunicorn") if (REPO / ".venv" / "bin" / "gunicorn").exists() else "gunicorn"
+APP = f"{sys.executable} -c 'import time; print(\"app up\", flush=True); time.sleep(600)'"
+
+
+def launch(launcher: str, directory, config: dict, **kwargs) -> RunningDaemon:
+    """The daemon started either as ``python -m octyne_flask`` or with gunicorn and deploy/gunicorn.conf.py."""
+    if launcher == "module":
+        return RunningDaemon(directory, config, users=kwargs.pop("users", None) or _admin(), **kwargs)
+    return RunningDaemon(
+        directory, config, users=kwargs.pop("users", None) or _admin(),
+        args=[GUNICORN, "-c", str(DEPLOY / "gunicorn.conf.py"), "wsgi:app"],
+        env={"OCTYNE_CONFIG": str(directory / "config.json"), "OCTYNE_USERS": str(directory / "users.json")},
+        **kwargs)
+
+
+def descendants(daemon) -> set[int]:
+    return {child.pid for child in psutil.Process(daemon.proc.pid).children(recursive=True)}
+
+
+def _admin() -> dict:
+    from tests.harness import ADMIN_HASH
+
+    return {"admin": ADMIN_HASH}
+
+
+@pytest.mark.parametrize("launcher", ["module", "gunicorn"])
+def test_smoke(launcher, tmp_path):
+    config = daemon_config(tmp_path, {"app": {"directory": str(tmp_path), "command": APP}})
+    daemon = launch(launcher, tmp_path, config)
+    try:
+        assert daemon.get("/").json()["version"]
+        assert daemon.get("/servers").json() == {"servers": {"app": 1}}
+        assert stat.S_IMODE(os.stat(daemon.socket_path).st_mode) == 0o600
+        status, _, body = daemon.local("GET", "/servers")
+        assert (status, json.loads(body)) == (200, {"servers": {"app": 1}})
+        web_ui = f"http://127.0.0.1:{config['webUI']['port']}"
+        assert requests.get(web_ui + "/api/servers", headers={"Authorization": daemon.token}, timeout=10).status_code == 200
+        assert requests.get(web_ui + "/", timeout=10).status_code == 200
+
+        # SIGHUP reloads config.json in place: the new app appears; worker and app keep running.
+        before = descendants(daemon)
+        config["servers"]["second"] = {"directory": str(tmp_path), "command": APP, "enabled": False}
+        daemon.config_path.write_text(json.dumps(config))
+        os.kill(daemon.proc.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "second" not in daemon.get("/servers").json()["servers"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert daemon.get("/servers").json() == {"servers": {"app": 1, "second": 0}}
+        assert descendants(daemon) == before
+        assert daemon.proc.poll() is None
+    finally:
+        code = daemon.stop()
+    assert code == 0
+    assert not is_listening(config["port"])
+    assert not os.path.exists(daemon.socket_path)
+
+
+def test_gunicorn_conf_refuses_a_broken_config_with_a_clear_message(tmp_path):
+    config_path = tmp_path / "config.json"
+    config_path.write_text('{"port": "not a number"}')
+    result = subprocess.run([GUNICORN, "-c", str(DEPLOY / "gunicorn.conf.py"), "wsgi:app"], cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(REPO), "OCTYNE_CONFIG": str(config_path)},
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert "'port' must be an integer" in result.stderr
+
+
+def test_systemd_unit_verifies(tmp_path):
+    """The shipped unit, with its install path pointed at this checkout (systemd checks ExecStart exists)."""
+    unit = (DEPLOY / "octyne.service").read_text()
+    assert "KillMode=mixed" in unit and "Restart=on-failure" in unit and "User=octyne" in unit
+    assert "/opt/octyne-flask/.venv/bin/python" in unit
+    (tmp_path / "octyne.service").write_text(unit.replace("/opt/octyne-flask", str(REPO)))
+    result = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "octyne.service")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "octyne.service" not in result.stderr, result.stderr
