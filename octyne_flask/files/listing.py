@@ -1,0 +1,61 @@
+"""Folder listings in Octyne's shape: name, size, lastModified, folder, mimeType."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from octyne_flask.errors import ApiError
+from octyne_flask.files.mime import sniff_fd
+from octyne_flask.files.paths import ServerPath
+
+SYMLINK = "inode/symlink"
+# Never block on a FIFO and never follow a link swapped in after the listing was read.
+_SNIFF_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def _mime_type(directory_fd: int, name: str, mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return SYMLINK
+    if not stat.S_ISREG(mode):
+        return ""
+    try:
+        fd = os.open(name, _SNIFF_FLAGS, dir_fd=directory_fd)
+    except OSError:
+        return ""
+    try:
+        return sniff_fd(fd)
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
+
+
+def list_folder(folder: ServerPath) -> list[dict]:
+    """Every entry of ``folder`` (resolved with ``follow=True``); symlinks are listed, not followed."""
+    try:
+        directory_fd = os.open(folder.absolute, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except NotADirectoryError:
+        raise ApiError(400, "This is not a folder!") from None
+    except OSError:
+        raise ApiError(404, "This folder does not exist!") from None
+    try:
+        contents = []
+        with os.scandir(directory_fd) as entries:
+            for entry in entries:
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue  # removed while we were listing
+                mime = _mime_type(directory_fd, entry.name, info.st_mode)
+                contents.append({
+                    "name": entry.name,
+                    "size": info.st_size,
+                    "lastModified": info.st_mtime_ns // 1_000_000_000,
+                    "folder": stat.S_ISDIR(info.st_mode) or mime == SYMLINK,
+                    "mimeType": mime,
+                })
+        contents.sort(key=lambda item: item["name"])
+        return contents
+    finally:
+        os.close(directory_fd)

@@ -1,0 +1,134 @@
+"""``PATCH /server/{id}/files``: a batch of mv/cp/rm run in order and undone in reverse on failure.
+
+Every operation is validated before anything runs (name and path
+containment only); existence checks happen as each one runs, so later
+operations may use what earlier ones created. ``rm`` moves the item into a
+hidden ``.octyne-transaction-*`` folder so it can be put back.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+from octyne_flask.errors import INVALID_JSON, ApiError
+from octyne_flask.files.operations import internal_error, move_or_copy, remove_tree
+from octyne_flask.files.paths import ServerPath, resolve
+
+OPERATIONS = ("mv", "cp", "rm")
+INVALID_OPERATION = "Invalid operation! Operations available: mv,cp,rm"
+
+
+@dataclass
+class Step:
+    """One validated operation; ``done`` is where its effect is, for the undo."""
+
+    operation: str
+    source: ServerPath
+    dest: ServerPath | None = None
+    done: str | None = None
+
+    def logged(self) -> dict:
+        """The operation as the action log shows it (cleaned request paths)."""
+        if self.operation == "rm":
+            return {"operation": "rm", "path": self.source.request}
+        return {"operation": self.operation, "src": self.source.request, "dest": self.dest.request}
+
+
+@dataclass
+class Outcome:
+    """The response of a transaction: HTTP status, body, and what the action log records."""
+
+    status: int
+    errors: list = field(default_factory=list)
+    steps: list = field(default_factory=list)
+
+    def body(self) -> dict:
+        if not self.errors:
+            return {"success": True}
+        return {"success": False, "errors": self.errors}
+
+
+class TransactionRejected(Exception):
+    """An operation failed validation; nothing was run."""
+
+    def __init__(self, outcome: Outcome):
+        super().__init__(outcome.errors[0]["message"])
+        self.outcome = outcome
+
+
+def parse_operations(document, directory: str) -> list[Step]:
+    """Validate the request body; raises ApiError for a bad body, TransactionRejected for a bad operation."""
+    if not isinstance(document, dict) or not isinstance(document.get("operations", []), list):
+        raise ApiError(400, INVALID_JSON)
+    steps = []
+    for index, entry in enumerate(document.get("operations") or []):
+        if not isinstance(entry, dict) or not all(
+                isinstance(entry.get(key, ""), str) for key in ("operation", "src", "dest", "path")):
+            raise ApiError(400, INVALID_JSON)
+        try:
+            steps.append(_validate(entry, directory))
+        except ApiError as error:
+            raise TransactionRejected(Outcome(400, [{"index": index, "message": error.message}])) from None
+    return steps
+
+
+def _validate(entry: dict, directory: str) -> Step:
+    operation = entry.get("operation", "")
+    if operation not in OPERATIONS:
+        raise ApiError(400, INVALID_OPERATION)
+    if operation == "rm":
+        return Step("rm", resolve(directory, entry.get("path"), "source path", allow_root=False))
+    source = resolve(directory, entry.get("src"), "source path", allow_root=False)
+    dest = resolve(directory, entry.get("dest"), "destination path", follow=True)
+    return Step(operation, source, dest)
+
+
+def run_transaction(steps: list[Step], directory: str) -> Outcome:
+    """Run the steps in order; on the first failure undo the earlier ones in reverse."""
+    outcome = Outcome(200, steps=steps)
+    trash = None
+    for index, step in enumerate(steps):
+        try:
+            if step.operation == "rm":
+                trash = trash or tempfile.mkdtemp(prefix=".octyne-transaction-", dir=os.path.realpath(directory))
+                step.done = _remove_into(step.source, os.path.join(trash, str(index)))
+            else:
+                step.done = move_or_copy(step.operation, step.source, step.dest).absolute
+        except ApiError as error:
+            outcome.status = error.status
+            outcome.errors.append({"index": index, "message": error.message})
+            undo(steps[:index], outcome)
+            break
+    if trash and len(outcome.errors) < 2:  # keep removed items if an undo failed
+        try:
+            remove_tree(trash)
+        except OSError as error:
+            outcome.status = 500
+            outcome.errors.append({"index": -1, "message": internal_error(error).message})
+    return outcome
+
+
+def _remove_into(source: ServerPath, parked: str) -> str:
+    try:
+        os.rename(source.absolute, parked)
+    except FileNotFoundError:
+        raise ApiError(400, "The file specified in path does not exist!") from None
+    except OSError as error:
+        raise internal_error(error) from None
+    return parked
+
+
+def undo(done: list[Step], outcome: Outcome) -> None:
+    """Reverse ``done`` (last first); each failure is added to ``outcome`` and makes it a 500."""
+    for index in range(len(done) - 1, -1, -1):
+        step = done[index]
+        try:
+            if step.operation == "cp":
+                remove_tree(step.done)
+            else:
+                os.rename(step.done, step.source.absolute)
+        except OSError as error:
+            outcome.status = 500
+            outcome.errors.append({"index": index, "message": internal_error(error).message})
