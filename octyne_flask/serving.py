@@ -122,11 +122,12 @@ def check_tls_files(config: Config) -> None:
     """Raise ValueError with a clear message when HTTPS is on and the cert/key pair cannot be used."""
     if not config.https.enabled:
         return
+    for what, path in (("certificate", config.https.cert), ("key", config.https.key)):
+        if not os.path.isfile(path):
+            raise ValueError(f"HTTPS {what} file not found: {path}")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
         context.load_cert_chain(certfile=config.https.cert, keyfile=config.https.key)
-    except FileNotFoundError as error:
-        raise ValueError(f"HTTPS certificate or key file not found: {error.filename or error}") from None
     except (OSError, ssl.SSLError) as error:
         raise ValueError(f"cannot use HTTPS certificate {config.https.cert!r} with key "
                          f"{config.https.key!r}: {error}") from None

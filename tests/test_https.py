@@ -1,0 +1,119 @@
+"""HTTPS with a real self-signed certificate: TLS on the API and web-UI ports, plain HTTP on the Unix socket."""
+
+import json
+import socket
+import ssl
+import sys
+import time
+
+import pytest
+import requests
+import websocket
+
+from tests.harness import RunningDaemon, daemon_config
+from tests.services import is_listening, self_signed_certificate
+
+APP = f"{sys.executable} -c 'import sys; [print(\"echo:\" + line.strip(), flush=True) for line in sys.stdin]'"
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def tls_daemon(daemon_factory, certificate, monkeypatch, tmp_path):
+    cert, key = certificate
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))  # the harness's own requests trust our CA too
+    daemon = daemon_factory(servers={"echo": {"directory": str(tmp_path), "command": APP}},
+                            config={"https": {"enabled": True, "cert": str(cert), "key": str(key)}}, wait=False)
+    daemon.url = daemon.url.replace("http://", "https://")
+    daemon.wait_until_ready()
+    daemon.web_ui_port = json.loads(daemon.config_path.read_text())["webUI"]["port"]
+    return daemon
+
+
+def test_api_and_web_ui_speak_tls(tls_daemon, certificate):
+    cert, _ = certificate
+    assert tls_daemon.get("/servers").json() == {"servers": {"echo": 1}}
+    web_ui = f"https://127.0.0.1:{tls_daemon.web_ui_port}"
+    response = requests.get(web_ui + "/api/servers", headers={"Authorization": tls_daemon.token}, timeout=10)
+    assert response.json() == {"servers": {"echo": 1}}
+    assert requests.get(web_ui + "/", timeout=10).status_code == 200
+    login = requests.get(web_ui + "/api/login", headers={"Username": "admin", "Password": "admin-password-for-tests"},
+                         timeout=10)
+    assert login.status_code == 200 and len(login.json()["token"]) == 128
+
+
+def test_console_websocket_over_tls(tls_daemon, certificate):
+    cert, _ = certificate
+    url = tls_daemon.url.replace("https://", "wss://") + "/server/echo/console"
+    connection = websocket.create_connection(url, header={"Authorization": tls_daemon.token}, timeout=10,
+                                             subprotocols=["console-v2"], sslopt={"ca_certs": str(cert)})
+    try:
+        connection.send(json.dumps({"type": "input", "data": "over tls"}))
+        deadline = time.monotonic() + 10
+        seen = ""
+        while "echo:over tls" not in seen and time.monotonic() < deadline:
+            seen += connection.recv()
+        assert "echo:over tls" in seen
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("port_of", [lambda d: d.port, lambda d: d.web_ui_port], ids=["api", "web-ui"])
+def test_plain_http_to_a_tls_port_gets_no_api_answer(tls_daemon, port_of):
+    port = port_of(tls_daemon)
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{port}/servers", headers={"Authorization": tls_daemon.token}, timeout=5)
+    # Still serving TLS afterwards.
+    assert tls_daemon.get("/").status_code == 200
+
+
+def test_unix_socket_stays_plain_http(tls_daemon):
+    status, _, body = tls_daemon.local("GET", "/servers")
+    assert (status, json.loads(body)) == (200, {"servers": {"echo": 1}})
+
+
+def _start_failing(tmp_path, cert: str, key: str) -> tuple[RunningDaemon, dict]:
+    config = daemon_config(tmp_path, https={"enabled": True, "cert": cert, "key": key})
+    return RunningDaemon(tmp_path, config, users={}, wait=False), config
+
+
+@pytest.mark.parametrize("problem", ["missing cert", "missing key", "mismatched pair", "not a certificate"])
+def test_unusable_certificate_fails_fast_with_a_clear_message(problem, tmp_path, certificate):
+    cert, key = certificate
+    other_cert, other_key = self_signed_certificate(tmp_path, "other") if problem == "mismatched pair" else (cert, key)
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    cert_path, key_path = {
+        "missing cert": (str(tmp_path / "absent.crt"), str(key)),
+        "missing key": (str(cert), str(tmp_path / "absent.key")),
+        "mismatched pair": (str(cert), str(other_key)),
+        "not a certificate": (str(garbage), str(key)),
+    }[problem]
+    started = time.monotonic()
+    daemon, config = _start_failing(tmp_path, cert_path, key_path)
+    try:
+        assert daemon.proc.wait(10) == 1
+    finally:
+        daemon.stop()
+    assert time.monotonic() - started < 10
+    output = daemon.stdout_path.read_text()
+    assert "HTTPS" in output and (cert_path in output or key_path in output)
+    assert "Traceback" not in output
+    assert not is_listening(config["port"]) and not is_listening(config["webUI"]["port"])
+    with pytest.raises(OSError):
+        probe = socket.socket(socket.AF_UNIX)
+        try:
+            probe.connect(config["unixSocket"]["location"])
+        finally:
+            probe.close()
+
+
+def test_tls_handshake_uses_our_certificate(tls_daemon, certificate):
+    cert, _ = certificate
+    context = ssl.create_default_context(cafile=str(cert))
+    with socket.create_connection(("127.0.0.1", tls_daemon.port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            assert tls.getpeercert()["subject"] == ((("commonName", "localhost"),),)
