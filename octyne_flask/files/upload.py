@@ -1,0 +1,134 @@
+"""``POST /server/{id}/file``: stream the ``upload`` part into a temporary file, then rename it into place.
+
+The file never sits in memory and is written once. Until the closing
+boundary has arrived it lives under a hidden temporary name in the
+destination folder, so an aborted upload leaves nothing behind and never
+replaces the existing file of that name.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from dataclasses import dataclass
+
+from octyne_flask.errors import INTERNAL, ApiError
+from octyne_flask.files.multipart import CHUNK, MultipartReader, boundary_of, invalid_form
+from octyne_flask.files.paths import LINK_ESCAPES, ServerPath
+
+FIELD = "upload"
+FORM_OVERHEAD = 1 << 20  # room for the multipart framing and small fields beside the file
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    """What was saved: the file name used and where it is."""
+
+    filename: str
+    target: ServerPath
+
+
+def too_large(limit: int) -> ApiError:
+    return ApiError(413, f"The uploaded file is larger than the limit of {limit} bytes!")
+
+
+def base_name(filename: str) -> str:
+    """The last component of the sent filename, like Go's ``filepath.Base``; refuses empty, ``.`` and ``..``."""
+    trimmed = filename.rstrip("/")
+    name = trimmed.rsplit("/", 1)[-1] if trimmed else filename
+    if name in ("", ".", "..") or "/" in name or "\x00" in name:
+        raise ApiError(400, f"Invalid file name: {filename}")
+    return name
+
+
+def receive_upload(stream, content_type: str | None, content_length: int | None,
+                   folder: ServerPath, limit: int) -> Uploaded:
+    """Read the whole form from ``stream``; save the first ``upload`` file part in ``folder``."""
+    boundary = boundary_of(content_type)
+    if content_length is not None and content_length > limit + FORM_OVERHEAD:
+        raise too_large(limit)
+    reader = MultipartReader(stream, boundary)
+    pending = None
+    try:
+        while (part := reader.next_part()) is not None:
+            if pending is None and part.name == FIELD and part.filename is not None:
+                pending = _PendingFile(folder, base_name(part.filename), limit)
+                reader.copy_data(pending.write)
+            else:
+                reader.copy_data(_discard)
+        if pending is None:
+            raise invalid_form()
+        return pending.commit()
+    finally:
+        if pending is not None:
+            pending.discard()
+
+
+def _discard(_data) -> None:
+    """Sink for form fields we do not use."""
+
+
+class _PendingFile:
+    """The upload's temporary file beside its final name; renamed over it only when complete."""
+
+    def __init__(self, folder: ServerPath, name: str, limit: int):
+        self.target = folder.child(name)
+        self.name = name
+        self.limit = limit
+        self.size = 0
+        self.final = self._final_path()
+        directory = os.path.dirname(self.final)
+        self.temporary = os.path.join(directory, f".octyne-upload-{secrets.token_hex(8)}")
+        try:
+            fd = os.open(self.temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        except OSError:
+            raise ApiError(500, INTERNAL) from None
+        self.file = open(fd, "wb", buffering=CHUNK)
+        self._keep_mode_of_existing(fd)
+
+    def _final_path(self) -> str:
+        path = self.target.absolute
+        if os.path.islink(path):  # write through a link only when it stays inside
+            if self.target.leads_outside():
+                raise ApiError(400, f"Invalid file path: {LINK_ESCAPES}")
+            path = os.path.realpath(path)
+        if os.path.isdir(path):
+            raise ApiError(400, "This is a folder!")
+        return path
+
+    def _keep_mode_of_existing(self, fd: int) -> None:
+        try:
+            existing = os.stat(self.final)
+        except OSError:
+            return
+        if stat.S_ISREG(existing.st_mode):
+            os.fchmod(fd, stat.S_IMODE(existing.st_mode))
+
+    def write(self, data) -> None:
+        self.size += len(data)
+        if self.size > self.limit:
+            raise too_large(self.limit)
+        try:
+            self.file.write(data)
+        except OSError:
+            raise ApiError(500, INTERNAL) from None
+
+    def commit(self) -> Uploaded:
+        try:
+            self.file.close()
+            os.replace(self.temporary, self.final)
+        except OSError:
+            raise ApiError(500, INTERNAL) from None
+        self.temporary = None
+        return Uploaded(self.name, self.target)
+
+    def discard(self) -> None:
+        """Remove the temporary file unless it was committed."""
+        if self.temporary is None:
+            return
+        self.file.close()
+        try:
+            os.unlink(self.temporary)
+        except OSError:
+            pass
