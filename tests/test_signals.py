@@ -1,0 +1,97 @@
+"""Signals the way Octyne users send them: TERM/INT stop every app gracefully then exit 0, HUP reloads the config."""
+
+import json
+import os
+import signal
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.services import is_listening
+
+# An app that, on SIGTERM, takes a moment to "save", writes a marker and exits cleanly.
+GRACEFUL_APP = textwrap.dedent("""
+    import os, signal, sys, time
+    def stop(signum, frame):
+        time.sleep(0.3)
+        with open("stopped-by-" + signal.Signals(signum).name, "w") as marker:
+            marker.write(str(os.getpid()))
+        sys.exit(0)
+    signal.signal(signal.SIGTERM, stop)
+    with open("pid", "w") as handle:
+        handle.write(str(os.getpid()))
+    print("ready", flush=True)
+    while True:
+        time.sleep(1)
+""")
+
+
+def wait_for_file(path, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert path.exists(), f"{path} did not appear"
+
+
+@pytest.fixture
+def graceful_apps(tmp_path):
+    """Two app folders with the graceful app in each."""
+    servers = {}
+    for name in ("alpha", "beta"):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "app.py").write_text(GRACEFUL_APP)
+        servers[name] = {"directory": str(folder), "command": f"{sys.executable} app.py"}
+    return servers
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_stop_signal_stops_every_app_gracefully_then_exits_0(sig, daemon_factory, graceful_apps):
+    daemon = daemon_factory(servers=graceful_apps)
+    folders = [Path(server["directory"]) for server in graceful_apps.values()]
+    for folder in folders:
+        wait_for_file(folder / "pid")
+    app_pids = [int(open(os.path.join(folder, "pid")).read()) for folder in folders]
+    started = time.monotonic()
+    daemon.proc.send_signal(sig)
+    assert daemon.proc.wait(30) == 0
+    assert time.monotonic() - started < 15
+    for folder, pid in zip(folders, app_pids):
+        assert os.path.exists(os.path.join(folder, "stopped-by-SIGTERM")), "the app was not stopped gracefully"
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert not is_listening(daemon.port)
+    assert not os.path.exists(daemon.socket_path)
+
+
+def test_sighup_reloads_the_config_without_restarting_anything(daemon_factory, graceful_apps):
+    daemon = daemon_factory(servers={"alpha": graceful_apps["alpha"]})
+    worker_and_apps = {p.pid for p in psutil.Process(daemon.proc.pid).children(recursive=True)}
+    config = json.loads(daemon.config_path.read_text())
+    config["servers"]["beta"] = graceful_apps["beta"]
+    config["logging"]["actions"] = {"config.view": False}
+    daemon.config_path.write_text(json.dumps(config))
+    os.kill(daemon.proc.pid, signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while daemon.get("/servers").json()["servers"].get("beta") != 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert daemon.get("/servers").json() == {"servers": {"alpha": 1, "beta": 1}}
+    after = {p.pid for p in psutil.Process(daemon.proc.pid).children(recursive=True)}
+    assert worker_and_apps < after  # beta started; the worker and alpha are the same processes
+    daemon.get("/config")
+    assert not [e for e in daemon.action_log() if e.get("action") == "config.view"]
+
+
+def test_sighup_with_a_broken_config_keeps_the_running_one(daemon_factory, graceful_apps):
+    daemon = daemon_factory(servers={"alpha": graceful_apps["alpha"]})
+    daemon.config_path.write_text("{ this is not json")
+    os.kill(daemon.proc.pid, signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while "Config reload on SIGHUP failed" not in daemon.output() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "Config reload on SIGHUP failed" in daemon.output()
+    assert daemon.proc.poll() is None
+    assert daemon.get("/servers").json() == {"servers": {"alpha": 1}}
