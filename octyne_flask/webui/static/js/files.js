@@ -10,6 +10,7 @@ import {
   createFolder, deletePath, downloadUrl, joinPath, listFolder, moveOrCopy, parentPath, runBatch, upload,
 } from "./fileapi.js";
 import { bytes, date } from "./format.js";
+import { icon } from "./icons.js";
 import { createTaskList } from "./tasks.js";
 
 const COLUMNS = [
@@ -167,8 +168,8 @@ export function mountFiles(container, id, path) {
         updateSelection();
       });
       const name = entry.folder
-        ? h("a", { href: folderHref(id, joinPath(folder, entry.name)) }, h("span", { class: "icon", "aria-hidden": "true", text: "📁 " }), entry.name)
-        : h("span", {}, h("span", { class: "icon", "aria-hidden": "true", text: "📄 " }), entry.name);
+        ? h("a", { href: folderHref(id, joinPath(folder, entry.name)) }, icon("folder"), entry.name)
+        : h("span", {}, icon("file"), entry.name);
       return h("tr", { "data-name": entry.name },
         h("td", { class: "select" }, box),
         h("td", { class: "name" }, name),

@@ -14,8 +14,7 @@ export function bytes(value) {
 
 /** The API reports uptime in nanoseconds. */
 export function uptime(nanoseconds) {
-  let seconds = Math.floor((Number(nanoseconds) || 0) / 1e9);
-  if (seconds <= 0) return "—";
+  let seconds = Math.max(0, Math.floor((Number(nanoseconds) || 0) / 1e9));
   const days = Math.floor(seconds / 86400);
   seconds -= days * 86400;
   const hours = Math.floor(seconds / 3600);

@@ -76,7 +76,7 @@ export function createServerCard(id, { linkName = true, onChanged = () => {} } =
     badge.textContent = statusName(info.status, info.toDelete);
     badge.className = `badge ${STATUS_CLASSES[info.status] || ""}${info.toDelete ? " deleting" : ""}`;
     element.dataset.status = String(info.status);
-    uptimeValue.textContent = uptime(info.uptime);
+    uptimeValue.textContent = running ? uptime(info.uptime) : "—";
     cpuValue.textContent = running ? percent(info.cpuUsage) : "—";
     memoryValue.textContent = running ? `${bytes(info.memoryUsage)} of ${bytes(info.totalMemory)}` : "—";
     cpuChart.update(series.map((sample) => sample.cpu), 100, `CPU, last ${series.length} samples`);

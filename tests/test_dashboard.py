@@ -1,0 +1,343 @@
+"""The built-in dashboard in a real browser: Debian's Chromium driven by Playwright against the real daemon.
+
+Every test fails on any browser console message or page error, except the
+HTTP errors the test itself provokes and declares with ``expect_failure``
+(Chromium logs every 4xx answer as "Failed to load resource").
+Screenshots of every page go to ``docs/screenshots/latest/`` (not committed);
+three of them are committed one level up as documentation.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import requests
+from playwright.sync_api import Page, expect, sync_playwright
+
+from tests.harness import ADMIN_PASSWORD, REPO
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCREENSHOTS = REPO / "docs" / "screenshots" / "latest"
+RESOURCE_ERROR = re.compile(r"Failed to load resource: the server responded with a status of (\d{3})")
+RENAME_LABEL = "New name, or a path (starting with / for the server folder)"
+COLOURS_APP = 'print("\\x1b[1;31mred alert\\x1b[0m then plain \\x1b]0;title\\x07text", flush=True)\n'
+
+class BrowserProblems:
+    """Console messages, page errors and HTTP failures of one page, checked against what the test expects."""
+
+    def __init__(self, page: Page):
+        self.messages: list[tuple[str, str, str]] = []
+        self.errors: list[str] = []
+        self.failures: list[tuple[int, str]] = []
+        self.expected: list[tuple[int, str]] = []
+        self.expected_network_errors = False
+        page.on("console", lambda message: self.messages.append(
+            (message.type, message.text, message.location.get("url", ""))))
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+        page.on("response", lambda response: response.status >= 400 and self.failures.append(
+            (response.status, response.url)))
+
+    def expect_failure(self, status: int, url_part: str) -> None:
+        """Declare that answers with ``status`` from URLs containing ``url_part`` are part of the test."""
+        self.expected.append((status, url_part))
+
+    def _is_expected(self, status: int, url: str) -> bool:
+        return any(status == want and part in url for want, part in self.expected)
+
+    def assert_clean(self) -> None:
+        assert self.errors == [], f"page errors: {self.errors}"
+        unexpected_failures = [f for f in self.failures if not self._is_expected(*f)]
+        assert unexpected_failures == [], f"unexpected HTTP failures: {unexpected_failures}"
+        unexpected = []
+        for kind, text, url in self.messages:
+            match = RESOURCE_ERROR.match(text)
+            if match and self._is_expected(int(match.group(1)), url):
+                continue
+            if self.expected_network_errors and "net::ERR_CONNECTION_REFUSED" in text:
+                continue
+            unexpected.append((kind, text, url))
+        assert unexpected == [], f"browser console messages: {unexpected}"
+
+
+class Dashboard:
+    """One logged-out browser page on one daemon's web-UI port."""
+
+    def __init__(self, daemon, page: Page, problems: BrowserProblems, demo_dir: Path):
+        self.daemon = daemon
+        self.page = page
+        self.problems = problems
+        self.demo_dir = demo_dir
+        web_port = json.loads(daemon.config_path.read_text())["webUI"]["port"]
+        self.url = f"http://127.0.0.1:{web_port}/"
+
+    def open(self, fragment: str = "") -> None:
+        self.page.goto(self.url + fragment)
+
+    def login(self, username: str = "admin", password: str = ADMIN_PASSWORD) -> None:
+        self.page.get_by_label("Username").fill(username)
+        self.page.get_by_label("Password").fill(password)
+        self.page.get_by_role("button", name="Log in").click()
+        expect(self.page.get_by_role("button", name="Log out")).to_be_visible()
+
+    def screenshot(self, name: str) -> None:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+    def card(self, server: str):
+        return self.page.locator(f'[data-server="{server}"]')
+
+    def row(self, name: str):
+        return self.page.locator(f'tr[data-name="{name}"]')
+
+    def row_action(self, name: str, action: str) -> None:
+        self.page.get_by_label(f"Actions for {name}").click()
+        self.row(name).get_by_role("button", name=action).click()
+
+    def dialog(self):
+        return self.page.locator("dialog[open]")
+
+    def answer_dialog(self, button: str, fields: dict[str, str] | None = None) -> None:
+        """Fill the open dialog's fields (by exact label) and press ``button``."""
+        dialog = self.dialog()
+        for label, value in (fields or {}).items():
+            dialog.get_by_label(label, exact=True).fill(value)
+        dialog.get_by_role("button", name=button, exact=True).click()
+        expect(dialog).to_have_count(0)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-browser.sh (make test does)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def dashboard(daemon_factory, browser, tmp_path):
+    demo_dir = tmp_path / "demo"
+    colours_dir = tmp_path / "colours"
+    demo_dir.mkdir()
+    colours_dir.mkdir()
+    (colours_dir / "colours.py").write_text(COLOURS_APP)
+    daemon = daemon_factory(servers={
+        "demo": {"directory": str(demo_dir), "command": f"{sys.executable} -u {REPO / 'examples' / 'demo_app.py'}"},
+        "colours": {"directory": str(colours_dir), "command": f"{sys.executable} colours.py"},
+    })
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    problems = BrowserProblems(page)
+    try:
+        yield Dashboard(daemon, page, problems, demo_dir)
+        problems.assert_clean()
+    finally:
+        context.close()
+
+
+def test_login_start_stop_phone_layout_and_logout(dashboard):
+    page = dashboard.page
+    dashboard.open()
+    expect(page.get_by_role("heading", name="Octyne")).to_be_visible()
+    dashboard.screenshot("login")
+    dashboard.problems.expect_failure(401, "/api/login")
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill("wrong password")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("alert")).to_have_text("Invalid username or password!")
+
+    dashboard.login()
+    status = dashboard.card("demo").get_by_test_id("status")
+    expect(status).to_have_text("Running")
+    expect(dashboard.card("colours")).to_be_visible()
+    dashboard.card("demo").get_by_role("button", name="Stop demo").click()
+    expect(status).to_have_text("Stopped")
+    assert dashboard.daemon.get("/server/demo").json()["status"] == 0
+    dashboard.card("demo").get_by_role("button", name="Start demo").click()
+    expect(status).to_have_text("Running")
+    expect(dashboard.card("demo").locator(".sparkline.cpu polyline")).to_have_attribute("points", re.compile(r"\d"))
+    dashboard.screenshot("servers")
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    expect(status).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    dashboard.screenshot("phone-servers")
+    page.set_viewport_size({"width": 1280, "height": 800})
+
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_text("You have been logged out.")).to_be_visible()
+    assert [c for c in page.context.cookies() if c["name"] == "X-Authentication" and c["value"]] == []
+
+
+def test_console_shows_scrollback_echo_history_and_colours(dashboard):
+    page = dashboard.page
+    dashboard.open()
+    dashboard.login()
+    page.get_by_role("link", name="demo").click()
+    terminal = page.get_by_role("log")
+    expect(page.locator(".console-status")).to_have_text("Connected")
+    expect(terminal).to_contain_text("[demo] started")
+    command = page.get_by_label("Command for demo")
+    command.fill("hello from the browser")
+    command.press("Enter")
+    expect(terminal).to_contain_text("[demo] you said: hello from the browser")
+    expect(command).to_have_value("")
+    command.press("ArrowUp")
+    expect(command).to_have_value("hello from the browser")
+    command.press("ArrowDown")
+    expect(command).to_have_value("")
+    dashboard.screenshot("console")
+
+    dashboard.open("#/server/colours")
+    red = page.locator(".terminal span.fg-1.bold")
+    expect(red).to_have_text("red alert")
+    expect(page.get_by_role("log")).to_contain_text("red alert then plain text")
+    assert "\x1b" not in page.get_by_role("log").inner_text()
+
+
+def test_files_upload_edit_rename_download_folder_compress_delete(dashboard):
+    page, demo_dir = dashboard.page, dashboard.demo_dir
+    dashboard.open("#/server/demo/files/")
+    dashboard.login()
+    expect(page.get_by_text("This folder is empty.")).to_be_visible()
+
+    page.locator("input[type=file]").set_input_files([
+        {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"first line\n"},
+        {"name": "data.bin", "mimeType": "application/octet-stream", "buffer": bytes(range(256)) * 40},
+    ])
+    expect(dashboard.row("notes.txt")).to_be_visible()
+    expect(dashboard.row("data.bin")).to_be_visible()
+    transfer = page.evaluate_handle(
+        "() => { const t = new DataTransfer(); t.items.add(new File(['dropped!'], 'dropped.txt')); return t; }")
+    page.locator(".drop-zone").dispatch_event("drop", {"dataTransfer": transfer})
+    expect(dashboard.row("dropped.txt")).to_be_visible()
+    assert (demo_dir / "dropped.txt").read_bytes() == b"dropped!"
+
+    dashboard.row_action("notes.txt", "Edit")
+    editor = page.get_by_label("Contents of notes.txt")
+    expect(editor).to_have_value("first line\n")
+    editor.fill("first line\nsecond line\n")
+    dashboard.dialog().get_by_role("button", name="Save").click()
+    expect(dashboard.dialog().get_by_role("status")).to_have_text("Saved")
+    dashboard.dialog().get_by_role("button", name="Close").click()
+    assert (demo_dir / "notes.txt").read_text() == "first line\nsecond line\n"
+    page.get_by_label("Actions for data.bin").click()
+    expect(dashboard.row("data.bin").get_by_role("button", name="Edit")).to_have_count(0)
+    page.keyboard.press("Escape")
+
+    dashboard.row_action("notes.txt", "Rename / move…")
+    dashboard.answer_dialog("Move", {RENAME_LABEL: "renamed.txt"})
+    expect(dashboard.row("renamed.txt")).to_be_visible()
+    assert not (demo_dir / "notes.txt").exists()
+    with page.expect_download() as download_info:
+        dashboard.row_action("data.bin", "Download")
+    assert Path(download_info.value.path()).read_bytes() == (demo_dir / "data.bin").read_bytes()
+
+    page.get_by_role("button", name="New folder…").click()
+    dashboard.answer_dialog("Create", {"Folder name or path": "stuff"})
+    expect(dashboard.row("stuff")).to_be_visible()
+    dashboard.row("renamed.txt").get_by_label("Select renamed.txt").check()
+    page.get_by_role("group", name="Selected items").get_by_role("button", name="Copy…").click()
+    dashboard.answer_dialog("Copy", {"Into the folder": "/stuff"})
+    assert (demo_dir / "stuff" / "renamed.txt").read_text() == "first line\nsecond line\n"
+
+    dashboard.row_action("stuff", "Compress…")
+    dashboard.dialog().get_by_label("Format").select_option("zip")
+    dashboard.answer_dialog("Compress", {"Archive name (the extension is added)": "stuff-backup"})
+    expect(dashboard.row("stuff-backup.zip")).to_be_visible()
+    with zipfile.ZipFile(io.BytesIO((demo_dir / "stuff-backup.zip").read_bytes())) as archive:
+        assert "stuff/renamed.txt" in archive.namelist()
+    dashboard.row_action("stuff-backup.zip", "Decompress…")
+    dashboard.answer_dialog("Decompress", {"Unpack into folder (created if missing)": "/unpacked"})
+    expect(dashboard.row("unpacked")).to_be_visible()
+    assert (demo_dir / "unpacked" / "stuff" / "renamed.txt").exists()
+    page.get_by_role("link", name="unpacked").click()
+    expect(page.get_by_role("navigation", name="Folder")).to_contain_text("unpacked")
+    expect(dashboard.row("stuff")).to_be_visible()
+    page.get_by_role("navigation", name="Folder").get_by_role("link", name="demo").click()
+    expect(dashboard.row("stuff-backup.zip")).to_be_visible()
+    page.get_by_role("button", name="Size").click()
+    dashboard.screenshot("files")
+
+    dashboard.row_action("stuff", "Delete…")
+    dashboard.answer_dialog("Delete")
+    expect(dashboard.row("stuff")).to_have_count(0)
+    assert not (demo_dir / "stuff").exists()
+    page.get_by_label("Select all").check()
+    page.get_by_role("group", name="Selected items").get_by_role("button", name="Delete…").click()
+    dashboard.answer_dialog("Delete")
+    expect(page.get_by_text("This folder is empty.")).to_be_visible()
+    assert list(demo_dir.iterdir()) == []
+
+
+def test_accounts_create_change_password_and_delete(dashboard):
+    page = dashboard.page
+    dashboard.open("#/accounts")
+    dashboard.login()
+    expect(page.locator('[data-account="admin"]')).to_contain_text("you")
+    page.get_by_label("Username", exact=True).fill("operator")
+    page.get_by_label("Password", exact=True).fill("first-password")
+    page.get_by_role("button", name="Create").click()
+    row = page.locator('[data-account="operator"]')
+    expect(row).to_be_visible()
+    row.get_by_role("button", name="Change password of operator").click()
+    dashboard.answer_dialog("Change password", {"New password": "second-password", "Repeat the new password": "second-password"})
+    expect(page.get_by_text("Changed the password of operator")).to_be_visible()
+    login = requests.get(dashboard.daemon.url + "/login", headers={"Username": "operator", "Password": "second-password"})
+    assert login.status_code == 200
+    dashboard.screenshot("accounts")
+    row.get_by_role("button", name="Delete operator").click()
+    dashboard.answer_dialog("Delete")
+    expect(row).to_have_count(0)
+    assert "operator" not in json.loads(dashboard.daemon.users_path.read_text())
+
+
+def test_config_editor_shows_validation_error_and_saves(dashboard):
+    page, daemon = dashboard.page, dashboard.daemon
+    dashboard.open("#/config")
+    dashboard.login()
+    original = daemon.config_path.read_text()
+    editor = page.get_by_label("config.json", exact=False)
+    expect(editor).to_have_value(original)
+    dashboard.problems.expect_failure(400, "/api/config")
+    editor.fill('{"port": "x", "servers": {}}')
+    page.get_by_role("button", name="Save and apply").click()
+    problem = page.locator(".config-error")
+    expect(problem).to_contain_text("Invalid JSON body!")
+    expect(problem.locator(".detail")).to_contain_text("port")
+    dashboard.screenshot("config")
+    assert daemon.config_path.read_text() == original
+
+    page.get_by_role("button", name="Revert").click()
+    edited = original.rstrip().rstrip("}") + ',\n  // saved from the dashboard\n}\n'
+    editor.fill(edited)
+    page.get_by_role("button", name="Save and apply").click()
+    expect(page.get_by_text("Config saved and applied.")).to_be_visible()
+    assert "// saved from the dashboard" in daemon.config_path.read_text()
+
+
+def test_expired_session_and_unreachable_daemon_show_clear_pages(dashboard):
+    page = dashboard.page
+    dashboard.open()
+    dashboard.login()
+    expect(dashboard.card("demo")).to_be_visible()
+    dashboard.problems.expect_failure(401, "/api/server")
+    page.context.clear_cookies()
+    expect(page.get_by_role("heading", name="Session expired")).to_be_visible()
+    page.get_by_role("button", name="Log in again").click()
+    dashboard.login()
+    expect(dashboard.card("demo")).to_be_visible()
+
+    dashboard.problems.expected_network_errors = True
+    dashboard.daemon.stop()
+    expect(page.get_by_role("heading", name="Octyne is unreachable")).to_be_visible()
