@@ -41,6 +41,8 @@ def candidate_paths(path: str) -> list[str]:
 
 def resolve(root: str, path: str) -> str | None:
     """The file under ``root`` that serves ``path``, never anything outside ``root``."""
+    if "\x00" in path:  # the file system calls below would raise on it
+        return None
     for candidate in candidate_paths(path):
         full = safe_join(root, candidate)
         if full is None:
