@@ -8,6 +8,7 @@ hidden ``.octyne-transaction-*`` folder so it can be put back.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from octyne_flask.files.paths import ServerPath, resolve
 
 OPERATIONS = ("mv", "cp", "rm")
 INVALID_OPERATION = "Invalid operation! Operations available: mv,cp,rm"
+MOVE_COPY_ONLY = "Invalid operation! Operations available: mv,cp"
 
 
 @dataclass
@@ -72,6 +74,32 @@ def parse_operations(document, directory: str) -> list[Step]:
         except ApiError as error:
             raise TransactionRejected(Outcome(400, [{"index": index, "message": error.message}])) from None
     return steps
+
+
+def single_operation(body: bytes, directory: str) -> Step:
+    """``PATCH /server/{id}/file``: a JSON object, or legacy text ``mv\\n/a\\n/b``; only mv and cp run."""
+    text = body.decode("utf-8", "surrogateescape")
+    if not text.strip():
+        raise ApiError(400, INVALID_JSON)
+    if text.lstrip()[0] == "{":
+        try:
+            entry = json.loads(body)
+        except ValueError:
+            raise ApiError(400, INVALID_JSON) from None
+        if not isinstance(entry, dict) or not all(
+                isinstance(entry.get(key, ""), str) for key in ("operation", "src", "dest", "path")):
+            raise ApiError(400, INVALID_JSON)
+    else:
+        parts = text.split("\n")
+        if len(parts) != 3:
+            if parts[0] in ("mv", "cp"):
+                raise ApiError(405, f"{parts[0]} operation requires two arguments!")
+            raise ApiError(405, MOVE_COPY_ONLY)
+        entry = {"operation": parts[0], "src": parts[1], "dest": parts[2]}
+    step = _validate(entry, directory)
+    if step.operation == "rm":
+        raise ApiError(405, MOVE_COPY_ONLY)
+    return step
 
 
 def _validate(entry: dict, directory: str) -> Step:

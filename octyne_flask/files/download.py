@@ -1,0 +1,44 @@
+"""``GET /server/{id}/file``: open a regular file for streaming, with its size and sniffed type."""
+
+from __future__ import annotations
+
+import os
+import stat
+import unicodedata
+from urllib.parse import quote
+
+from octyne_flask.errors import ApiError
+from octyne_flask.files.mime import sniff_fd
+from octyne_flask.files.paths import ServerPath
+
+
+def open_download(target: ServerPath):
+    """``(binary file, stat, MIME type)`` for a file resolved with ``follow=True``; 404/400 otherwise."""
+    try:
+        fd = os.open(target.absolute, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # never block on a FIFO
+    except OSError:
+        raise ApiError(404, "This file does not exist!") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise ApiError(400, "This is not a file!")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb"), info, sniff_fd(fd)
+
+
+_TOKEN = set(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
+def content_disposition(name: str) -> str:
+    """``attachment; filename=<name>`` as Octyne sends it, quoted per RFC 6266 when the name needs it.
+
+    Non-ASCII names get an ASCII fallback plus ``filename*=UTF-8''<percent-encoded>``.
+    """
+    encoded = name.encode("utf-8", "surrogateescape")
+    if encoded and all(byte in _TOKEN for byte in encoded):
+        return f"attachment; filename={name}"
+    fallback = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    quoted = '"' + fallback.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if encoded.isascii():
+        return f"attachment; filename={quoted}"
+    return f"attachment; filename={quoted}; filename*=UTF-8''{quote(encoded, safe='')}"

@@ -1,0 +1,327 @@
+"""File endpoints against the real daemon: every status and message of api.md §8, and the action log (§9)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import time
+import urllib.parse
+
+import pytest
+import requests
+
+from tests.harness import RunningDaemon, daemon_config
+from tests.test_files_operations import tree_state
+
+UPLOAD_LIMIT = 2 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    """One daemon for the module, with two servers side by side (alpha is the one under test)."""
+    base = tmp_path_factory.mktemp("files-api")
+    servers = {name: {"directory": str(base / name), "command": "sleep 100000"} for name in ("alpha", "beta")}
+    for name in servers:
+        (base / name).mkdir()
+    (base / "beta" / "secret.txt").write_text("beta's secret")
+    config = daemon_config(base, servers, files={"uploadLimit": UPLOAD_LIMIT})
+    running = RunningDaemon(base, config, {"admin": __import__("tests.harness").harness.ADMIN_HASH})
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def root(daemon):
+    """alpha's directory, emptied and refilled for each test."""
+    directory = daemon.directory / "alpha"
+    for entry in os.listdir(directory):
+        path = directory / entry
+        if path.is_dir() and not path.is_symlink():
+            __import__("shutil").rmtree(path)
+        else:
+            path.unlink()
+    (directory / "folder" / "nested").mkdir(parents=True)
+    (directory / "a.txt").write_text("alpha text")
+    (directory / "folder" / "b.txt").write_text("bravo")
+    (directory / "folder" / "nested" / "c.bin").write_bytes(b"\x00binary")
+    (directory / "data.json").write_text('{"ok": true}')
+    os.symlink(str(daemon.directory / "beta"), directory / "to_beta")
+    return directory
+
+
+def last_log(daemon, action):
+    for entry in reversed(daemon.action_log()):
+        if entry.get("action") == action:
+            return entry
+    raise AssertionError(f"no {action} in the action log")
+
+
+def check_error(response, status, message):
+    assert (response.status_code, response.json()) == (status, {"error": message}) or (
+        response.status_code == status and response.json()["error"] == message), response.text
+    assert response.headers["Content-Type"] == "application/json"
+
+
+# -- order of checks and 405s ------------------------------------------------------
+
+@pytest.mark.parametrize("method, path, message", [
+    ("DELETE", "/files", "Only GET and PATCH are allowed!"),
+    ("PUT", "/file", "Only GET, POST, PATCH and DELETE are allowed!"),
+    ("GET", "/folder", "Only POST is allowed!"),
+    ("DELETE", "/compress", "Only GET and POST are allowed!"),
+    ("PUT", "/compress/v2", "Only GET and POST are allowed!"),
+    ("GET", "/decompress", "Only POST is allowed!"),
+])
+def test_authentication_then_server_then_method(daemon, root, method, path, message):
+    check_error(requests.request(method, f"{daemon.url}/server/alpha{path}"), 401,
+                "You are not authenticated to access this resource!")
+    check_error(daemon.request(method, f"/server/ghost{path}"), 404, "This server does not exist!")
+    check_error(daemon.request(method, f"/server/alpha{path}"), 405, message)
+
+
+# -- listing -----------------------------------------------------------------------
+
+def test_listing(daemon, root):
+    response = daemon.get("/server/alpha/files", params={"path": "/"})
+    assert response.status_code == 200 and response.headers["Content-Type"] == "application/json"
+    contents = {item["name"]: item for item in response.json()["contents"]}
+    assert set(contents) == {"a.txt", "folder", "data.json", "to_beta"}
+    assert contents["a.txt"]["mimeType"] == contents["data.json"]["mimeType"] == "text/plain; charset=utf-8"
+    assert contents["to_beta"] == {**contents["to_beta"], "folder": True, "mimeType": "inode/symlink"}
+    assert all(set(item) == {"name", "size", "lastModified", "folder", "mimeType"} for item in contents.values())
+    assert [item["name"] for item in daemon.get("/server/alpha/files?path=folder/").json()["contents"]] == \
+        ["b.txt", "nested"]
+
+
+@pytest.mark.parametrize("path, status, message", [
+    ("../", 400, "Invalid folder path: path escapes from parent"),
+    ("..", 400, "Invalid folder path: path escapes from parent"),
+    ("to_beta", 400, "Invalid folder path: symlink leads outside the server directory"),
+    ("a%00b", 400, "Invalid folder path: invalid path"),
+    ("nope", 404, "This folder does not exist!"),
+    ("a.txt", 400, "This is not a folder!"),
+])
+def test_listing_errors(daemon, root, path, status, message):
+    check_error(daemon.get(f"/server/alpha/files?path={path}"), status, message)
+
+
+def test_rooted_paths_stay_in_the_server(daemon, root):
+    response = daemon.get("/server/alpha/files?path=/../../")
+    assert {item["name"] for item in response.json()["contents"]} == {"a.txt", "folder", "data.json", "to_beta"}
+    check_error(daemon.get("/server/alpha/file?path=/etc/passwd"), 404, "This file does not exist!")
+
+
+# -- download ----------------------------------------------------------------------
+
+def test_download_streams_with_length_type_and_name(daemon, root):
+    response = daemon.get("/server/alpha/file?path=/a.txt")
+    assert response.status_code == 200 and response.content == b"alpha text"
+    assert response.headers["Content-Length"] == "10"
+    assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert response.headers["Content-Disposition"] == "attachment; filename=a.txt"
+    entry = last_log(daemon, "server.files.download")
+    assert (entry["server"], entry["path"], entry["user"], entry["ip"]) == ("alpha", "/a.txt", "admin", "127.0.0.1")
+
+
+def test_download_honours_range_and_quotes_unicode_names(daemon, root):
+    (root / "résumé 1.bin").write_bytes(bytes(range(256)) * 40)
+    quoted = urllib.parse.quote("résumé 1.bin")
+    response = daemon.get(f"/server/alpha/file?path={quoted}", headers={"Range": "bytes=100-199"})
+    assert response.status_code == 206 and response.content == (bytes(range(256)) * 40)[100:200]
+    assert response.headers["Content-Range"] == "bytes 100-199/10240"
+    disposition = response.headers["Content-Disposition"]
+    assert disposition.startswith("attachment;") and "filename*=UTF-8''r%C3%A9sum%C3%A9%201.bin" in disposition
+
+
+@pytest.mark.parametrize("path, status, message", [
+    ("../a.txt", 400, "Invalid file path: path escapes from parent"),
+    ("to_beta/secret.txt", 400, "Invalid file path: symlink leads outside the server directory"),
+    ("ghost", 404, "This file does not exist!"),
+    ("folder", 400, "This is not a file!"),
+])
+def test_download_errors(daemon, root, path, status, message):
+    check_error(daemon.get(f"/server/alpha/file?path={path}"), status, message)
+
+
+def test_a_ticket_downloads_once_without_a_token(daemon, root):
+    ticket = daemon.get("/ott").json()["ticket"]
+    url = f"{daemon.url}/server/alpha/file?path=a.txt&ticket={urllib.parse.quote(ticket)}"
+    assert requests.get(url).content == b"alpha text"
+    check_error(requests.get(url), 401, "You are not authenticated to access this resource!")
+    ticket = daemon.get("/ott").json()["ticket"]
+    check_error(requests.delete(f"{daemon.url}/server/alpha/file?path=a.txt&ticket={urllib.parse.quote(ticket)}"),
+                401, "You are not authenticated to access this resource!")
+    assert (root / "a.txt").exists()
+
+
+# -- upload ------------------------------------------------------------------------
+
+def test_upload_saves_the_base_name_in_the_folder(daemon, root):
+    payload = os.urandom(1_500_000)
+    response = daemon.post("/server/alpha/file?path=/folder", files={"upload": ("../../evil.bin", payload)})
+    assert (response.status_code, response.json()) == (200, {"success": True})
+    assert (root / "folder" / "evil.bin").read_bytes() == payload
+    entry = last_log(daemon, "server.files.upload")
+    assert (entry["server"], entry["path"], entry["filename"]) == ("alpha", "/folder", "evil.bin")
+
+
+def test_upload_overwrites_and_refuses_folders_and_bad_forms(daemon, root):
+    assert daemon.post("/server/alpha/file?path=/", files={"upload": ("a.txt", b"new")}).status_code == 200
+    assert (root / "a.txt").read_text() == "new"
+    check_error(daemon.post("/server/alpha/file?path=/", files={"upload": ("folder", b"x")}), 400, "This is a folder!")
+    check_error(daemon.post("/server/alpha/file?path=/", data=b"plain"), 400, "Invalid form sent!")
+    check_error(daemon.post("/server/alpha/file?path=/", files={"other": ("x.txt", b"x")}), 400, "Invalid form sent!")
+    check_error(daemon.post("/server/alpha/file?path=/", files={"upload": ("..", b"x")}), 400, "Invalid file name: ..")
+    check_error(daemon.post("/server/alpha/file?path=../", files={"upload": ("x", b"x")}), 400,
+                "Invalid file path: path escapes from parent")
+    check_error(daemon.post("/server/alpha/file?path=to_beta", files={"upload": ("secret.txt", b"x")}), 400,
+                "Invalid file path: symlink leads outside the server directory")
+    assert (daemon.directory / "beta" / "secret.txt").read_text() == "beta's secret"
+
+
+def test_upload_over_the_limit_is_413(daemon, root):
+    response = daemon.post("/server/alpha/file?path=/", files={"upload": ("big.bin", b"x" * (UPLOAD_LIMIT + 1))})
+    assert response.status_code == 413 and response.headers["Content-Type"] == "application/json"
+    assert "error" in response.json()
+    assert not (root / "big.bin").exists()
+    assert not [name for name in os.listdir(root) if name.startswith(".octyne-upload-")]
+
+
+def test_an_upload_killed_halfway_leaves_the_old_file(daemon, root):
+    (root / "world.dat").write_text("the previous world")
+    boundary = "killedboundary"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"upload\"; filename=\"world.dat\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n").encode()
+    total = len(head) + 1_900_000 + len(f"\r\n--{boundary}--\r\n")
+    with socket.create_connection(("127.0.0.1", daemon.port)) as connection:
+        connection.sendall((f"POST /server/alpha/file?path=/ HTTP/1.1\r\nHost: x\r\n"
+                            f"Authorization: {daemon.token}\r\nContent-Length: {total}\r\n"
+                            f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n").encode() + head)
+        connection.sendall(os.urandom(1_300_000))  # more than one 1 MiB read, less than the whole
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not any(n.startswith(".octyne-upload-") for n in os.listdir(root)):
+            time.sleep(0.01)
+        assert any(name.startswith(".octyne-upload-") for name in os.listdir(root))  # it was being written
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(n.startswith(".octyne-upload-") for n in os.listdir(root)):
+        time.sleep(0.05)
+    assert not [name for name in os.listdir(root) if name.startswith(".octyne-upload-")]
+    assert (root / "world.dat").read_text() == "the previous world"
+    assert daemon.get("/server/alpha/files").status_code == 200  # the daemon is fine
+
+
+# -- delete and folder -------------------------------------------------------------
+
+def test_delete(daemon, root):
+    assert daemon.delete("/server/alpha/file?path=/folder").json() == {"success": True}
+    assert not (root / "folder").exists()
+    assert last_log(daemon, "server.files.delete")["path"] == "/folder"
+    assert daemon.delete("/server/alpha/file?path=to_beta").json() == {"success": True}
+    assert (daemon.directory / "beta" / "secret.txt").exists()
+    check_error(daemon.delete("/server/alpha/file?path=ghost"), 404, "This file does not exist!")
+    for path in ("", "/", "/folder2/../"):
+        check_error(daemon.delete(f"/server/alpha/file?path={path}"), 403,
+                    "This operation is dangerous and has been forbidden!")
+    assert (root / "a.txt").exists()
+
+
+def test_create_folder(daemon, root):
+    assert daemon.post("/server/alpha/folder?path=/made").json() == {"success": True}
+    assert (root / "made").is_dir()
+    assert last_log(daemon, "server.files.createFolder")["path"] == "/made"
+    check_error(daemon.post("/server/alpha/folder?path=/made"), 400, "This folder already exists!")
+    check_error(daemon.post("/server/alpha/folder?path=a.txt"), 400, "This folder already exists!")
+    check_error(daemon.post("/server/alpha/folder?path=../x"), 400, "Invalid folder path: path escapes from parent")
+
+
+# -- move / copy -------------------------------------------------------------------
+
+def test_json_move_and_legacy_copy(daemon, root):
+    response = daemon.patch("/server/alpha/file", data='{"operation":"mv","src":"/a.txt","dest":"/folder"}')
+    assert response.json() == {"success": True} and (root / "folder" / "a.txt").read_text() == "alpha text"
+    entry = last_log(daemon, "server.files.move")
+    assert (entry["src"], entry["dest"]) == ("/a.txt", "/folder")
+    assert daemon.patch("/server/alpha/file", data="cp\n/folder/a.txt\n/copy.txt").json() == {"success": True}
+    assert (root / "copy.txt").read_text() == "alpha text"
+    assert last_log(daemon, "server.files.copy")["dest"] == "/copy.txt"
+
+
+@pytest.mark.parametrize("body, status, message", [
+    ("", 400, "Invalid JSON body!"),
+    ("{broken", 400, "Invalid JSON body!"),
+    ("mv\n/a.txt", 405, "mv operation requires two arguments!"),
+    ("cp\n/a.txt\n/b\n/c", 405, "cp operation requires two arguments!"),
+    ("zz\n/a.txt", 405, "Invalid operation! Operations available: mv,cp"),
+    ('{"operation":"rm","path":"/a.txt"}', 405, "Invalid operation! Operations available: mv,cp"),
+    ('{"operation":"zz","src":"/a.txt","dest":"/x"}', 400, "Invalid operation! Operations available: mv,cp,rm"),
+    ("mv\n../a.txt\n/x", 400, "Invalid source path: path escapes from parent"),
+    ("mv\n/\n/x", 400, "Invalid source path: path is the server directory itself"),
+    ('{"operation":"cp","src":"","dest":"/x"}', 400, "Invalid source path: path is the server directory itself"),
+    ("mv\n/a.txt\n../x", 400, "Invalid destination path: path escapes from parent"),
+    ("mv\n/ghost\n/x", 400, "The file specified in src does not exist!"),
+    ("cp\n/a.txt\n/data.json", 409, "This file already exists!"),
+    ("cp\n/a.txt\n/", 409, "This file already exists!"),
+    ("mv\n/a.txt\n/missing/x", 400, "Destination parent folder does not exist!"),
+    ("mv\n/a.txt\n/data.json/x", 400, "Destination parent is not a folder!"),
+])
+def test_move_copy_errors_change_nothing(daemon, root, body, status, message):
+    before = tree_state(root)
+    check_error(daemon.patch("/server/alpha/file", data=body.encode()), status, message)
+    assert tree_state(root) == before
+
+
+# -- transactions ------------------------------------------------------------------
+
+def test_transaction_success_and_log(daemon, root):
+    operations = [{"operation": "cp", "src": "/a.txt", "dest": "/folder"},
+                  {"operation": "rm", "path": "/data.json"}]
+    response = daemon.patch("/server/alpha/files", json={"operations": operations})
+    assert (response.status_code, response.json()) == (200, {"success": True})
+    assert (root / "folder" / "a.txt").exists() and not (root / "data.json").exists()
+    entry = last_log(daemon, "server.files.bulk")
+    assert entry["operations"] == [{"operation": "cp", "src": "/a.txt", "dest": "/folder"},
+                                   {"operation": "rm", "path": "/data.json"}] and "errors" not in entry
+    assert not [name for name in os.listdir(root) if name.startswith(".octyne-transaction-")]
+
+
+def test_transaction_rolls_back_at_the_last_of_five(daemon, root):
+    before = tree_state(root)
+    operations = [{"operation": "cp", "src": "/folder", "dest": "/folder2"},
+                  {"operation": "mv", "src": "/a.txt", "dest": "/folder2/moved.txt"},
+                  {"operation": "rm", "path": "/data.json"},
+                  {"operation": "rm", "path": "/folder/nested"},
+                  {"operation": "cp", "src": "/folder/b.txt", "dest": "/folder2/b.txt"}]
+    response = daemon.patch("/server/alpha/files", json={"operations": operations})
+    assert (response.status_code, response.json()) == (
+        409, {"success": False, "errors": [{"index": 4, "message": "This file already exists!"}]})
+    assert tree_state(root) == before
+    assert last_log(daemon, "server.files.bulk")["errors"] == [{"index": 4, "message": "This file already exists!"}]
+
+
+def test_transaction_validation_runs_nothing(daemon, root):
+    before = tree_state(root)
+    operations = [{"operation": "rm", "path": "/a.txt"}, {"operation": "rm", "path": "../x"}]
+    response = daemon.patch("/server/alpha/files", json={"operations": operations})
+    assert (response.status_code, response.json()) == (
+        400, {"success": False, "errors": [{"index": 1, "message": "Invalid source path: path escapes from parent"}]})
+    assert tree_state(root) == before
+    check_error(daemon.patch("/server/alpha/files", data=b"nope"), 400, "Invalid JSON body!")
+
+
+def test_the_old_probe_does_not_list(daemon, root):
+    response = daemon.patch("/server/alpha/files?path=..", data=b"")
+    assert "contents" not in response.json()
+    assert daemon.get("/server/alpha/files?path=..").status_code == 400
+
+
+def test_over_the_unix_socket_the_user_is_local(daemon, root):
+    status, _, body = daemon.local("POST", "/server/alpha/folder?path=/by-socket")
+    assert status == 200 and (root / "by-socket").is_dir()
+    assert last_log(daemon, "server.files.createFolder")["user"] == "@local"
+
+
+def test_hashes_of_what_was_never_touched(daemon, root):
+    """beta (the sibling server) is identical after all the tests above."""
+    digest = hashlib.sha256((daemon.directory / "beta" / "secret.txt").read_bytes()).hexdigest()
+    assert digest == hashlib.sha256(b"beta's secret").hexdigest()
