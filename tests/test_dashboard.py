@@ -13,6 +13,7 @@ import io
 import json
 import re
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -98,7 +99,7 @@ class Dashboard:
         return self.page.locator(f'tr[data-name="{name}"]')
 
     def row_action(self, name: str, action: str) -> None:
-        self.page.get_by_label(f"Actions for {name}").click()
+        self.page.get_by_label(f"Actions for {name}", exact=True).click()
         self.row(name).get_by_role("button", name=action).click()
 
     def dialog(self):
@@ -111,6 +112,14 @@ class Dashboard:
             dialog.get_by_label(label, exact=True).fill(value)
         dialog.get_by_role("button", name=button, exact=True).click()
         expect(dialog).to_have_count(0)
+
+
+def wait_until(page: Page, condition, timeout: float = 10) -> None:
+    """Let the browser run until ``condition()`` holds (for state Playwright's ``expect`` can't see)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        page.wait_for_timeout(50)
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +165,12 @@ def test_login_start_stop_phone_layout_and_logout(dashboard):
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("alert")).to_have_text("Invalid username or password!")
 
-    dashboard.login()
+    # Keyboard only: the focus lands in the form, Tab moves between fields, Enter submits.
+    page.get_by_label("Username").focus()
+    page.keyboard.press("Tab")
+    page.keyboard.type(ADMIN_PASSWORD)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("button", name="Log out")).to_be_visible()
     status = dashboard.card("demo").get_by_test_id("status")
     expect(status).to_have_text("Running")
     expect(dashboard.card("colours")).to_be_visible()
@@ -181,11 +195,28 @@ def test_login_start_stop_phone_layout_and_logout(dashboard):
 
 def test_console_shows_scrollback_echo_history_and_colours(dashboard):
     page = dashboard.page
+    page.clock.install()  # so the 10 s ping can be fast-forwarded
+    sockets = []  # (route, messages the page sent) per console connection
+
+    def relay(route):
+        server, sent = route.connect_to_server(), []
+        route.on_message(lambda message: (sent.append(message), server.send(message)))
+        sockets.append((route, sent))
+
+    page.route_web_socket(re.compile(r"/api/server/demo/console"), relay)
     dashboard.open()
     dashboard.login()
     page.get_by_role("link", name="demo").click()
     terminal = page.get_by_role("log")
-    expect(page.locator(".console-status")).to_have_text("Connected")
+    status = page.locator(".console-status")
+    expect(status).to_have_text("Connected")
+    expect(terminal).to_contain_text("[demo] started")
+    page.clock.run_for(10_500)
+    wait_until(page, lambda: any(json.loads(message)["type"] == "ping" for message in sockets[0][1]))
+    sockets[0][0].close(code=1011, reason="dropped by the test")
+    expect(status).to_contain_text("Reconnecting")
+    expect(status).to_have_text("Connected")
+    assert len(sockets) == 2
     expect(terminal).to_contain_text("[demo] started")
     command = page.get_by_label("Command for demo")
     command.fill("hello from the browser")
@@ -249,6 +280,7 @@ def test_files_upload_edit_rename_download_folder_compress_delete(dashboard):
     dashboard.row("renamed.txt").get_by_label("Select renamed.txt").check()
     page.get_by_role("group", name="Selected items").get_by_role("button", name="Copy…").click()
     dashboard.answer_dialog("Copy", {"Into the folder": "/stuff"})
+    expect(page.get_by_text("Copied 1 item(s)")).to_be_visible()
     assert (demo_dir / "stuff" / "renamed.txt").read_text() == "first line\nsecond line\n"
 
     dashboard.row_action("stuff", "Compress…")

@@ -19,12 +19,12 @@ const ROUTES = [
   { pattern: /^\/?$/, nav: "servers", title: "Servers", mount: (section) => mountServerList(section) },
   {
     pattern: /^\/server\/([^/]+)\/?$/, nav: "servers", title: "Console",
-    mount: (section, match) => mountServerPage(section, decodeURIComponent(match[1]), { tab: "console" }),
+    mount: (section, match) => mountServerPage(section, decodeSegment(match[1]), { tab: "console" }),
   },
   {
     pattern: /^\/server\/([^/]+)\/files(\/.*)?$/, nav: "servers", title: "Files",
-    mount: (section, match) => mountServerPage(section, decodeURIComponent(match[1]), {
-      tab: "files", path: (match[2] || "/").split("/").map(decodeURIComponent).join("/"),
+    mount: (section, match) => mountServerPage(section, decodeSegment(match[1]), {
+      tab: "files", path: (match[2] || "/").split("/").map(decodeSegment).join("/"),
     }),
   },
   { pattern: /^\/accounts$/, nav: "accounts", title: "Accounts", mount: (section) => mountAccounts(section) },
@@ -33,6 +33,15 @@ const ROUTES = [
 
 function currentPath() {
   return location.hash.replace(/^#/, "") || "/";
+}
+
+/** A path segment from the address bar; a malformed %-escape is taken literally. */
+function decodeSegment(segment) {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
 }
 
 /** Stop the current view and show `content` (a node) as the whole page. */

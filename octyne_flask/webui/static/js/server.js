@@ -1,6 +1,7 @@
 // One server's page: its live card on top, then the Console or Files tab.
 
-import { h } from "./dom.js";
+import { ApiError } from "./api.js";
+import { h, replaceChildren } from "./dom.js";
 import { mountConsole } from "./console.js";
 import { mountFiles } from "./files.js";
 import { createServerCard, fetchServer, poll } from "./servercard.js";
@@ -20,8 +21,20 @@ export function mountServerPage(section, id, { tab, path }) {
     h("nav", { class: "tabs", "aria-label": `${id} sections` },
       tabLink("console", "Console", base), tabLink("files", "Files", `${base}/files/`)),
     panel);
-  const poller = poll(async () => card.update(await fetchServer(id)), REFRESH_MS);
-  const stopTab = tab === "files" ? mountFiles(panel, id, path) : mountConsole(panel, id);
+  let stopTab = () => {};
+  const poller = poll(async () => {
+    try {
+      card.update(await fetchServer(id));
+    } catch (failure) {
+      if (!(failure instanceof ApiError) || failure.status !== 404) throw failure;
+      // Removed from the config (or a mistyped link): say so instead of polling a missing server.
+      poller.stop();
+      stopTab();
+      replaceChildren(section, h("h1", { text: `No server named ${id}` }),
+        h("p", { text: failure.message }), h("p", {}, h("a", { href: "#/", text: "Back to servers" })));
+    }
+  }, REFRESH_MS);
+  stopTab = tab === "files" ? mountFiles(panel, id, path) : mountConsole(panel, id);
   return () => {
     poller.stop();
     stopTab();

@@ -26,8 +26,8 @@ async function control(id, operation) {
   }
 }
 
-function stat(label, value, extra = null) {
-  return h("div", { class: "stat" }, h("dt", { text: label }), h("dd", {}, value, extra));
+function stat(label, value, chart = null) {
+  return h("div", { class: "stat" }, h("dt", { text: label }), h("dd", {}, value), chart ? h("dd", { class: "chart" }, chart) : null);
 }
 
 /**
