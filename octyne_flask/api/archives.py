@@ -1,5 +1,60 @@
-"""Placeholder: filled in by the issue that builds this endpoint group."""
+"""/server/<id>/compress[/v2] and /decompress: thin wrappers over ``octyne_flask.files.archives``."""
 
-from flask import Blueprint
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request
+
+from octyne_flask.api.guard import ANY_METHOD, allow_methods, current_daemon, log_action, read_body, read_json_body, requires
+from octyne_flask.errors import INTERNAL, ApiError
+from octyne_flask.files.archives import compress as compression
+from octyne_flask.files.archives import extract as extraction
+from octyne_flask.files.archives.tasks import CompressionTasks
+from octyne_flask.files.paths import request_path
 
 blueprint = Blueprint("archives", __name__)
+
+FILE_LIST_LIMIT = 8 * 1024 * 1024
+
+
+def _tasks() -> CompressionTasks:
+    """The async compressions of this app (one registry for /compress and /compress/v2)."""
+    return current_app.extensions.setdefault("octyne.compressions", CompressionTasks())
+
+
+@blueprint.route("/server/<id>/compress", methods=ANY_METHOD)
+@blueprint.route("/server/<id>/compress/v2", methods=ANY_METHOD)
+@requires("server{id}.files.compress")
+def compress(server):
+    allow_methods(("GET", "POST"), "Only GET and POST are allowed!")
+    if request.method == "GET":
+        token = request.args.get("token")
+        if not token:
+            raise ApiError(400, "No token provided!")
+        return jsonify(_tasks().status(token))
+    archive_type, kind = compression.check_options(request.args.get("archiveType"), request.args.get("compress"))
+    files = read_json_body(FILE_LIST_LIMIT)
+    base_path = request.args.get("basePath") or "/"
+    job = compression.prepare(server.directory, request.args.get("path"), base_path, archive_type, kind, files)
+    fields = {"server": server.name, "path": job.archive.request, "archiveType": archive_type,
+              "compression": kind, "basePath": request_path(base_path), "files": files}
+    if request.args.get("async") == "true":
+        token = _tasks().start(job)
+        log_action("server.files.compress", **fields)
+        return jsonify(token=token)
+    try:
+        compression.build_archive(job)
+    except OSError as error:
+        raise ApiError(500, INTERNAL, detail=error.strerror or str(error)) from None
+    log_action("server.files.compress", **fields)
+    return jsonify(success=True)
+
+
+@blueprint.route("/server/<id>/decompress", methods=ANY_METHOD)
+@requires("server{id}.files.decompress")
+def decompress(server):
+    allow_methods(("POST",), "Only POST is allowed!")
+    destination = read_body().decode("utf-8", "surrogateescape")
+    archive, target, kind = extraction.prepare(server.directory, request.args.get("path"), destination)
+    extraction.extract(archive, target, kind, current_daemon().config.files.decompress_limit)
+    log_action("server.files.decompress", server=server.name, archive=archive.request, destination=target.request)
+    return jsonify(success=True)

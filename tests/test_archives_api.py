@@ -1,0 +1,159 @@
+"""/compress, /compress/v2 and /decompress against the real daemon (api.md §8, log fields §9)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import zipfile
+
+import pytest
+
+from tests.harness import ADMIN_HASH, RunningDaemon, daemon_config
+from tests.test_files_api import check_error, last_log
+from tests.test_files_operations import tree_state
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    base = tmp_path_factory.mktemp("archives-api")
+    (base / "alpha").mkdir()
+    servers = {"alpha": {"directory": str(base / "alpha"), "command": "sleep 100000"}}
+    running = RunningDaemon(base, daemon_config(base, servers, files={"decompressLimit": 20_000_000}),
+                            {"admin": ADMIN_HASH})
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def root(daemon):
+    directory = daemon.directory / "alpha"
+    subprocess.run(["rm", "-rf", str(directory)], check=True)
+    (directory / "world" / "region").mkdir(parents=True)
+    (directory / "world" / "level.dat").write_bytes(os.urandom(300_000))
+    (directory / "world" / "log.txt").write_text("INFO all good\n" * 100_000)
+    (directory / "world" / "region" / "r.mca").write_text("region\n")
+    os.symlink("log.txt", directory / "world" / "latest.txt")
+    return directory
+
+
+def poll(daemon, path, token, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = daemon.get(f"{path}?token={token}")
+        if response.status_code != 200 or response.json()["finished"]:
+            return response
+        assert 0 <= response.json()["progress"] <= 1
+        time.sleep(0.05)
+    raise AssertionError("compression did not finish")
+
+
+@pytest.mark.parametrize("query, name, command", [
+    ("", "out.zip", ["unzip", "-q", "{archive}", "-d", "{into}"]),
+    ("archiveType=zip&compress=false", "out.zip", ["unzip", "-q", "{archive}", "-d", "{into}"]),
+    ("archiveType=tar", "out.tar.gz", ["tar", "-xzf", "{archive}", "-C", "{into}"]),
+    ("archiveType=tar&compress=false", "out.tar", ["tar", "-xf", "{archive}", "-C", "{into}"]),
+    ("archiveType=tar&compress=xz", "out.tar.xz", ["tar", "-xJf", "{archive}", "-C", "{into}"]),
+    ("archiveType=tar&compress=zstd", "out.tar.zst", ["tar", "--zstd", "-xf", "{archive}", "-C", "{into}"]),
+])
+def test_sync_compress_answers_when_the_archive_is_complete(daemon, root, tmp_path, query, name, command):
+    response = daemon.post(f"/server/alpha/compress?path=/{name}&{query}", data=b'["world"]')
+    assert (response.status_code, response.json()) == (200, {"success": True})
+    into = tmp_path / "cli"
+    into.mkdir()
+    subprocess.run([part.format(archive=root / name, into=into) for part in command], check=True)
+    assert tree_state(into / "world") == tree_state(root / "world")
+    entry = last_log(daemon, "server.files.compress")
+    assert {key: entry[key] for key in ("server", "path", "archiveType", "compression", "basePath", "files")} == {
+        "server": "alpha", "path": f"/{name}", "archiveType": "tar" if "tar" in query else "zip",
+        "compression": query.rpartition("compress=")[2] if "compress=" in query else "true",
+        "basePath": "/", "files": ["world"]}
+
+
+def test_async_compress_v2_with_progress_and_shared_tokens(daemon, root):
+    response = daemon.post("/server/alpha/compress/v2?path=/w.zip&basePath=/world&async=true",
+                           data=b'["log.txt", "region"]')
+    token = response.json()["token"]
+    assert len(token) == 32 and int(token, 16) >= 0
+    finished = poll(daemon, "/server/alpha/compress", token)  # the v1 path knows v2's tokens
+    assert finished.json()["finished"] is True
+    with zipfile.ZipFile(root / "w.zip") as bundle:
+        assert bundle.namelist() == ["log.txt", "region/", "region/r.mca"]
+        assert bundle.testzip() is None
+    assert last_log(daemon, "server.files.compress")["basePath"] == "/world"
+
+
+def test_async_failure_is_a_500_and_leaves_nothing(daemon, root):
+    big = root / "world" / "aaa-big.bin"
+    big.write_bytes(os.urandom(30_000_000))
+    token = daemon.post("/server/alpha/compress?path=/f.tar.xz&archiveType=tar&compress=xz&async=true",
+                        data=b'["world"]').json()["token"]
+    time.sleep(0.05)
+    os.truncate(big, 1000)  # shrinks while it is being archived
+    response = poll(daemon, "/server/alpha/compress", token)
+    assert response.status_code == 500 and response.json()["error"] == "Internal Server Error!"
+    assert not (root / "f.tar.xz").exists()
+    assert not [name for name in os.listdir(root) if name.startswith(".octyne-archive-")]
+
+
+@pytest.mark.parametrize("query, body, message", [
+    ("path=/x.zip&archiveType=rar", b'["world"]', "Invalid archive type!"),
+    ("path=/x.zip&compress=bz2", b'["world"]', "Invalid compression type!"),
+    ("path=/x.zip", b"world", "Invalid JSON body!"),
+    ("path=/x.zip", b'["../etc"]', "Invalid file path ../etc: path escapes from parent"),
+    ("path=/x.zip", b'["ghost"]', "The file ghost does not exist!"),
+    ("path=/world", b'["world"]', "A file/folder already exists at the path of requested archive!"),
+    ("path=../x.zip", b'["world"]', "Invalid archive path: path escapes from parent"),
+])
+def test_compress_errors(daemon, root, query, body, message):
+    check_error(daemon.post(f"/server/alpha/compress?{query}", data=body), 400, message)
+    assert not (root / "x.zip").exists()
+
+
+def test_token_errors_and_expiry(daemon, root):
+    check_error(daemon.get("/server/alpha/compress"), 400, "No token provided!")
+    check_error(daemon.get("/server/alpha/compress?token=00112233445566778899aabbccddeeff"), 400, "Invalid token!")
+    token = daemon.post("/server/alpha/compress?path=/e.zip&async=true", data=b'["world/region"]').json()["token"]
+    assert poll(daemon, "/server/alpha/compress/v2", token).json()["finished"] is True
+    time.sleep(10.3)
+    check_error(daemon.get(f"/server/alpha/compress?token={token}"), 400, "Invalid token!")
+
+
+def test_decompress_round_trip_and_log(daemon, root):
+    assert daemon.post("/server/alpha/compress?path=/w.tar.gz&archiveType=tar", data=b'["world"]').status_code == 200
+    response = daemon.post("/server/alpha/decompress?path=/w.tar.gz", data=b"/restored")
+    assert (response.status_code, response.json()) == (200, {"success": True})
+    assert tree_state(root / "restored" / "world") == tree_state(root / "world")
+    entry = last_log(daemon, "server.files.decompress")
+    assert (entry["server"], entry["archive"], entry["destination"]) == ("alpha", "/w.tar.gz", "/restored")
+
+
+def test_decompress_contains_a_zip_slip(daemon, root):
+    with zipfile.ZipFile(root / "slip.zip", "w") as bundle:
+        bundle.writestr("../../../escaped.txt", "slip")
+        bundle.writestr("fine.txt", "fine")
+    assert daemon.post("/server/alpha/decompress?path=slip.zip", data=b"out").json() == {"success": True}
+    assert (root / "out" / "fine.txt").read_text() == "fine"
+    assert not any(path.name == "escaped.txt" for path in daemon.directory.rglob("escaped.txt"))
+
+
+def test_decompress_bomb_is_refused(daemon, root):
+    with zipfile.ZipFile(root / "bomb.zip", "w", zipfile.ZIP_DEFLATED) as bundle:
+        bundle.writestr("zeros.bin", b"\x00" * 25_000_000)
+    check_error(daemon.post("/server/alpha/decompress?path=bomb.zip", data=b"boom"), 500,
+                "An error occurred while decompressing archive!")
+    assert not (root / "boom").exists()
+
+
+@pytest.mark.parametrize("archive, body, message", [
+    ("../a.zip", b"x", "Invalid archive path: path escapes from parent"),
+    ("ghost.zip", b"x", "The requested archive does not exist!"),
+    ("world", b"x", "The requested archive is a folder!"),
+    ("a.zip", b"../x", "Invalid destination path: path escapes from parent"),
+    ("a.zip", b"world/log.txt", "There is a file at the requested unpack destination!"),
+    ("world/log.txt", b"x", "Unsupported archive file!"),
+])
+def test_decompress_errors(daemon, root, archive, body, message):
+    (root / "a.zip").write_bytes(b"PK")
+    check_error(daemon.post(f"/server/alpha/decompress?path={archive}", data=body), 400, message)
+    assert not (root / "x").exists()
