@@ -25,12 +25,16 @@ log = logging.getLogger(__name__)
 CONFIG_READ_ERROR = "An error occurred while reading config!"
 
 
-def build_authenticator(config: Config, users: UserStore):
-    """The authenticator the config asks for (memory, or Redis when enabled)."""
+def build_authenticator(config: Config, users: UserStore, *, require_redis: bool = True):
+    """The authenticator the config asks for (memory, or Redis when enabled).
+
+    At start Redis may still be down (the apps must start anyway; logins
+    answer 500 until it is up); a live switch requires a reachable Redis.
+    """
     if config.redis.enabled:
         from octyne_flask.auth.redis_auth import RedisAuthenticator
 
-        return RedisAuthenticator(config.redis, users)
+        return RedisAuthenticator(config.redis, users, require_connection=require_redis)
     return MemoryAuthenticator(users)
 
 
@@ -47,7 +51,7 @@ class Daemon:
         self.config = config if config is not None else load_config(config_path)[0]
         self.action_log = ActionLog(self.config.logging)
         self.users = UserStore(users_path)
-        self.authenticator = build_authenticator(self.config, self.users)
+        self.authenticator = build_authenticator(self.config, self.users, require_redis=False)
         self.tickets = TicketStore()
         self.throttle = LoginThrottle()
         self.permissions = AllowEveryone()
@@ -89,7 +93,12 @@ class Daemon:
                 log.warning("Refused config edit: %s", error)
                 raise ApiError(400, INVALID_JSON, detail=str(error)) from None
             authenticator = self._authenticator_for(config)
-            write_atomically(self.config_path, (text.strip() + "\n").encode("utf-8"))
+            try:
+                write_atomically(self.config_path, (text.strip() + "\n").encode("utf-8"))
+            except OSError:
+                if authenticator is not self.authenticator:
+                    authenticator.close()  # never used: stop its mirroring
+                raise
             self._apply(config, authenticator)
             return config
 

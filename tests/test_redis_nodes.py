@@ -46,6 +46,13 @@ def wait_until(condition, timeout=5.0, interval=0.05):
     raise AssertionError(f"condition not met within {timeout}s")
 
 
+def up(daemon) -> bool:
+    try:
+        return requests.get(daemon.url + "/", timeout=1).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
 def login(daemon, username="admin", password=ADMIN_PASSWORD):
     return requests.get(daemon.url + "/login", headers={"Username": username, "Password": password}, timeout=10)
 
@@ -198,3 +205,16 @@ def test_invalid_role_refuses_to_start(daemon_factory, redis_server):
     daemon = daemon_factory(config=redis_config(redis_server, "tertiary"), wait=False)
     assert daemon.proc.wait(15) == 1
     assert "redis.role" in daemon.output()
+
+
+def test_primary_starts_while_redis_is_down_and_catches_up(daemon_factory, redis_server):
+    """Apps must not depend on Redis to start; logins work as soon as Redis is up."""
+    redis_server.stop()
+    primary = daemon_factory(config=redis_config(redis_server, "primary"), wait=False)
+    wait_until(lambda: up(primary), timeout=30)
+    response = login(primary)
+    assert (response.status_code, response.json()) == (500, INTERNAL)
+    assert primary.local("GET", "/config")[0] == 200
+    redis_server.start()
+    wait_until(lambda: redis_server.client().get("octyne-user:admin") == ADMIN_HASH, timeout=5)
+    assert login(primary).status_code == 200

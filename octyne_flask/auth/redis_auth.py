@@ -63,7 +63,9 @@ def connect(url: str) -> redis.Redis:
 class RedisAuthenticator:
     """The authenticator of a node that shares users and tokens through Redis."""
 
-    def __init__(self, settings: RedisConfig, users: UserStore):
+    def __init__(self, settings: RedisConfig, users: UserStore, *, require_connection: bool = True):
+        """Connect to Redis; unreachable raises RedisUnavailable unless ``require_connection`` is False
+        (then requests answer 500 and the primary mirrors its users once Redis is up)."""
         if settings.role not in ("primary", "secondary"):
             raise ValueError(f"redis.role must be 'primary' or 'secondary', not {settings.role!r}")
         self.role = settings.role
@@ -73,8 +75,10 @@ class RedisAuthenticator:
         try:
             self._redis.ping()
         except redis.RedisError as error:
-            self._redis.close()
-            raise RedisUnavailable(f"cannot reach Redis at {settings.url}: {error}") from None
+            if require_connection:
+                self._redis.close()
+                raise RedisUnavailable(f"cannot reach Redis at {settings.url}: {error}") from None
+            log.error("Redis at %s is unreachable, logins fail until it is up: %s", settings.url, error)
         self._user_of_token = self._redis.register_script(_USER_OF_TOKEN)
         self._stop = threading.Event()
         self._mirror_lock = threading.Lock()
