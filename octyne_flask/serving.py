@@ -164,6 +164,9 @@ def gunicorn_settings(config: Config) -> dict:
         "worker_exit": worker_exit,
         "when_ready": when_ready_hook(config),
         "preload_app": False,
+        # gunicorn 27's control socket ($HOME/.gunicorn/gunicorn.ctl) is shared by every daemon of the
+        # user and can add workers; the daemon has exactly one worker and its own API.
+        "control_socket_disable": True,
     }
     if config.https.enabled:
         settings["certfile"] = config.https.cert

@@ -46,6 +46,7 @@ def test_smoke(launcher, tmp_path):
     daemon = launch(launcher, tmp_path, config)
     try:
         assert daemon.get("/").json()["version"]
+        assert "Control socket" not in daemon.output()  # no shared $HOME/.gunicorn/gunicorn.ctl
         assert daemon.get("/servers").json() == {"servers": {"app": 1}}
         assert stat.S_IMODE(os.stat(daemon.socket_path).st_mode) == 0o600
         status, _, body = daemon.local("GET", "/servers")
