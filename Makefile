@@ -18,4 +18,6 @@ run: $(VENV)/.runtime
 	$(PY) -m octyne_flask --config=config.json --users=users.json
 
 test: $(VENV)/.dev
+	sh scripts/test-services.sh
+	sh scripts/install-browser.sh
 	$(PY) -m pytest -q
