@@ -76,7 +76,7 @@ class RunningDaemon:
             try:
                 requests.get(self.url + "/", timeout=1)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # bound but the worker still booting
                 time.sleep(0.05)
         else:
             raise RuntimeError(f"daemon did not start:\n{self.output()}")
