@@ -49,7 +49,7 @@ def wait_until(condition, timeout=5.0, interval=0.05):
 def up(daemon) -> bool:
     try:
         return requests.get(daemon.url + "/", timeout=1).status_code == 200
-    except requests.ConnectionError:
+    except (requests.ConnectionError, requests.Timeout):
         return False
 
 
