@@ -27,14 +27,13 @@ from dataclasses import dataclass
 import zstandard
 
 from octyne_flask.errors import ApiError
-from octyne_flask.files.archives.deflate import (
-    BLOCK, DeflateStream, OrderedPipeline, compressible, worker_pool)
+from octyne_flask.files.archives.deflate import BLOCK, DeflateStream, OrderedPipeline, deflate_small, worker_pool
 from octyne_flask.files.archives.zipwriter import DEFLATED, STORED, ZipWriter
 from octyne_flask.files.paths import ServerPath, resolve
 
 ARCHIVE_TYPES = ("zip", "tar")
 COMPRESSIONS = ("true", "false", "gzip", "xz", "zstd")
-DEFLATE_LEVEL = 5
+DEFLATE_LEVEL = 3  # zlib's fastest strategy that still matches strings well: ~2x level 5, about 3% larger on logs
 XZ_PRESET = 3
 ZSTD_LEVEL = 3
 ZSTD_WINDOW_LOG = 27  # what `zstd --long` uses
@@ -180,46 +179,50 @@ def _write_zip(out, request: CompressRequest, progress: Progress) -> None:
 
 
 def _zip_item(writer: ZipWriter, pipeline: OrderedPipeline, item: Item, deflate: bool, progress: Progress) -> None:
-    mode, mtime = item.info.st_mode, item.info.st_mtime
+    """Queue one member: folders, links and small files whole; large files block by block."""
+    name, mode, mtime = item.name, item.info.st_mode, item.info.st_mtime
     if stat.S_ISDIR(mode):
-        pipeline.then(lambda _: writer.end(writer.begin(item.name + "/", mode, mtime, STORED, 0), 0, 0))
+        pipeline.then(lambda _: writer.add(name + "/", mode, mtime, STORED, b"", 0, 0))
         return
     if stat.S_ISLNK(mode):
         target = os.fsencode(os.readlink(item.path))
-        pipeline.then(lambda _: _stored_entry(writer, item, target))
+        pipeline.then(lambda _: writer.add(name, mode, mtime, STORED, target, zlib.crc32(target), len(target)))
         return
     if not stat.S_ISREG(mode):
         return  # sockets, FIFOs and devices have no content to archive
     blocks = _read_blocks(item, progress)
     first = next(blocks, b"")
-    method = DEFLATED if deflate and compressible(first) else STORED
+    second = next(blocks, None) if len(first) == BLOCK else None
+    if second is None:  # the whole file is in hand
+        crc, size = zlib.crc32(first), len(first)
+        if deflate:
+            pipeline.submit(lambda result: writer.add(name, mode, mtime, DEFLATED if result[0] else STORED,
+                                                      result[1], crc, size), deflate_small, first, DEFLATE_LEVEL)
+        else:
+            pipeline.then(lambda _: writer.add(name, mode, mtime, STORED, first, crc, size))
+        return
     holder = {}
-    pipeline.then(lambda _: holder.setdefault("entry", writer.begin(item.name, mode, mtime, method, item.info.st_size)))
+    method = DEFLATED if deflate else STORED
+    pipeline.then(lambda _: holder.setdefault("entry", writer.begin(name, mode, mtime, method, item.info.st_size)))
     emit = lambda chunk: writer.data(holder["entry"], chunk)  # noqa: E731 - runs in write order
-    if method == DEFLATED:
+    if deflate:
         stream = DeflateStream(pipeline, DEFLATE_LEVEL, emit)
-        stream.write(first)
-        for block in blocks:
+        for block in _chain(first, second, blocks):
             stream.write(block)
         stream.finish()
         crc, size = stream.crc, stream.size
     else:
         crc = size = 0
-        for block in _chain(first, blocks):
+        for block in _chain(first, second, blocks):
             crc, size = zlib.crc32(block, crc), size + len(block)
             pipeline.then(lambda _, block=block: emit(block))
     pipeline.then(lambda _: writer.end(holder["entry"], crc, size))
 
 
-def _chain(first: bytes, rest):
+def _chain(first: bytes, second: bytes, rest):
     yield first
+    yield second
     yield from rest
-
-
-def _stored_entry(writer: ZipWriter, item: Item, content: bytes) -> None:
-    entry = writer.begin(item.name, item.info.st_mode, item.info.st_mtime, STORED, len(content))
-    writer.data(entry, content)
-    writer.end(entry, zlib.crc32(content), len(content))
 
 
 class _GzipSink:

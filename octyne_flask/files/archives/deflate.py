@@ -15,8 +15,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 BLOCK = 1 << 20
 WINDOW = 32 * 1024
-SAMPLE = 64 * 1024
-# A sample that saves less than this is stored: deflating random data costs time and gains nothing.
+SAMPLE = 16 * 1024
+# A block whose sample saves less than this is stored: deflating random data costs time and gains nothing.
 WORTH_COMPRESSING = 0.95
 
 
@@ -32,7 +32,12 @@ def compressible(sample: bytes) -> bool:
 
 
 def deflate_block(data: bytes, window: bytes, final: bool, level: int) -> bytes:
-    """Raw DEFLATE of one block, continuing a stream whose previous 32 KiB were ``window``."""
+    """Raw DEFLATE of one block, continuing a stream whose previous 32 KiB were ``window``.
+
+    Runs on a worker thread; a block that does not compress is emitted as stored DEFLATE blocks (level 0).
+    """
+    if not compressible(data):
+        level = 0
     if window:
         compressor = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, window)
     else:
@@ -78,6 +83,12 @@ class OrderedPipeline:
         write(job.result() if job is not None else None)
 
 
+def deflate_small(data: bytes, level: int) -> tuple[bool, bytes]:
+    """A whole small file: ``(True, deflated)``, or ``(False, data)`` when deflating does not make it smaller."""
+    deflated = deflate_block(data, b"", True, level)
+    return (True, deflated) if len(deflated) < len(data) else (False, data)
+
+
 class DeflateStream:
     """Feeds a byte stream through the pipeline as consecutive DEFLATE blocks (``write``, then ``finish``)."""
 
@@ -91,6 +102,9 @@ class DeflateStream:
         self.size = 0
 
     def write(self, data) -> None:
+        if not self._pending and len(data) == BLOCK:  # whole blocks from a file: no copying
+            self._block(bytes(data), final=False)
+            return
         self._pending += data
         while len(self._pending) >= BLOCK:
             block = bytes(self._pending[:BLOCK])
@@ -104,6 +118,5 @@ class DeflateStream:
     def _block(self, block: bytes, final: bool) -> None:
         self.crc = zlib.crc32(block, self.crc)
         self.size += len(block)
-        level = self._level if compressible(block) else 0
-        self._pipeline.submit(self._emit, deflate_block, block, self._window, final, level)
+        self._pipeline.submit(self._emit, deflate_block, block, self._window, final, self._level)
         self._window = block[-WINDOW:] if len(block) >= WINDOW else (self._window + block)[-WINDOW:]

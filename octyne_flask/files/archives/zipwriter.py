@@ -49,24 +49,43 @@ class ZipWriter:
 
     def __init__(self, out):
         self._out = out
+        self._position = out.tell()  # tracked here: tell() on a buffered file costs a system call
         self._entries: list[ZipEntry] = []
 
-    def begin(self, name: str, mode: int, mtime: float, method: int, expected_size: int) -> ZipEntry:
-        """Start an entry (``name`` ends with ``/`` for a folder); its data follows with ``data``."""
+    def _write(self, data) -> None:
+        self._out.write(data)
+        self._position += len(data)
+
+    def begin(self, name: str, mode: int, mtime: float, method: int, expected_size: int,
+              known: tuple | None = None) -> ZipEntry:
+        """Start an entry (``name`` ends with ``/`` for a folder); its data follows with ``data``.
+
+        ``known`` is ``(crc, compressed size, size)`` when the data is already at hand.
+        """
         encoded = name.encode("utf-8")
         flags = 0 if encoded.isascii() else UTF8_NAMES
-        entry = ZipEntry(encoded, flags, method, mode, dos_time(mtime), self._out.tell(),
+        entry = ZipEntry(encoded, flags, method, mode, dos_time(mtime), self._position,
                          expected_size >= ZIP64_FROM)
-        extra = struct.pack("<HHQQ", 1, 16, 0, 0) if entry.zip64 else b""
-        sizes = LIMIT32 if entry.zip64 else 0
-        self._out.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, self._needed(entry), flags, method,
-                                    *entry.mtime, 0, sizes, sizes, len(encoded), len(extra)))
-        self._out.write(encoded + extra)
+        crc, compressed, size = known or (0, 0, 0)
+        if entry.zip64:
+            extra = struct.pack("<HHQQ", 1, 16, size, compressed)
+            compressed = size = LIMIT32
+        else:
+            extra = b""
+        self._write(struct.pack("<IHHHHHIIIHH", 0x04034B50, self._needed(entry), flags, method,
+                                *entry.mtime, crc, compressed, size, len(encoded), len(extra)))
+        self._write(encoded + extra)
         self._entries.append(entry)
         return entry
 
+    def add(self, name: str, mode: int, mtime: float, method: int, payload: bytes, crc: int, size: int) -> None:
+        """A whole entry whose data is already known (folders, links, small files): nothing to patch later."""
+        entry = self.begin(name, mode, mtime, method, size, known=(crc, len(payload), size))
+        self.data(entry, payload)
+        entry.crc, entry.size = crc, size
+
     def data(self, entry: ZipEntry, chunk) -> None:
-        self._out.write(chunk)
+        self._write(chunk)
         entry.compressed += len(chunk)
 
     def end(self, entry: ZipEntry, crc: int, size: int) -> None:
@@ -74,7 +93,6 @@ class ZipWriter:
         entry.crc, entry.size = crc, size
         if not entry.zip64 and max(size, entry.compressed) >= LIMIT32:
             raise OSError(f"{entry.name!r} grew past 4 GiB while it was being archived")
-        end = self._out.tell()
         self._out.seek(entry.offset + 14)
         if entry.zip64:
             self._out.write(struct.pack("<I", crc))
@@ -82,21 +100,21 @@ class ZipWriter:
             self._out.write(struct.pack("<QQ", size, entry.compressed))
         else:
             self._out.write(struct.pack("<III", crc, entry.compressed, size))
-        self._out.seek(end)
+        self._out.seek(self._position)
 
     def close(self) -> None:
         """Write the central directory and the end records."""
-        start = self._out.tell()
+        start = self._position
         for entry in self._entries:
             self._central_record(entry)
-        size = self._out.tell() - start
+        size = self._position - start
         count = len(self._entries)
         if count >= 0xFFFF or start >= LIMIT32 or size >= LIMIT32:
-            record = self._out.tell()
-            self._out.write(struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, MADE_BY_UNIX, 45, 0, 0,
-                                        count, count, size, start))
-            self._out.write(struct.pack("<IIQI", 0x07064B50, 0, record, 1))
-        self._out.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, min(count, 0xFFFF), min(count, 0xFFFF),
+            record = self._position
+            self._write(struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, MADE_BY_UNIX, 45, 0, 0,
+                                    count, count, size, start))
+            self._write(struct.pack("<IIQI", 0x07064B50, 0, record, 1))
+        self._write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, min(count, 0xFFFF), min(count, 0xFFFF),
                                     min(size, LIMIT32), min(start, LIMIT32), 0))
 
     def _central_record(self, entry: ZipEntry) -> None:
@@ -104,11 +122,11 @@ class ZipWriter:
         extra = struct.pack("<HH", 1, 8 * len(wide)) + struct.pack(f"<{len(wide)}Q", *wide) if wide else b""
         attributes = (entry.mode & 0xFFFF) << 16 | (0x10 if stat.S_ISDIR(entry.mode) else 0)
         needed = 45 if wide or entry.zip64 else self._needed(entry)
-        self._out.write(struct.pack(
+        self._write(struct.pack(
             "<IHHHHHHIIIHHHHHII", 0x02014B50, MADE_BY_UNIX, needed, entry.flags, entry.method, *entry.mtime,
             entry.crc, min(entry.compressed, LIMIT32), min(entry.size, LIMIT32), len(entry.name), len(extra),
             0, 0, 0, attributes, min(entry.offset, LIMIT32)))
-        self._out.write(entry.name + extra)
+        self._write(entry.name + extra)
 
     @staticmethod
     def _needed(entry: ZipEntry) -> int:

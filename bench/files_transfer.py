@@ -1,0 +1,69 @@
+"""Upload and download of a 1 GiB file through the API, next to `cp` and `cat` of the same file.
+
+Run: .venv/bin/python bench/files_transfer.py [size_mib]
+Upload: `curl -F upload=@file` to POST /server/bench/file (multipart, streamed to disk), against
+`cp file copy` on the same disk; the daemon's RSS is sampled meanwhile. Download (warm cache):
+`curl -o /dev/null` of GET /server/bench/file against `cat file > /dev/null`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+from files_common import MIB, PeakRss, best_of, drop_file, report, start_daemon, timed, workspace
+
+
+def main(size_mib: int = 1024) -> None:
+    base = workspace("transfer")
+    server = base / "server"
+    server.mkdir()
+    source = base / "source.bin"
+    subprocess.run(["head", "-c", str(size_mib * MIB), "/dev/urandom"], stdout=open(source, "wb"), check=True)
+    daemon = start_daemon(base / "daemon", server)
+    try:
+        auth = f"Authorization: {daemon.token}"
+        copy = base / "copy.bin"
+
+        def cp() -> float:
+            drop_file(copy)
+            return timed(["cp", str(source), str(copy)])
+
+        def upload() -> float:
+            drop_file(server / "source.bin")
+            return timed(["curl", "-sf", "-H", auth, "-F", f"upload=@{source}",
+                          f"{daemon.url}/server/bench/file?path=/"])
+
+        cp_time = best_of(2, cp)
+        with PeakRss(daemon.proc.pid) as rss:
+            upload_time = best_of(2, upload)
+        assert (server / "source.bin").stat().st_size == source.stat().st_size
+        subprocess.run(["cat", str(source)], stdout=subprocess.DEVNULL, check=True)  # warm the cache
+
+        def cat() -> float:
+            return timed(f"cat {source} > /dev/null", shell=True)
+
+        def download() -> float:
+            return timed(["curl", "-sf", "-H", auth, "-o", "/dev/null",
+                          f"{daemon.url}/server/bench/file?path=/source.bin"])
+
+        cat_time = best_of(3, cat)
+        download_time = best_of(3, download)
+        rate = lambda seconds: f"{size_mib / seconds:.0f} MiB/s"  # noqa: E731
+        report(f"Transfer of {size_mib} MiB", [
+            ("operation", "ours", "reference", "ours / reference speed"),
+            ("upload (curl -F) vs cp", f"{upload_time:.2f} s ({rate(upload_time)})",
+             f"{cp_time:.2f} s ({rate(cp_time)})", f"{cp_time / upload_time:.0%}"),
+            ("download (curl -o /dev/null) vs cat", f"{download_time:.2f} s ({rate(download_time)})",
+             f"{cat_time:.2f} s ({rate(cat_time)})", f"{cat_time / download_time:.0%}"),
+        ])
+        print(f"\nDaemon RSS during upload: start {rss.start / MIB:.0f} MiB, peak {rss.peak / MIB:.0f} MiB, "
+              f"growth {(rss.peak - rss.start) / MIB:.0f} MiB")
+    finally:
+        daemon.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1024)
