@@ -28,6 +28,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = REPO / "docs" / "screenshots" / "latest"
 RESOURCE_ERROR = re.compile(r"Failed to load resource: the server responded with a status of (\d{3})")
+HOSTILE_NAME = "<img src=x onerror=window.hacked=1>.txt"
 RENAME_LABEL = "New name, or a path (starting with / for the server folder)"
 COLOURS_APP = 'print("\\x1b[1;31mred alert\\x1b[0m then plain \\x1b]0;title\\x07text", flush=True)\n'
 
@@ -90,7 +91,7 @@ class Dashboard:
 
     def screenshot(self, name: str) -> None:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+        self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
     def card(self, server: str):
         return self.page.locator(f'[data-server="{server}"]')
@@ -245,9 +246,12 @@ def test_files_upload_edit_rename_download_folder_compress_delete(dashboard):
     page.locator("input[type=file]").set_input_files([
         {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"first line\n"},
         {"name": "data.bin", "mimeType": "application/octet-stream", "buffer": bytes(range(256)) * 40},
+        {"name": HOSTILE_NAME, "mimeType": "text/plain", "buffer": b"x"},
     ])
     expect(dashboard.row("notes.txt")).to_be_visible()
     expect(dashboard.row("data.bin")).to_be_visible()
+    expect(page.locator("td.name").filter(has_text=HOSTILE_NAME)).to_have_count(1)  # shown as text
+    assert page.locator("table.files img").count() == 0
     transfer = page.evaluate_handle(
         "() => { const t = new DataTransfer(); t.items.add(new File(['dropped!'], 'dropped.txt')); return t; }")
     page.locator(".drop-zone").dispatch_event("drop", {"dataTransfer": transfer})
@@ -310,6 +314,7 @@ def test_files_upload_edit_rename_download_folder_compress_delete(dashboard):
     dashboard.answer_dialog("Delete")
     expect(page.get_by_text("This folder is empty.")).to_be_visible()
     assert list(demo_dir.iterdir()) == []
+    assert page.evaluate("window.hacked") is None
 
 
 def test_accounts_create_change_password_and_delete(dashboard):

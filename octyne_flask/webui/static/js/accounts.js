@@ -60,7 +60,7 @@ export function mountAccounts(section) {
 
   async function changePassword(name) {
     const answer = await formDialog({
-      title: `Change password of ${name}`, confirmLabel: "Change password",
+      title: `Change password of ${name}`, confirmLabel: "Change password", forUser: name,
       fields: [
         { name: "password", label: "New password", type: "password", autocomplete: "new-password" },
         { name: "again", label: "Repeat the new password", type: "password", autocomplete: "new-password" },

@@ -16,12 +16,15 @@ function field({ name, label, type = "text", value = "", options, required = tru
 
 /**
  * Show a form in a modal; resolves to {name: value} on confirm or null on cancel.
- * `fields` may be empty (a plain confirmation).
+ * `fields` may be empty (a plain confirmation); `forUser` names the account a
+ * password form belongs to.
  */
-export function formDialog({ title, message, fields = [], confirmLabel = "OK", danger = false }) {
+export function formDialog({ title, message, fields = [], confirmLabel = "OK", danger = false, forUser = null }) {
   return new Promise((resolve) => {
     const form = h("form", { method: "dialog" },
       h("h2", { text: title }),
+      // Password forms name their account so password managers (and Chromium's checks) know whose it is.
+      forUser !== null ? h("input", { type: "text", autocomplete: "username", value: forUser, readonly: true, hidden: true }) : null,
       message ? h("p", { class: "dialog-message", text: message }) : null,
       fields.map(field),
       h("div", { class: "dialog-actions" },
