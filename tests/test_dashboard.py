@@ -30,7 +30,11 @@ SCREENSHOTS = REPO / "docs" / "screenshots" / "latest"
 RESOURCE_ERROR = re.compile(r"Failed to load resource: the server responded with a status of (\d{3})")
 HOSTILE_NAME = "<img src=x onerror=window.hacked=1>.txt"
 RENAME_LABEL = "New name, or a path (starting with / for the server folder)"
-COLOURS_APP = 'print("\\x1b[1;31mred alert\\x1b[0m then plain \\x1b]0;title\\x07text", flush=True)\n'
+COLOURS_APP = (
+    'print("\\x1b[1;31mred alert\\x1b[0m then plain \\x1b]0;title\\x07text", flush=True)\n'
+    'for n in range(80):\n'
+    '    print(f"line {n}", flush=True)\n'
+)
 
 class BrowserProblems:
     """Console messages, page errors and HTTP failures of one page, checked against what the test expects."""
@@ -233,8 +237,21 @@ def test_console_shows_scrollback_echo_history_and_colours(dashboard):
     dashboard.open("#/server/colours")
     red = page.locator(".terminal span.fg-1.bold")
     expect(red).to_have_text("red alert")
-    expect(page.get_by_role("log")).to_contain_text("red alert then plain text")
-    assert "\x1b" not in page.get_by_role("log").inner_text()
+    expect(terminal).to_contain_text("red alert then plain text")
+    assert "\x1b" not in terminal.inner_text()
+
+    # Scrolled up, new output leaves the view alone and offers a jump to the end.
+    expect(terminal).to_contain_text("line 79")
+    at_bottom = "el => el.scrollHeight - el.scrollTop - el.clientHeight < 4"
+    assert terminal.evaluate(at_bottom)
+    terminal.evaluate("el => { el.scrollTop = 0; el.dispatchEvent(new Event('scroll')); }")
+    dashboard.card("colours").get_by_role("button", name="Start colours").click()
+    expect(terminal).to_contain_text("[Octyne] Started server colours")
+    jump = page.get_by_role("button", name="↓ New output")
+    expect(jump).to_be_visible()
+    assert terminal.evaluate("el => el.scrollTop") == 0
+    jump.click()
+    assert terminal.evaluate(at_bottom)
 
 
 def test_files_upload_edit_rename_download_folder_compress_delete(dashboard):
@@ -333,10 +350,14 @@ def test_accounts_create_change_password_and_delete(dashboard):
     login = requests.get(dashboard.daemon.url + "/login", headers={"Username": "operator", "Password": "second-password"})
     assert login.status_code == 200
     dashboard.screenshot("accounts")
-    row.get_by_role("button", name="Delete operator").click()
+    row.get_by_role("button", name="Rename operator").click()
+    dashboard.answer_dialog("Rename", {"New username": "night-operator"})
+    row = page.locator('[data-account="night-operator"]')
+    expect(row).to_be_visible()
+    row.get_by_role("button", name="Delete night-operator").click()
     dashboard.answer_dialog("Delete")
     expect(row).to_have_count(0)
-    assert "operator" not in json.loads(dashboard.daemon.users_path.read_text())
+    assert sorted(json.loads(dashboard.daemon.users_path.read_text())) == ["admin"]
 
 
 def test_config_editor_shows_validation_error_and_saves(dashboard):
@@ -361,6 +382,9 @@ def test_config_editor_shows_validation_error_and_saves(dashboard):
     page.get_by_role("button", name="Save and apply").click()
     expect(page.get_by_text("Config saved and applied.")).to_be_visible()
     assert "// saved from the dashboard" in daemon.config_path.read_text()
+    page.get_by_role("button", name="Reload from disk").click()
+    expect(page.get_by_text("Config reloaded from disk.")).to_be_visible()
+    expect(editor).to_have_value(daemon.config_path.read_text())
 
 
 def test_expired_session_and_unreachable_daemon_show_clear_pages(dashboard):
