@@ -40,10 +40,11 @@ def is_listening(port: int, host: str = "127.0.0.1") -> bool:
 
 
 class RedisServer:
-    """A throw-away redis-server without persistence; ``restart()`` brings it back empty on the same port."""
+    """A throw-away redis-server on its own port; without ``persistent`` a restart brings it back empty."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, persistent: bool = False):
         self.directory = directory
+        self.persistent = persistent
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}"
@@ -53,7 +54,8 @@ class RedisServer:
     def start(self) -> None:
         self.process = subprocess.Popen(
             [shutil.which("redis-server") or "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self.directory), "--daemonize", "no",
+             "--save", "", "--appendonly", "yes" if self.persistent else "no", "--appendfsync", "always",
+             "--dir", str(self.directory), "--daemonize", "no",
              "--logfile", str(self.directory / "redis.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, process=self.process)
@@ -63,10 +65,6 @@ class RedisServer:
             self.process.terminate()
             self.process.wait(10)
         self.process = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
 
     def client(self):
         import redis

@@ -218,3 +218,23 @@ def test_primary_starts_while_redis_is_down_and_catches_up(daemon_factory, redis
     redis_server.start()
     wait_until(lambda: redis_server.client().get("octyne-user:admin") == ADMIN_HASH, timeout=5)
     assert login(primary).status_code == 200
+
+
+def test_a_user_deleted_while_redis_was_down_is_deleted_when_it_returns(daemon_factory, tmp_path):
+    """Redis kept its data (append-only file); the primary's deletion during the outage must still reach it."""
+    persistent = RedisServer(tmp_path / "persistent-redis", persistent=True)
+    try:
+        primary = daemon_factory(config=redis_config(persistent, "primary"))
+        secondary = daemon_factory(config=redis_config(persistent, "secondary"), users={})
+        assert primary.post("/accounts", json={"username": "bob", "password": "bob-password"}).status_code == 200
+        bob = login(primary, "bob", "bob-password").json()["token"]
+        persistent.stop()
+        primary.local("DELETE", "/accounts?username=bob")
+        persistent.start()
+        store = persistent.client()
+        assert store.get(f"octyne-token:{bob}") == "bob"  # the data survived the restart
+        wait_until(lambda: store.get("octyne-user:bob") is None, timeout=5)
+        response = requests.get(secondary.url + "/config", headers={"Authorization": bob}, timeout=10)
+        assert response.status_code == 401
+    finally:
+        persistent.stop()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.backoff import NoBackoff
@@ -49,6 +50,16 @@ class RedisUnavailable(RuntimeError):
     """Redis could not be reached or refused the command."""
 
 
+def without_password(url: str) -> str:
+    """The URL for messages and logs: a password in it is replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = (parts.username or "") + ":***"
+    return urlunsplit(parts._replace(netloc=f"{user}@{netloc[-1]}"))
+
+
 def connect(url: str) -> redis.Redis:
     """A pooled client that fails fast: short timeouts, no retries, text replies."""
     return redis.Redis.from_url(
@@ -77,12 +88,14 @@ class RedisAuthenticator:
         except redis.RedisError as error:
             if require_connection:
                 self._redis.close()
-                raise RedisUnavailable(f"cannot reach Redis at {settings.url}: {error}") from None
-            log.error("Redis at %s is unreachable, logins fail until it is up: %s", settings.url, error)
+                raise RedisUnavailable(f"cannot reach Redis at {without_password(settings.url)}: {error}") from None
+            log.error("Redis at %s is unreachable, logins fail until it is up: %s", without_password(settings.url), error)
         self._user_of_token = self._redis.register_script(_USER_OF_TOKEN)
         self._stop = threading.Event()
         self._mirror_lock = threading.Lock()
         self._redis_was_down = False
+        # Set when a mirror could not be written: the next check rewrites everything, deletions included.
+        self._mirror_pending = False
         if self.manages_users:
             # A users file that cannot be read must not empty the shared users:
             # mirroring starts with the first good read.
@@ -140,8 +153,10 @@ class RedisAuthenticator:
                         pipe.mset({USER_PREFIX + name: stored for name, stored in users.items()})
                     pipe.execute()
             except redis.RedisError as error:
+                self._mirror_pending = True
                 self._note_outage(f"cannot mirror users into Redis (retrying every second): {error}")
                 return
+            self._mirror_pending = False
         self._note_recovery()
 
     def _users_present(self, users: dict[str, str]) -> bool:
@@ -151,9 +166,16 @@ class RedisAuthenticator:
         return self._redis.mget([USER_PREFIX + name for name in names]) == [users[name] for name in names]
 
     def _keep_users_present(self) -> None:
-        """Every second: are our users (with their hashes) still in Redis? If not, write them again."""
+        """Every second: are our users (with their hashes) still in Redis? If not, write them again.
+
+        After a failed mirror (Redis was down when a user changed) the whole set is rewritten,
+        so a user deleted meanwhile does not survive in a Redis that kept its data.
+        """
         while not self._stop.wait(CHECK_INTERVAL_SECONDS):
             users = self.users.snapshot()
+            if self._mirror_pending:
+                self.mirror_users(users)
+                continue
             try:
                 present = self._users_present(users)
             except redis.RedisError as error:
