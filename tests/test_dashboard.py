@@ -283,9 +283,13 @@ def test_files_upload_edit_rename_download_folder_compress_delete(dashboard):
     expect(dashboard.dialog().get_by_role("status")).to_have_text("Saved")
     dashboard.dialog().get_by_role("button", name="Close").click()
     assert (demo_dir / "notes.txt").read_text() == "first line\nsecond line\n"
-    page.get_by_label("Actions for data.bin").click()
-    expect(dashboard.row("data.bin").get_by_role("button", name="Edit")).to_have_count(0)
-    page.keyboard.press("Escape")
+    dashboard.row_action("data.bin", "Edit")
+    expect(page.get_by_text("data.bin is not a text file (application/octet-stream).")).to_be_visible()
+    expect(dashboard.dialog()).to_have_count(0)
+    page.locator("input[type=file]").set_input_files([
+        {"name": "dropped.txt", "mimeType": "text/plain", "buffer": b"replaced"}])
+    dashboard.answer_dialog("Replace")
+    wait_until(page, lambda: (demo_dir / "dropped.txt").read_bytes() == b"replaced")
 
     dashboard.row_action("notes.txt", "Rename / move…")
     dashboard.answer_dialog("Move", {RENAME_LABEL: "renamed.txt"})

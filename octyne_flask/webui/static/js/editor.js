@@ -8,10 +8,10 @@ import { h, toast } from "./dom.js";
 import { bytes } from "./format.js";
 import { joinPath, readText, upload } from "./fileapi.js";
 
-export const EDITABLE_LIMIT = 1024 * 1024;
+const EDITABLE_LIMIT = 1024 * 1024;
 
 /** Why `entry` (a listing item) cannot be edited, or null when it can. */
-export function refusalReason(entry) {
+function refusalReason(entry) {
   if (entry.folder) return "Folders cannot be edited.";
   if (!entry.mimeType.startsWith("text/")) return `${entry.name} is not a text file (${entry.mimeType}).`;
   if (entry.size > EDITABLE_LIMIT) {

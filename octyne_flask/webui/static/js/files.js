@@ -5,7 +5,7 @@ import { ApiError } from "./api.js";
 import { archiveSuffix, compressFlow, decompressFlow } from "./archives.js";
 import { confirmDialog, promptDialog } from "./dialogs.js";
 import { h, replaceChildren, toast } from "./dom.js";
-import { openEditor, refusalReason } from "./editor.js";
+import { openEditor } from "./editor.js";
 import {
   createFolder, deletePath, downloadUrl, joinPath, listFolder, moveOrCopy, parentPath, runBatch, upload,
 } from "./fileapi.js";
@@ -123,7 +123,7 @@ export function mountFiles(container, id, path) {
     const target = joinPath(folder, entry.name);
     const items = [];
     if (!entry.folder) items.push(actionButton("Download", () => download(entry)));
-    if (!entry.folder && !refusalReason(entry)) items.push(actionButton("Edit", () => openEditor(id, folder, entry, reload)));
+    if (!entry.folder) items.push(actionButton("Edit", () => openEditor(id, folder, entry, reload)));
     if (!entry.folder && archiveSuffix(entry.name)) {
       items.push(actionButton("Decompress…", async () => {
         if (await decompressFlow(id, folder, entry.name, tasks)) await reload();
@@ -273,6 +273,12 @@ export function mountFiles(container, id, path) {
   }
 
   async function uploadAll(files) {
+    const existing = files.filter((file) => entries.some((entry) => entry.name === file.name));
+    if (existing.length && !(await confirmDialog({
+      title: `Replace ${existing.length} file(s)?`,
+      message: `${existing.map((file) => file.name).join(", ")} already exist in ${folder} and will be overwritten.`,
+      confirmLabel: "Replace",
+    }))) return;
     for (const file of files) {
       const task = tasks.add(`Uploading ${file.name}`);
       task.progress(0);

@@ -4,7 +4,8 @@ import { ApiError } from "./api.js";
 import { h, replaceChildren } from "./dom.js";
 import { mountConsole } from "./console.js";
 import { mountFiles } from "./files.js";
-import { createServerCard, fetchServer, poll } from "./servercard.js";
+import { poll } from "./poll.js";
+import { createServerCard, fetchServer } from "./servercard.js";
 
 const REFRESH_MS = 3000;
 

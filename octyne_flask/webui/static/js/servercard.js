@@ -88,31 +88,3 @@ export function createServerCard(id, { linkName = true, onChanged = () => {} } =
 
   return { element, update };
 }
-
-/**
- * Call `tick()` now and then every `intervalMs` after each finishes, until the
- * returned stop function runs; API problems end the loop (their page is shown).
- */
-export function poll(tick, intervalMs) {
-  let timer = null;
-  let stopped = false;
-  const run = async () => {
-    try {
-      await tick();
-    } catch (failure) {
-      if (!(failure instanceof ApiError) || failure.status === 401) return;
-    }
-    if (!stopped) timer = setTimeout(run, intervalMs);
-  };
-  run();
-  return {
-    stop() {
-      stopped = true;
-      clearTimeout(timer);
-    },
-    now() {
-      clearTimeout(timer);
-      if (!stopped) run();
-    },
-  };
-}

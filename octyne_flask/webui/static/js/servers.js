@@ -2,7 +2,8 @@
 
 import { getJson } from "./api.js";
 import { h } from "./dom.js";
-import { createServerCard, fetchServer, poll } from "./servercard.js";
+import { poll } from "./poll.js";
+import { createServerCard, fetchServer } from "./servercard.js";
 
 const REFRESH_MS = 3000;
 
