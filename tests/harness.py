@@ -95,6 +95,8 @@ class RunningDaemon:
         return self.stdout_path.read_text(errors="replace")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        # Close our kept-alive connection first: gunicorn lets one linger for 2 s at shutdown.
+        self.session.close()
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -103,7 +105,6 @@ class RunningDaemon:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self._stdout.close()
-        self.session.close()
         return self.proc.returncode
 
     # -- requests --------------------------------------------------------
