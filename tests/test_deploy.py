@@ -73,14 +73,20 @@ def test_smoke(launcher, tmp_path):
     assert not os.path.exists(daemon.socket_path)
 
 
-def test_gunicorn_conf_refuses_a_broken_config_with_a_clear_message(tmp_path):
+@pytest.mark.parametrize("config, message", [
+    ({"port": "not a number"}, "'port' must be an integer"),
+    ({"https": {"enabled": True, "cert": "/nonexistent/cert.pem", "key": "/nonexistent/key.pem"}},
+     "HTTPS certificate file not found: /nonexistent/cert.pem"),
+], ids=["bad-config", "missing-certificate"])
+def test_gunicorn_conf_refuses_what_the_cli_refuses_with_a_clear_message(tmp_path, config, message):
     config_path = tmp_path / "config.json"
-    config_path.write_text('{"port": "not a number"}')
+    config_path.write_text(json.dumps(config))
     result = subprocess.run([GUNICORN, "-c", str(DEPLOY / "gunicorn.conf.py"), "wsgi:app"], cwd=tmp_path,
                             env={**os.environ, "PYTHONPATH": str(REPO), "OCTYNE_CONFIG": str(config_path)},
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
-    assert "'port' must be an integer" in result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_systemd_unit_verifies(tmp_path):
