@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flask import Blueprint, g, request
 
-from octyne_flask.api.console_session import V2, ConsoleSession, json_frame
+from octyne_flask.api.console_session import V2, ConsoleSession, finish, json_frame
 from octyne_flask.api.guard import authenticate, authorize, current_daemon, log_action, lookup_server
 from octyne_flask.api.websocket import sock
 from octyne_flask.auth.permissions import server_permission
@@ -61,6 +61,7 @@ def console(ws, id):
         except ApiError as error:
             ws.sock.sendall(json_frame({"type": "error", "message": error.message}))
             ws.close(reason=4000 + error.status, message=error.message)
+            finish(ws)
             return
     else:
         server = g.console_server

@@ -27,6 +27,7 @@ V2 = "console-v2"
 NORMAL_CLOSURE = 1000
 POLICY_VIOLATION = 1008
 CUT_GRACE = 2.0  # seconds a cut-off writer may finish its current send before the socket is shut
+CLOSE_REPLY_WAIT = 1.0  # seconds to wait for the client's close reply before shutting the socket
 LAG_MESSAGE = "Console output fell too far behind; reconnect to continue."
 CLOSED_MESSAGE = "This console has been closed."
 IDLE_MESSAGE = "Connection idle for too long."
@@ -54,6 +55,20 @@ def v1_frames(lines: list[str]) -> bytes:
 def v2_frames(lines: list[str]) -> bytes:
     """Console v2: the lines of a batch joined into one output message."""
     return json_frame({"type": "output", "data": "\n".join(lines)})
+
+
+def finish(ws) -> None:
+    """End the connection for good: wait briefly for the client's close reply, then shut the socket.
+
+    simple-websocket's reader thread is not a daemon thread; a client that never answers the
+    close (a stalled one) would otherwise keep it, and with it the worker's exit, waiting.
+    """
+    ws.thread.join(CLOSE_REPLY_WAIT)
+    if ws.thread.is_alive():
+        try:
+            ws.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def scrollback_text(lines: list[str]) -> str:
@@ -90,6 +105,7 @@ class ConsoleSession:
             pass  # the client went away
         finally:
             self._log.unsubscribe(subscriber)
+            finish(self._ws)
 
     def _loop(self, subscriber) -> None:
         last_heard = time.monotonic()

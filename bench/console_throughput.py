@@ -1,0 +1,135 @@
+"""Console throughput: 100 000 lines of 80 bytes to 1, 10 and 50 console-v2 clients, and with a stalled client.
+
+Method: a managed app prints the lines as fast as it can (it records its own
+print time in elapsed.txt). Clients connect first; the clock runs from
+``POST START`` until every client has received the app's last line. Each
+client hashes everything it received, which must equal the hash of the
+expected stream (nothing lost, duplicated or reordered). Baseline in the same
+run: the same app piped into a plain Python line counter. Printed as JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import threading
+import time
+
+from console_common import RawConsole, start_daemon, workspace, write_app
+
+LINES = 100_000
+FLOOD = f"""
+import sys, time
+started = time.perf_counter()
+write = sys.stdout.write
+for start in range(0, {LINES}, 1000):
+    write("".join(f"{{i:08d}} " + "x" * 70 + "\\n" for i in range(start, start + 1000)))
+sys.stdout.flush()
+open("elapsed.txt", "w").write(str(time.perf_counter() - started))
+"""
+COUNTER = "import sys\nn = 0\nfor _ in sys.stdin.buffer: n += 1\nprint(n)"
+
+
+def expected_digest() -> str:
+    lines = ["[Octyne] Started server flood"] + [f"{i:08d} " + "x" * 70 for i in range(LINES)]
+    lines.append("[Octyne] Server flood has stopped.")
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def baseline(directory, command: str) -> float:
+    """Lines per second of the app piped into a line counter."""
+    started = time.perf_counter()
+    app = subprocess.Popen(command.split(), cwd=directory, stdout=subprocess.PIPE)
+    counted = subprocess.run([command.split()[0], "-c", COUNTER], stdin=app.stdout, capture_output=True, text=True)
+    app.wait()
+    assert int(counted.stdout) == LINES
+    return LINES / (time.perf_counter() - started)
+
+
+def read_flood(console: RawConsole, results: dict, key) -> None:
+    digest = hashlib.sha256()
+    first = True
+    while True:
+        data = console.output()
+        if not first:
+            digest.update(b"\n")
+        digest.update(data)
+        first = False
+        if data.endswith(b"has stopped."):
+            break
+    results[key] = (time.perf_counter(), digest.hexdigest())
+
+
+def flood(daemon, directory, consoles: list[RawConsole]) -> dict:
+    """One flood to ``consoles``: per-client lines/s of the slowest client, app print time, integrity."""
+    results: dict = {}
+    threads = [threading.Thread(target=read_flood, args=(c, results, i)) for i, c in enumerate(consoles)]
+    for thread in threads:
+        thread.start()
+    started = time.perf_counter()
+    daemon.post("/server/flood", data="START")
+    for thread in threads:
+        thread.join(300)
+    finished = max(at for at, _ in results.values())
+    return {
+        "per_client_lines_per_s": round(LINES / (finished - started)),
+        "app_print_s": round(float((directory / "elapsed.txt").read_text()), 4),
+        "intact": all(digest == expected_digest() for _, digest in results.values()) and len(results) == len(consoles),
+    }
+
+
+def connect(daemon, count: int, **kwargs) -> list[RawConsole]:
+    consoles = [RawConsole(daemon.port, "flood", daemon.token, **kwargs) for _ in range(count)]
+    for console in consoles:
+        console.frame(), console.frame()  # settings, scrollback
+    return consoles
+
+
+def main() -> None:
+    directory = workspace("console-throughput")
+    command = write_app(directory, "flood.py", FLOOD)
+    daemon = start_daemon(directory, {"flood": command})
+    report = {"lines": LINES, "line_bytes": 80}
+    try:
+        report["baseline_lines_per_s"] = round(max(baseline(directory, command) for _ in range(3)))
+        for count in (1, 10, 50):
+            consoles = connect(daemon, count)
+            runs = [flood(daemon, directory, consoles) for _ in range(3)]
+            best = max(runs, key=lambda run: run["per_client_lines_per_s"])
+            report[f"clients_{count}"] = {**best, "intact_all_runs": all(run["intact"] for run in runs),
+                                          "ratio_to_baseline": round(best["per_client_lines_per_s"] / report["baseline_lines_per_s"], 4)}
+            for console in consoles:
+                console.close()
+        # Stalled client: 10 readers, 3 floods without and then with a client that never reads.
+        readers = connect(daemon, 10)
+        without = [flood(daemon, directory, readers) for _ in range(3)]
+        stalled = connect(daemon, 1, receive_buffer=4096)[0]
+        with_stalled = [flood(daemon, directory, readers) for _ in range(3)]
+        stalled.sock.settimeout(10)
+        try:
+            while stalled.sock.recv(1 << 20):
+                pass
+            cut_off = True
+        except TimeoutError:
+            cut_off = False
+
+        def median(runs, key):
+            return sorted(run[key] for run in runs)[1]
+
+        report["stalled"] = {
+            "per_client_lines_per_s_without": median(without, "per_client_lines_per_s"),
+            "per_client_lines_per_s_with": median(with_stalled, "per_client_lines_per_s"),
+            "app_print_s_without": median(without, "app_print_s"),
+            "app_print_s_with": median(with_stalled, "app_print_s"),
+            "readers_intact": all(run["intact"] for run in without + with_stalled),
+            "stalled_client_cut_off": cut_off,
+            "daemon_alive": daemon.get("/servers").status_code == 200,
+        }
+    finally:
+        daemon.stop()
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
