@@ -49,15 +49,19 @@ def graceful_apps(tmp_path):
     return servers
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_stop_signal_stops_every_app_gracefully_then_exits_0(sig, daemon_factory, graceful_apps):
+@pytest.mark.parametrize("sig, whole_group", [(signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGINT, True)],
+                         ids=["SIGTERM", "SIGINT", "Ctrl-C (SIGINT to master and worker)"])
+def test_stop_signal_stops_every_app_gracefully_then_exits_0(sig, whole_group, daemon_factory, graceful_apps):
     daemon = daemon_factory(servers=graceful_apps)
     folders = [Path(server["directory"]) for server in graceful_apps.values()]
     for folder in folders:
         wait_for_file(folder / "pid")
     app_pids = [int(open(os.path.join(folder, "pid")).read()) for folder in folders]
     started = time.monotonic()
-    daemon.proc.send_signal(sig)
+    if whole_group:
+        os.killpg(daemon.proc.pid, sig)  # the harness starts the daemon as its own process group
+    else:
+        daemon.proc.send_signal(sig)
     assert daemon.proc.wait(30) == 0
     assert time.monotonic() - started < 15
     for folder, pid in zip(folders, app_pids):
