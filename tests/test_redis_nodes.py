@@ -197,8 +197,15 @@ def test_a_switch_to_an_unreachable_redis_is_refused_and_changes_nothing(daemon_
     assert daemon.config_path.read_bytes() == before
     assert daemon.get("/config").status_code == 200  # the old authenticator and token still work
     assert store.get("octyne-user:admin") == ADMIN_HASH
+
+    # The same switch through config.json and a reload: refused, the running config stays.
+    daemon.config_path.write_text(json.dumps(config))
+    response = daemon.get("/config/reload")
+    assert response.status_code == 400 and "Redis" in response.json().get("detail", "")
+    assert daemon.get("/config").status_code == 200
     time.sleep(1.2)
     assert store.get("octyne-user:admin") == ADMIN_HASH
+    assert store.get(f"octyne-token:{daemon.token}") == "admin"
 
 
 def test_invalid_role_refuses_to_start(daemon_factory, redis_server):

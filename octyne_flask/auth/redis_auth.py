@@ -132,7 +132,8 @@ class RedisAuthenticator:
 
     def close(self) -> None:
         """Stop mirroring and drop the connections; the shared users and tokens stay in Redis."""
-        self._stop.set()
+        with self._mirror_lock:  # a mirror in flight finishes first; none starts afterwards
+            self._stop.set()
         if self.manages_users:
             self.users.remove_listener(self.mirror_users)
         self._redis.close()
