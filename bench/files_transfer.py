@@ -2,12 +2,13 @@
 
 Run: .venv/bin/python bench/files_transfer.py [size_mib]
 Upload: `curl -F upload=@file` to POST /server/bench/file (multipart, streamed to disk), against
-`cp file copy` on the same disk; the daemon's RSS is sampled meanwhile. Download (warm cache):
+`cp file copy` on the same disk (`sync` before every run); the daemon's RSS is sampled meanwhile. Download (warm cache):
 `curl -o /dev/null` of GET /server/bench/file against `cat file > /dev/null`.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -28,10 +29,12 @@ def main(size_mib: int = 1024) -> None:
 
         def cp() -> float:
             drop_file(copy)
+            os.sync()  # each run starts with no dirty pages, so write-back throttling hits neither side first
             return timed(["cp", str(source), str(copy)])
 
         def upload() -> float:
             drop_file(server / "source.bin")
+            os.sync()
             return timed(["curl", "-sf", "-H", auth, "-F", f"upload=@{source}",
                           f"{daemon.url}/server/bench/file?path=/"])
 

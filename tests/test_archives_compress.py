@@ -137,6 +137,7 @@ def test_option_defaults():
     (["ok"], "../", "/a.zip", "Invalid base path: path escapes from parent"),
     (["ghost"], "/", "/a.zip", "The file ghost does not exist!"),
     (["world"], "/", "/world", "A file/folder already exists at the path of requested archive!"),
+    (["world"], "/", "", "A file/folder already exists at the path of requested archive!"),
     (["world"], "/", "../a.zip", "Invalid archive path: path escapes from parent"),
 ])
 def test_request_errors(server, files, base, archive, message):

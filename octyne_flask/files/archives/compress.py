@@ -88,7 +88,7 @@ def prepare(directory: str, archive_path: str | None, base_path: str | None, arc
         if not os.path.lexists(entry.absolute):
             raise ApiError(400, f"The file {name} does not exist!")
         inputs.append(entry)
-    archive = resolve(directory, archive_path, "archive path", allow_root=False)
+    archive = resolve(directory, archive_path, "archive path")
     if os.path.lexists(archive.absolute):
         raise ApiError(400, "A file/folder already exists at the path of requested archive!")
     items = []

@@ -33,6 +33,7 @@ class CompressionTasks:
         token = secrets.token_hex(16)
         task = _Task(Progress(request.total_bytes))
         with self._lock:
+            self._forget_expired()
             self._tasks[token] = task
         threading.Thread(target=self._run, args=(task, request), name=f"compress-{token[:8]}", daemon=True).start()
         return token
@@ -45,13 +46,17 @@ class CompressionTasks:
         with self._lock:
             task.ended = time.monotonic()
 
+    def _forget_expired(self) -> None:
+        """Drop tasks that ended more than ``linger`` seconds ago (called with the lock held)."""
+        now = time.monotonic()
+        for name in [name for name, task in self._tasks.items()
+                     if task.ended is not None and now - task.ended > self._linger]:
+            del self._tasks[name]
+
     def status(self, token: str) -> dict:
         """``{"finished": bool, "progress": 0..1}``; 400 for an unknown or expired token, 500 if it failed."""
         with self._lock:
-            now = time.monotonic()
-            for name in [name for name, task in self._tasks.items()
-                         if task.ended is not None and now - task.ended > self._linger]:
-                del self._tasks[name]
+            self._forget_expired()
             task = self._tasks.get(token)
             ended = task.ended if task else None
         if task is None:
