@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import socket
 import time
 import urllib.parse
+import zipfile
 
 import pytest
 import requests
 
-from tests.harness import RunningDaemon, daemon_config
+from tests.harness import ADMIN_HASH, RunningDaemon, daemon_config
 from tests.test_files_operations import tree_state
 
 UPLOAD_LIMIT = 2 * 1024 * 1024
@@ -26,7 +28,7 @@ def daemon(tmp_path_factory):
         (base / name).mkdir()
     (base / "beta" / "secret.txt").write_text("beta's secret")
     config = daemon_config(base, servers, files={"uploadLimit": UPLOAD_LIMIT})
-    running = RunningDaemon(base, config, {"admin": __import__("tests.harness").harness.ADMIN_HASH})
+    running = RunningDaemon(base, config, {"admin": ADMIN_HASH})
     yield running
     running.stop()
 
@@ -38,7 +40,7 @@ def root(daemon):
     for entry in os.listdir(directory):
         path = directory / entry
         if path.is_dir() and not path.is_symlink():
-            __import__("shutil").rmtree(path)
+            shutil.rmtree(path)
         else:
             path.unlink()
     (directory / "folder" / "nested").mkdir(parents=True)
@@ -58,8 +60,7 @@ def last_log(daemon, action):
 
 
 def check_error(response, status, message):
-    assert (response.status_code, response.json()) == (status, {"error": message}) or (
-        response.status_code == status and response.json()["error"] == message), response.text
+    assert (response.status_code, response.json()["error"]) == (status, message), response.text
     assert response.headers["Content-Type"] == "application/json"
 
 
@@ -325,3 +326,46 @@ def test_hashes_of_what_was_never_touched(daemon, root):
     """beta (the sibling server) is identical after all the tests above."""
     digest = hashlib.sha256((daemon.directory / "beta" / "secret.txt").read_bytes()).hexdigest()
     assert digest == hashlib.sha256(b"beta's secret").hexdigest()
+
+
+LINK_OUT = "symlink leads outside the server directory"
+
+
+@pytest.mark.parametrize("method, url, body, message", [
+    ("GET", "/files?path=to_etc", None, f"Invalid folder path: {LINK_OUT}"),
+    ("GET", "/files?path=to_beta/", None, f"Invalid folder path: {LINK_OUT}"),
+    ("GET", "/file?path=to_etc/passwd", None, f"Invalid file path: {LINK_OUT}"),
+    ("GET", "/file?path=to_beta/secret.txt", None, f"Invalid file path: {LINK_OUT}"),
+    ("POST", "/file?path=to_etc", "upload", f"Invalid file path: {LINK_OUT}"),
+    ("DELETE", "/file?path=to_beta/secret.txt", None, f"Invalid file path: {LINK_OUT}"),
+    ("POST", "/folder?path=to_beta/new", None, f"Invalid folder path: {LINK_OUT}"),
+    ("POST", "/folder?path=to_etc/new", None, f"Invalid folder path: {LINK_OUT}"),
+    ("PATCH", "/file", "mv\n/to_beta/secret.txt\n/stolen.txt", f"Invalid source path: {LINK_OUT}"),
+    ("PATCH", "/file", "cp\n/a.txt\n/to_beta/planted.txt", f"Invalid destination path: {LINK_OUT}"),
+    ("PATCH", "/file", "cp\n/a.txt\n/to_etc", f"Invalid destination path: {LINK_OUT}"),
+    ("POST", "/compress?path=/s.zip", '["to_beta/secret.txt"]', f"Invalid file path to_beta/secret.txt: {LINK_OUT}"),
+    ("POST", "/compress?path=/to_beta/s.zip", '["a.txt"]', f"Invalid archive path: {LINK_OUT}"),
+    ("POST", "/compress?path=/s.zip&basePath=/to_beta", '["secret.txt"]', f"Invalid base path: {LINK_OUT}"),
+    ("POST", "/decompress?path=/to_beta/x.zip", "out", f"Invalid archive path: {LINK_OUT}"),
+    ("POST", "/decompress?path=/a.zip", "to_etc", f"Invalid destination path: {LINK_OUT}"),
+])
+def test_no_endpoint_goes_out_through_a_link(daemon, root, method, url, body, message):
+    os.symlink("/etc", root / "to_etc")
+    (root / "a.zip").write_bytes(b"PK\x05\x06" + b"\x00" * 18)
+    beta_before, etc_before = tree_state(daemon.directory / "beta"), sorted(os.listdir("/etc"))
+    kwargs = {"files": {"upload": ("passwd", b"owned")}} if body == "upload" else {"data": body}
+    check_error(daemon.request(method, f"/server/alpha{url}", **kwargs), 400, message)
+    assert tree_state(daemon.directory / "beta") == beta_before and sorted(os.listdir("/etc")) == etc_before
+
+
+def test_a_transaction_cannot_remove_through_a_link(daemon, root):
+    response = daemon.patch("/server/alpha/files", json={"operations": [{"operation": "rm", "path": "/to_beta/secret.txt"}]})
+    assert response.json() == {"success": False, "errors": [{"index": 0, "message": f"Invalid source path: {LINK_OUT}"}]}
+    assert (daemon.directory / "beta" / "secret.txt").exists()
+
+
+def test_compressing_a_link_stores_the_link_not_what_it_points_to(daemon, root):
+    assert daemon.post("/server/alpha/compress?path=/l.zip", data=b'["to_beta"]').json() == {"success": True}
+    with zipfile.ZipFile(root / "l.zip") as bundle:
+        assert bundle.namelist() == ["to_beta"]
+        assert bundle.read("to_beta") == str(daemon.directory / "beta").encode()
