@@ -50,6 +50,8 @@ function show(content, { signedIn }) {
     cleanup();
     cleanup = null;
   }
+  // A question asked by the page being left must not linger over the next one (closing = cancel).
+  for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
   topbar.hidden = !signedIn;
   replaceChildren(main, content);
 }
