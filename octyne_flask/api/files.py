@@ -24,6 +24,7 @@ FILE_METHODS_MESSAGE = "Only GET, POST, PATCH and DELETE are allowed!"
 FILE_PERMISSIONS = {"POST": "server{id}.files.upload", "PATCH": "server{id}.files.modify",
                     "DELETE": "server{id}.files.modify", "*": "server{id}.files.view"}
 TRANSACTION_BODY_LIMIT = 8 * 1024 * 1024
+RANGE_BUFFER = 1024 * 1024
 
 
 def _answer(body: dict, status: int = 200):
@@ -61,7 +62,7 @@ def download(server):
     handle, info, mime = open_download(target)
     log_action("server.files.download", server=server.name, path=target.request)
     # gunicorn's wrapper streams with sendfile; a Range answer needs one that can seek.
-    body = FileWrapper(handle) if "Range" in request.headers else wrap_file(request.environ, handle)
+    body = FileWrapper(handle, RANGE_BUFFER) if "Range" in request.headers else wrap_file(request.environ, handle)
     response = current_app.response_class(body, content_type=mime, direct_passthrough=True)
     response.headers["Content-Disposition"] = content_disposition(target.request.rsplit("/", 1)[-1])
     response.content_length = info.st_size
