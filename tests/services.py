@@ -10,12 +10,15 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 from tests.harness import REPO, free_port
 
 DEPLOY = REPO / "deploy"
+# An app that echoes every input line back as "echo:<line>", for console round trips.
+ECHO_APP = f"{sys.executable} -c 'import sys; [print(\"echo:\" + line.strip(), flush=True) for line in sys.stdin]'"
 
 
 def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 10, process=None) -> None:

@@ -52,7 +52,8 @@ def test_smoke(launcher, tmp_path):
         status, _, body = daemon.local("GET", "/servers")
         assert (status, json.loads(body)) == (200, {"servers": {"app": 1}})
         web_ui = f"http://127.0.0.1:{config['webUI']['port']}"
-        assert requests.get(web_ui + "/api/servers", headers={"Authorization": daemon.token}, timeout=10).status_code == 200
+        response = requests.get(web_ui + "/api/servers", headers={"Authorization": daemon.token}, timeout=10)
+        assert response.status_code == 200
         assert requests.get(web_ui + "/", timeout=10).status_code == 200
 
         # SIGHUP reloads config.json in place: the new app appears; worker and app keep running.

@@ -3,7 +3,6 @@
 import json
 import socket
 import ssl
-import sys
 import time
 
 import pytest
@@ -11,9 +10,8 @@ import requests
 import websocket
 
 from tests.harness import RunningDaemon, daemon_config
-from tests.services import is_listening, self_signed_certificate
+from tests.services import ECHO_APP, is_listening, self_signed_certificate
 
-APP = f"{sys.executable} -c 'import sys; [print(\"echo:\" + line.strip(), flush=True) for line in sys.stdin]'"
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +23,7 @@ def certificate(tmp_path_factory):
 def tls_daemon(daemon_factory, certificate, monkeypatch, tmp_path):
     cert, key = certificate
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))  # the harness's own requests trust our CA too
-    daemon = daemon_factory(servers={"echo": {"directory": str(tmp_path), "command": APP}},
+    daemon = daemon_factory(servers={"echo": {"directory": str(tmp_path), "command": ECHO_APP}},
                             config={"https": {"enabled": True, "cert": str(cert), "key": str(key)}}, wait=False)
     daemon.url = daemon.url.replace("http://", "https://")
     daemon.wait_until_ready()

@@ -3,7 +3,6 @@
 import hashlib
 import json
 import os
-import sys
 import time
 import urllib.parse
 
@@ -13,9 +12,9 @@ import websocket
 from requests.adapters import HTTPAdapter
 
 from tests.harness import ADMIN_HASH, ADMIN_PASSWORD, RunningDaemon, daemon_config
-from tests.services import Nginx
+from tests.services import ECHO_APP, Nginx
 
-APP = f"{sys.executable} -c 'import sys; [print(\"echo:\" + line.strip(), flush=True) for line in sys.stdin]'"
+NOT_AUTHENTICATED = {"error": "You are not authenticated to access this resource!"}
 UPLOAD_BYTES = 200 * 1024 * 1024
 BLOCK = os.urandom(1024 * 1024)
 
@@ -41,7 +40,8 @@ def client_at(address: str) -> requests.Session:
 def start_behind_nginx(directory, **config_extra):
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "app").mkdir(exist_ok=True)
-    config = daemon_config(directory, {"echo": {"directory": str(directory / "app"), "command": APP}}, **config_extra)
+    servers = {"echo": {"directory": str(directory / "app"), "command": ECHO_APP}}
+    config = daemon_config(directory, servers, **config_extra)
     daemon = RunningDaemon(directory, config, {"admin": ADMIN_HASH})
     try:
         proxy = Nginx(directory / "nginx", config["port"], config["webUI"]["port"])
@@ -76,7 +76,7 @@ def test_login_servers_and_dashboard_through_nginx(stack):
     assert (response.status_code, response.json()) == (200, {"servers": {"echo": 1}})
     assert response.headers["Content-Type"] == "application/json"
     response = requests.get(api(proxy) + "/servers", timeout=10)
-    assert (response.status_code, response.json()) == (401, {"error": "You are not authenticated to access this resource!"})
+    assert (response.status_code, response.json()) == (401, NOT_AUTHENTICATED)
     dashboard = requests.get(proxy.url + "/octyne/", timeout=10)
     assert dashboard.status_code == 200 and "<html" in dashboard.text.lower()
 

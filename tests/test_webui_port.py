@@ -1,9 +1,8 @@
-"""The web-UI port: the whole API under /api (console WebSocket included) and a static dashboard with Octyne's rewrites."""
+"""The web-UI port: the whole API under /api (console WebSocket included), a static dashboard with Octyne's rewrites."""
 
 import http.client
 import json
 import os
-import sys
 import time
 
 import pytest
@@ -12,8 +11,9 @@ import websocket
 
 from octyne_flask.webui import BUILT_IN
 from tests.harness import ADMIN_HASH, RunningDaemon, daemon_config
+from tests.services import ECHO_APP
 
-APP = f"{sys.executable} -c 'import sys; [print(\"echo:\" + line.strip(), flush=True) for line in sys.stdin]'"
+NOT_AUTHENTICATED = {"error": "You are not authenticated to access this resource!"}
 
 # A static export the way Next.js writes Ecthelion: dynamic routes as literal [server] file names.
 EXPORT = {
@@ -39,7 +39,7 @@ def web_ui(tmp_path_factory):
     (tmp_path / "secret.txt").write_text(SECRET)
     os.symlink(tmp_path / "secret.txt", export / "link.txt")
     os.symlink(tmp_path, export / "dashboard" / "outside")
-    config = daemon_config(tmp_path, {"echo": {"directory": str(tmp_path), "command": APP}},
+    config = daemon_config(tmp_path, {"echo": {"directory": str(tmp_path), "command": ECHO_APP}},
                            webUI={"directory": str(export)})
     daemon = RunningDaemon(tmp_path, config, {"admin": ADMIN_HASH})
     daemon.web_ui_port = config["webUI"]["port"]
@@ -64,7 +64,7 @@ def test_api_is_mounted_under_api(web_ui):
     response = requests.get(web_ui.web_ui_url + "/api/servers", headers={"Authorization": web_ui.token}, timeout=10)
     assert response.json() == {"servers": {"echo": 1}}
     response = requests.get(web_ui.web_ui_url + "/api/servers", timeout=10)
-    assert (response.status_code, response.json()) == (401, {"error": "You are not authenticated to access this resource!"})
+    assert (response.status_code, response.json()) == (401, NOT_AUTHENTICATED)
     assert requests.get(web_ui.web_ui_url + "/api", timeout=10).json()["version"]
     login = requests.get(web_ui.web_ui_url + "/api/login?cookie=true",
                          headers={"Username": "admin", "Password": "admin-password-for-tests"}, timeout=10)

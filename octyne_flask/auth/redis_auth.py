@@ -77,19 +77,17 @@ class RedisAuthenticator:
     def __init__(self, settings: RedisConfig, users: UserStore, *, require_connection: bool = True):
         """Connect to Redis; unreachable raises RedisUnavailable unless ``require_connection`` is False
         (then requests answer 500 and the primary mirrors its users once Redis is up)."""
-        if settings.role not in ("primary", "secondary"):
-            raise ValueError(f"redis.role must be 'primary' or 'secondary', not {settings.role!r}")
-        self.role = settings.role
         self.manages_users = self.supports_login = settings.role == "primary"
         self.users = users
         self._redis = connect(settings.url)
         try:
             self._redis.ping()
         except redis.RedisError as error:
+            where = without_password(settings.url)
             if require_connection:
                 self._redis.close()
-                raise RedisUnavailable(f"cannot reach Redis at {without_password(settings.url)}: {error}") from None
-            log.error("Redis at %s is unreachable, logins fail until it is up: %s", without_password(settings.url), error)
+                raise RedisUnavailable(f"cannot reach Redis at {where}: {error}") from None
+            log.error("Redis at %s is unreachable, logins fail until it is up: %s", where, error)
         self._user_of_token = self._redis.register_script(_USER_OF_TOKEN)
         self._stop = threading.Event()
         self._mirror_lock = threading.Lock()
