@@ -11,7 +11,10 @@ subscribers at the same position share the same encoded bytes.
 
 from __future__ import annotations
 
+import operator
 import threading
+from bisect import bisect_left, bisect_right
+from itertools import accumulate, repeat
 from typing import Callable
 
 # A batch handed to a writer carries at most this many bytes of text (unless a
@@ -22,9 +25,10 @@ LAGGED = "lagged"
 CLOSED = "closed"
 
 
-def line_size(line: str) -> int:
-    """Bytes the line occupies on the wire, with its newline."""
-    return (len(line) if line.isascii() else len(line.encode("utf-8", "replace"))) + 1
+def line_sizes(lines: list[str]):
+    """Bytes each line occupies on the wire, with its newline (computed without a Python-level loop)."""
+    lengths = map(len, lines) if all(map(str.isascii, lines)) else map(len, map(str.encode, lines))
+    return map(operator.add, lengths, repeat(1))
 
 
 class Batch:
@@ -87,10 +91,10 @@ class ConsoleLog:
             return
         with self._lock:
             offset = self._ends[-1] if len(self._ends) > self._base else self._start_offset
-            for line in lines:
-                offset += line_size(line)
-                self._lines.append(line)
-                self._ends.append(offset)
+            self._lines.extend(lines)
+            self._ends.extend(accumulate(line_sizes(lines), initial=offset))
+            del self._ends[-len(lines) - 1]  # accumulate repeats the starting offset first
+            offset = self._ends[-1]
             cut = [s for s in self._subscribers if offset - self._offset_of(s.cursor) > self._max_lag_bytes]
             for subscriber in cut:
                 self._remove(subscriber, LAGGED)
@@ -158,10 +162,7 @@ class ConsoleLog:
                 i = self._index(start)
                 if i >= len(self._lines):
                     return None
-                begins = self._offset_of(start)
-                j = i + 1
-                while j < len(self._lines) and self._ends[j] - begins <= MAX_BATCH_BYTES:
-                    j += 1
+                j = max(i + 1, bisect_right(self._ends, self._offset_of(start) + MAX_BATCH_BYTES, i))
                 batch = Batch(start, self._lines[i:j])
                 self._batches[start] = batch
             subscriber.cursor = batch.end
@@ -184,11 +185,14 @@ class ConsoleLog:
         return self._ends[i - 1] if i > self._base else self._start_offset
 
     def _advance_scrollback(self) -> None:
+        """Move the scrollback start so it holds at most N lines and at most B bytes."""
         head = self._first + len(self._lines) - self._base
-        total = self._ends[-1]
-        start = self._scrollback_from
-        while head - start > self._scrollback_lines or total - self._offset_of(start) > self._scrollback_bytes:
-            start += 1
+        start = max(self._scrollback_from, head - self._scrollback_lines)
+        threshold = self._ends[-1] - self._scrollback_bytes  # the first kept line starts at or after this
+        if threshold > self._start_offset:
+            # ends[i] is where line i+1 starts: the first i whose end reaches the threshold
+            i = bisect_left(self._ends, threshold, self._base)
+            start = max(start, self._first + i + 1 - self._base)
         self._scrollback_from = start
 
     def _remove(self, subscriber: Subscriber, reason: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import time
 from typing import Callable
 
 MAX_LINE = 1024 * 1024
@@ -69,6 +70,8 @@ def pump(fd: int, deliver: Callable[[list[str]], None]) -> None:
             if not data:
                 break
             deliver(splitter.feed(data))
+            if len(data) == READ_SIZE:
+                time.sleep(0)  # flooding: hand the GIL to the other consoles between chunks
         deliver(splitter.finish())
     finally:
         os.close(fd)
