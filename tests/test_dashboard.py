@@ -16,6 +16,7 @@ import sys
 import time
 import zipfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -39,7 +40,9 @@ COLOURS_APP = (
 class BrowserProblems:
     """Console messages, page errors and HTTP failures of one page, checked against what the test expects."""
 
-    def __init__(self, page: Page):
+    def __init__(self, page: Page, origin: str):
+        self.origin = origin
+        self.foreign_requests: list[str] = []
         self.messages: list[tuple[str, str, str]] = []
         self.errors: list[str] = []
         self.failures: list[tuple[int, str]] = []
@@ -48,8 +51,18 @@ class BrowserProblems:
         page.on("console", lambda message: self.messages.append(
             (message.type, message.text, message.location.get("url", ""))))
         page.on("pageerror", lambda error: self.errors.append(str(error)))
+        page.on("request", self._check_origin)
+        page.on("websocket", lambda socket: self._check_origin_of(socket.url))
         page.on("response", lambda response: response.status >= 400 and self.failures.append(
             (response.status, response.url)))
+
+    def _check_origin(self, request) -> None:
+        self._check_origin_of(request.url)
+
+    def _check_origin_of(self, url: str) -> None:
+        """Every asset and API call must come from the daemon itself (no CDN, no fonts, no telemetry)."""
+        if urlsplit(url).netloc != self.origin:
+            self.foreign_requests.append(url)
 
     def expect_failure(self, status: int, url_part: str) -> None:
         """Declare that answers with ``status`` from URLs containing ``url_part`` are part of the test."""
@@ -60,6 +73,7 @@ class BrowserProblems:
 
     def assert_clean(self) -> None:
         assert self.errors == [], f"page errors: {self.errors}"
+        assert self.foreign_requests == [], f"requests to other hosts: {self.foreign_requests}"
         unexpected_failures = [f for f in self.failures if not self._is_expected(*f)]
         assert unexpected_failures == [], f"unexpected HTTP failures: {unexpected_failures}"
         unexpected = []
@@ -76,13 +90,13 @@ class BrowserProblems:
 class Dashboard:
     """One logged-out browser page on one daemon's web-UI port."""
 
-    def __init__(self, daemon, page: Page, problems: BrowserProblems, demo_dir: Path):
+    def __init__(self, daemon, page: Page, demo_dir: Path):
         self.daemon = daemon
         self.page = page
-        self.problems = problems
         self.demo_dir = demo_dir
         web_port = json.loads(daemon.config_path.read_text())["webUI"]["port"]
         self.url = f"http://127.0.0.1:{web_port}/"
+        self.problems = BrowserProblems(page, f"127.0.0.1:{web_port}")
 
     def open(self, fragment: str = "") -> None:
         self.page.goto(self.url + fragment)
@@ -151,9 +165,10 @@ def dashboard(daemon_factory, browser, tmp_path):
     context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
     context.set_default_timeout(10_000)
     page = context.new_page()
-    problems = BrowserProblems(page)
+    dashboard = Dashboard(daemon, page, demo_dir)
+    problems = dashboard.problems
     try:
-        yield Dashboard(daemon, page, problems, demo_dir)
+        yield dashboard
         problems.assert_clean()
     finally:
         context.close()

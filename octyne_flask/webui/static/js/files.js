@@ -276,7 +276,7 @@ export function mountFiles(container, id, path) {
     const existing = files.filter((file) => entries.some((entry) => entry.name === file.name));
     if (existing.length && !(await confirmDialog({
       title: `Replace ${existing.length} file(s)?`,
-      message: `${existing.map((file) => file.name).join(", ")} already exist in ${folder} and will be overwritten.`,
+      message: `${existing.map((file) => file.name).join(", ")} already ${existing.length === 1 ? "exists" : "exist"} in ${folder} and will be overwritten.`,
       confirmLabel: "Replace",
     }))) return;
     for (const file of files) {
