@@ -116,7 +116,10 @@ class ConsoleSession:
                 return
             self._ws.event.wait(wait)
             self._ws.event.clear()
-            while (message := self._ws.receive(timeout=0)) is not None:
+            while self._ws.input_buffer or not self._ws.connected:  # cheap check before receive()
+                message = self._ws.receive(timeout=0)  # raises ConnectionClosed once the peer is gone
+                if message is None:
+                    break
                 last_heard = time.monotonic()
                 self._handle(message)
             if self._cut is not None:

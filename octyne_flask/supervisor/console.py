@@ -165,8 +165,7 @@ class ConsoleLog:
                 j = max(i + 1, bisect_right(self._ends, self._offset_of(start) + MAX_BATCH_BYTES, i))
                 batch = Batch(start, self._lines[i:j])
                 self._batches[start] = batch
-            subscriber.cursor = batch.end
-            self._trim()
+            subscriber.cursor = batch.end  # lines it no longer needs go at the next append's trim
             return batch
 
     def scrollback(self) -> list[str]:
