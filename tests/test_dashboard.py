@@ -28,6 +28,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = REPO / "docs" / "screenshots" / "latest"
+expect.set_options(timeout=10_000)  # the machine is shared with other test runs: allow for slow moments
 RESOURCE_ERROR = re.compile(r"Failed to load resource: the server responded with a status of (\d{3})")
 HOSTILE_NAME = "<img src=x onerror=window.hacked=1>.txt"
 RENAME_LABEL = "New name, or a path (starting with / for the server folder)"

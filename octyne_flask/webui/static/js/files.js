@@ -207,6 +207,7 @@ export function mountFiles(container, id, path) {
       return;
     }
     if (!active) return;
+    table.hidden = false;
     const names = new Set(entries.map((entry) => entry.name));
     for (const name of [...selected]) if (!names.has(name)) selected.delete(name);
     render();
