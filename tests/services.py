@@ -45,9 +45,10 @@ def is_listening(port: int, host: str = "127.0.0.1") -> bool:
 class RedisServer:
     """A throw-away redis-server on its own port; without ``persistent`` a restart brings it back empty."""
 
-    def __init__(self, directory: Path, persistent: bool = False):
+    def __init__(self, directory: Path, persistent: bool = False, password: str = ""):
         self.directory = directory
         self.persistent = persistent
+        self.password = password
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}"
@@ -59,7 +60,8 @@ class RedisServer:
             [shutil.which("redis-server") or "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
              "--save", "", "--appendonly", "yes" if self.persistent else "no", "--appendfsync", "always",
              "--dir", str(self.directory), "--daemonize", "no",
-             "--logfile", str(self.directory / "redis.log")],
+             "--logfile", str(self.directory / "redis.log"),
+             *(["--requirepass", self.password] if self.password else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, process=self.process)
 
@@ -72,7 +74,7 @@ class RedisServer:
     def client(self):
         import redis
 
-        return redis.Redis.from_url(self.url, decode_responses=True)
+        return redis.Redis.from_url(self.url, password=self.password or None, decode_responses=True)
 
 
 NGINX_MAIN = """

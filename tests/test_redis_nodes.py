@@ -245,3 +245,23 @@ def test_a_user_deleted_while_redis_was_down_is_deleted_when_it_returns(daemon_f
         assert response.status_code == 401
     finally:
         persistent.stop()
+
+
+def test_password_protected_redis_and_no_password_in_errors(daemon_factory, tmp_path):
+    protected = RedisServer(tmp_path / "protected-redis", password="s3cret-pass")
+    try:
+        daemon = daemon_factory()
+        config = json.loads(daemon.config_path.read_text())
+        config["redis"] = {"enabled": True, "url": f"redis://:wrong-pass@127.0.0.1:{protected.port}", "role": "primary"}
+        response = daemon.patch("/config", data=json.dumps(config))
+        assert response.status_code == 400
+        assert "wrong-pass" not in response.text and "redis://:***@127.0.0.1" in response.json()["detail"]
+        assert "wrong-pass" not in daemon.output()
+
+        config["redis"]["url"] = f"redis://:s3cret-pass@127.0.0.1:{protected.port}"
+        assert daemon.patch("/config", data=json.dumps(config)).json() == {"success": True}
+        wait_until(lambda: protected.client().get("octyne-user:admin") == ADMIN_HASH)
+        token = daemon.login()
+        assert protected.client().get(f"octyne-token:{token}") == "admin"
+    finally:
+        protected.stop()
