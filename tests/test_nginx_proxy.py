@@ -155,6 +155,7 @@ def test_200_megabyte_upload_and_download_through_nginx(stack):
     with requests.get(api(proxy) + "/server/echo/file", params={"path": "/big.bin"},
                       headers={"Authorization": token}, stream=True, timeout=120) as response:
         assert response.status_code == 200
+        assert int(response.headers["Content-Length"]) == UPLOAD_BYTES
         for chunk in response.iter_content(1024 * 1024):
             downloaded.update(chunk)
             size += len(chunk)
