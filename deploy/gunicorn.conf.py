@@ -13,8 +13,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from octyne_flask.cli import configure_logging  # noqa: E402
 from octyne_flask.config import ConfigError, load_config  # noqa: E402
 from octyne_flask.serving import check_tls_files, gunicorn_settings  # noqa: E402
+
+configure_logging()
 
 try:
     _config, _ = load_config(os.environ.get("OCTYNE_CONFIG", "config.json"))

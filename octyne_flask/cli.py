@@ -40,6 +40,11 @@ def parse_arguments(arguments: list[str]) -> dict:
     return options
 
 
+def configure_logging() -> None:
+    """The daemon's own log lines (reloads, Redis outages, ...) on stderr; also used by deploy/gunicorn.conf.py."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
 def main(arguments: list[str] | None = None) -> int:
     try:
         options = parse_arguments(sys.argv[1:] if arguments is None else arguments)
@@ -52,7 +57,7 @@ def main(arguments: list[str] | None = None) -> int:
     if options["version"]:
         print(f"octyne version {API_VERSION} ({IMPLEMENTATION} {IMPLEMENTATION_VERSION})")
         return 0
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     try:
         config, _ = load_config(options["config"])
     except ConfigError as error:

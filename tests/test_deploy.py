@@ -66,6 +66,9 @@ def test_smoke(launcher, tmp_path):
             time.sleep(0.1)
         assert daemon.get("/servers").json() == {"servers": {"app": 1, "second": 0}}
         assert descendants(daemon) == before
+        while "Config reloaded on SIGHUP" not in daemon.output() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "Config reloaded on SIGHUP" in daemon.output()  # the daemon's own log lines show up too
         assert daemon.proc.poll() is None
     finally:
         code = daemon.stop()
