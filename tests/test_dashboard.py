@@ -422,3 +422,30 @@ def test_expired_session_and_unreachable_daemon_show_clear_pages(dashboard):
     dashboard.problems.expected_network_errors = True
     dashboard.daemon.stop()
     expect(page.get_by_role("heading", name="Octyne is unreachable")).to_be_visible()
+
+
+# ansi.js itself, inlined as a module (it has no imports), with its parser exposed to the test.
+ANSI_MODULE_LOADER = ((REPO / "octyne_flask" / "webui" / "static" / "js" / "ansi.js").read_text()
+                      + "\nwindow.parseLine = (line) => parseLine(line, initialState());\n")
+ANSI_CASES = [
+    # (console line, expected [(text, foreground, bold)])
+    ("\x1b[1;31mred\x1b[0m plain", [("red", {"palette": 1}, True), (" plain", None, False)]),
+    ("\x1b[38;5;196mcube\x1b[38;2;1;2;3mtrue", [("cube", {"rgb": "rgb(255, 0, 0)"}, False),
+                                                ("true", {"rgb": "rgb(1, 2, 3)"}, False)]),
+    ("\x1b[2K\x1b[1Gcleared\x1b]0;window title\x07 \x07bell", [("cleared", None, False), (" bell", None, False)]),
+    ("progress 10%\rprogress 99%\r", [("progress 99%", None, False)]),
+    ("\x1b[92mbright\x1b[39m default", [("bright", {"palette": 10}, False), (" default", None, False)]),
+]
+
+
+@pytest.mark.parametrize(("line", "expected"), ANSI_CASES)
+def test_ansi_codes_become_styles_and_other_escapes_disappear(browser, line, expected):
+    page = browser.new_page()
+    try:
+        page.set_content("<html></html>")
+        page.add_script_tag(type="module", content=ANSI_MODULE_LOADER)
+        page.wait_for_function("window.parseLine !== undefined")
+        segments = page.evaluate("line => window.parseLine(line)", line)
+    finally:
+        page.close()
+    assert [(s["text"], s["style"]["fg"], s["style"]["bold"]) for s in segments] == expected
