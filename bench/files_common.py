@@ -6,6 +6,7 @@ Benchmark data lives under /tmp (``OCTYNE_BENCH_DIR`` overrides), never in the r
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -40,6 +41,30 @@ def timed(command: list[str] | str, **kwargs) -> float:
     started = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, **kwargs)
     return time.perf_counter() - started
+
+
+def timed_with_cpu(command: list[str] | str, watch_pid: int | None = None, **kwargs) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of a command; the CPU is the command's own, or that of the process
+    tree ``watch_pid`` (the daemon doing the work) when given. CPU time is what a loaded, shared
+    machine distorts least."""
+    before = _cpu_of(watch_pid) if watch_pid else _children_cpu()
+    wall = timed(command, **kwargs)
+    after = _cpu_of(watch_pid) if watch_pid else _children_cpu()
+    return wall, after - before
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _cpu_of(pid: int) -> float:
+    total = 0.0
+    root = psutil.Process(pid)
+    for process in [root, *root.children(recursive=True)]:
+        times = process.cpu_times()
+        total += times.user + times.system
+    return total
 
 
 def best_of(runs: int, measure) -> float:

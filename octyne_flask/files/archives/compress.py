@@ -239,7 +239,7 @@ class _GzipSink:
         return len(data)
 
     def tell(self) -> int:
-        return self._stream.size + len(self._stream._pending)
+        return self._stream.position
 
     def close(self) -> None:
         self._stream.finish()

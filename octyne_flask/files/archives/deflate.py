@@ -101,6 +101,11 @@ class DeflateStream:
         self.crc = 0
         self.size = 0
 
+    @property
+    def position(self) -> int:
+        """Bytes written into the stream so far (compressed or still pending)."""
+        return self.size + len(self._pending)
+
     def write(self, data) -> None:
         if not self._pending and len(data) == BLOCK:  # whole blocks from a file: no copying
             self._block(bytes(data), final=False)
