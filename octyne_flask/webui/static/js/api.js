@@ -20,7 +20,7 @@ export class ApiError extends Error {
 }
 
 /** The request never got an answer: daemon down, network gone. */
-export class ApiUnreachable extends Error {
+class ApiUnreachable extends Error {
   constructor() {
     super("The Octyne API cannot be reached.");
   }

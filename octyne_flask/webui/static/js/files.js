@@ -19,7 +19,7 @@ const COLUMNS = [
 ];
 
 /** The dashboard link of `folder` on server `id`. */
-export function folderHref(id, folder) {
+function folderHref(id, folder) {
   const segments = folder.split("/").filter(Boolean).map(encodeURIComponent);
   return `#/server/${encodeURIComponent(id)}/files/${segments.join("/")}`;
 }

@@ -38,7 +38,7 @@ export function date(unixSeconds) {
   return new Date(unixSeconds * 1000).toLocaleString();
 }
 
-export const STATUS_NAMES = { 0: "Stopped", 1: "Running", 2: "Crashed" };
+const STATUS_NAMES = { 0: "Stopped", 1: "Running", 2: "Crashed" };
 
 export function statusName(status, toDelete) {
   const name = STATUS_NAMES[status] || "Unknown";
