@@ -27,7 +27,7 @@ function applyProps(element, props) {
 }
 
 /** Append children: nodes as they are, strings and numbers as text, arrays flattened. */
-export function append(parent, children) {
+function append(parent, children) {
   for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     parent.append(child instanceof Node ? child : document.createTextNode(String(child)));
