@@ -101,11 +101,18 @@ def main() -> None:
                                           "ratio_to_baseline": round(best["per_client_lines_per_s"] / report["baseline_lines_per_s"], 4)}
             for console in consoles:
                 console.close()
-        # Stalled client: 10 readers, 3 floods without and then with a client that never reads.
+        # Stalled client: 10 readers; floods without and with a client that never reads, interleaved so
+        # that the machine's background load hits both alike; then one stalled client through 3 floods
+        # (24 MB, more than the 16 MiB it may lag) to see it cut off.
         readers = connect(daemon, 10)
-        without = [flood(daemon, directory, readers) for _ in range(3)]
+        without, with_stalled = [], []
+        for _ in range(5):
+            without.append(flood(daemon, directory, readers))
+            stalled = connect(daemon, 1, receive_buffer=4096)[0]
+            with_stalled.append(flood(daemon, directory, readers))
+            stalled.close()
         stalled = connect(daemon, 1, receive_buffer=4096)[0]
-        with_stalled = [flood(daemon, directory, readers) for _ in range(3)]
+        with_stalled += [flood(daemon, directory, readers) for _ in range(3)]
         stalled.sock.settimeout(10)
         try:
             while stalled.sock.recv(1 << 20):
@@ -115,7 +122,7 @@ def main() -> None:
             cut_off = False
 
         def median(runs, key):
-            return sorted(run[key] for run in runs)[1]
+            return sorted(run[key] for run in runs)[len(runs) // 2]
 
         report["stalled"] = {
             "per_client_lines_per_s_without": median(without, "per_client_lines_per_s"),

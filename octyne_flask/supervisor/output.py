@@ -15,7 +15,7 @@ import time
 from typing import Callable
 
 MAX_LINE = 1024 * 1024
-READ_SIZE = 1024 * 1024
+READ_SIZE = 256 * 1024
 
 
 class LineSplitter:
