@@ -70,10 +70,16 @@ def serve(config, config_path: str, users_path: str) -> int:
     """Create the users file if needed, say where we listen, then run gunicorn until stopped."""
     from octyne_flask.auth.users import ensure_users_file
     from octyne_flask.serving import EmbeddedGunicorn, check_tls_files
+    from octyne_flask.supervisor import DaemonLockError, acquire_daemon_lock
 
     try:
         check_tls_files(config)  # before binding: a bad pair must not leave anything listening
     except ValueError as error:
+        print(f"octyne: {error}", file=sys.stderr)
+        return 1
+    try:
+        acquire_daemon_lock(config_path)  # held (inherited by the worker) until the daemon exits
+    except DaemonLockError as error:
         print(f"octyne: {error}", file=sys.stderr)
         return 1
     message = ensure_users_file(users_path)

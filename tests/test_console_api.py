@@ -342,3 +342,17 @@ def test_input_from_a_read_only_user_is_dropped_silently(read_only_app):
     assert not any(line.startswith("echo:") for line in server.console.scrollback())
     ws.close()
     v1.close()
+
+
+def test_deleting_a_user_closes_their_consoles(daemon):
+    assert daemon.post("/accounts", json={"username": "temp", "password": "temp-password-1"}).json() == {"success": True}
+    token = requests.get(daemon.url + "/login", headers={"Username": "temp", "Password": "temp-password-1"}).json()["token"]
+    theirs, mine = connect(daemon, token=token), connect(daemon)
+    for ws in (theirs, mine):
+        receive(ws), receive(ws)
+    assert daemon.delete("/accounts?username=temp").json() == {"success": True}
+    assert receive(theirs) == {"type": "error", "message": "This console has been closed."}
+    assert close_of(theirs)[0] == 1000
+    mine.send(json.dumps({"type": "ping", "id": "still"}))
+    assert close_of_or_pong(mine) == "pong"
+    mine.close()

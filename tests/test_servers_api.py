@@ -221,3 +221,15 @@ def test_apps_do_not_survive_the_worker_being_killed(tmp_path):
         wait_until(lambda: not any(alive(pid) for pid in pids), timeout=5)
     finally:
         daemon.stop(signal.SIGTERM)
+
+
+def test_a_second_daemon_on_the_same_config_refuses_to_start(daemon_factory):
+    first = daemon_factory()
+    second = RunningDaemon(first.directory, json.loads(first.config_path.read_text()), None, wait=False)
+    try:
+        assert second.proc.wait(15) == 1
+        assert "already running with config" in second.output()
+        assert requests.get(first.url + "/").status_code == 200
+        assert first.local("GET", "/servers")[0] == 200  # its Unix socket was left alone
+    finally:
+        second.stop()
