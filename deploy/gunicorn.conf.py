@@ -13,16 +13,17 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from octyne_flask.cli import configure_logging  # noqa: E402
+from octyne_flask.cli import StartupError, configure_logging, prepare_to_serve  # noqa: E402
 from octyne_flask.config import ConfigError, load_config  # noqa: E402
-from octyne_flask.serving import check_tls_files, gunicorn_settings  # noqa: E402
+from octyne_flask.serving import gunicorn_settings  # noqa: E402
 
 configure_logging()
-
+_config_path = os.environ.get("OCTYNE_CONFIG", "config.json")
 try:
-    _config, _ = load_config(os.environ.get("OCTYNE_CONFIG", "config.json"))
-    check_tls_files(_config)
-except (ConfigError, ValueError) as _error:
+    _config, _ = load_config(_config_path)
+    # TLS pair checked, the one-daemon-per-config lock taken (kept by this master), users.json created.
+    _daemon_lock = prepare_to_serve(_config, _config_path, os.environ.get("OCTYNE_USERS", "users.json"))
+except (ConfigError, StartupError) as _error:
     sys.exit(f"octyne: {_error}")
 
 globals().update(gunicorn_settings(_config))

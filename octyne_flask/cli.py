@@ -66,31 +66,38 @@ def main(arguments: list[str] | None = None) -> int:
     return serve(config, options["config"], options["users"])
 
 
-def serve(config, config_path: str, users_path: str) -> int:
-    """Create the users file if needed, say where we listen, then run gunicorn until stopped."""
+class StartupError(RuntimeError):
+    """The daemon cannot start; the message says why in one line."""
+
+
+def prepare_to_serve(config, config_path: str, users_path: str) -> int:
+    """Everything checked or created before anything binds; shared with deploy/gunicorn.conf.py.
+
+    Returns the daemon lock's fd, which must stay open (the worker inherits it) until the daemon exits.
+    """
     from octyne_flask.auth.users import ensure_users_file
-    from octyne_flask.serving import EmbeddedGunicorn, check_tls_files
+    from octyne_flask.serving import check_tls_files
     from octyne_flask.supervisor import DaemonLockError, acquire_daemon_lock
 
     try:
-        check_tls_files(config)  # before binding: a bad pair must not leave anything listening
-    except ValueError as error:
-        print(f"octyne: {error}", file=sys.stderr)
-        return 1
-    try:
-        acquire_daemon_lock(config_path)  # held (inherited by the worker) until the daemon exits
-    except DaemonLockError as error:
-        print(f"octyne: {error}", file=sys.stderr)
-        return 1
+        check_tls_files(config)  # a bad pair must not leave anything listening
+        lock = acquire_daemon_lock(config_path)
+    except (ValueError, DaemonLockError) as error:
+        raise StartupError(str(error)) from None
     message = ensure_users_file(users_path)
     if message:
         print(message, flush=True)
-    scheme = "https" if config.https.enabled else "http"
-    print(f"octyne-flask {IMPLEMENTATION_VERSION} (Octyne API {API_VERSION}): "
-          f"API on {scheme}://0.0.0.0:{config.port}", flush=True)
-    if config.unix_socket.enabled:
-        print(f"Local API (no login, user @local) on unix socket {config.socket_path()}", flush=True)
-    if config.web_ui.enabled:
-        print(f"Web dashboard on {scheme}://0.0.0.0:{config.web_ui.port}", flush=True)
+    return lock
+
+
+def serve(config, config_path: str, users_path: str) -> int:
+    """Check and prepare, then run gunicorn until stopped."""
+    from octyne_flask.serving import EmbeddedGunicorn
+
+    try:
+        prepare_to_serve(config, config_path, users_path)
+    except StartupError as error:
+        print(f"octyne: {error}", file=sys.stderr)
+        return 1
     EmbeddedGunicorn(config_path, users_path, config).run()
     return 0

@@ -27,6 +27,7 @@ from gunicorn.workers.gthread import ThreadWorker
 
 from octyne_flask.config import Config
 from octyne_flask.errors import ApiError
+from octyne_flask.version import API_VERSION, IMPLEMENTATION_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +115,21 @@ def when_ready_hook(config: Config):
         server.handle_int = lambda: _stop_gracefully(server)
         if config.unix_socket.enabled and config.unix_socket.group:
             os.chown(config.socket_path(), -1, grp.getgrnam(config.unix_socket.group).gr_gid)
+        print("\n".join(listening_banner(config)), flush=True)
 
     return when_ready
+
+
+def listening_banner(config: Config) -> list[str]:
+    """Where the daemon listens, printed once everything is bound."""
+    scheme = "https" if config.https.enabled else "http"
+    lines = [f"octyne-flask {IMPLEMENTATION_VERSION} (Octyne API {API_VERSION}): "
+             f"API on {scheme}://0.0.0.0:{config.port}"]
+    if config.unix_socket.enabled:
+        lines.append(f"Local API (no login, user @local) on unix socket {config.socket_path()}")
+    if config.web_ui.enabled:
+        lines.append(f"Web dashboard on {scheme}://0.0.0.0:{config.web_ui.port}")
+    return lines
 
 
 def check_tls_files(config: Config) -> None:

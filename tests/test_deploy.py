@@ -19,15 +19,19 @@ GUNICORN = str(REPO / ".venv" / "bin" / "gunicorn") if (REPO / ".venv" / "bin" /
 APP = f"{sys.executable} -c 'import time; print(\"app up\", flush=True); time.sleep(600)'"
 
 
-def launch(launcher: str, directory, config: dict, **kwargs) -> RunningDaemon:
+MODULE_COMMAND = [sys.executable, "-m", "octyne_flask", "--config=config.json", "--users=users.json"]
+GUNICORN_COMMAND = [GUNICORN, "-c", str(DEPLOY / "gunicorn.conf.py"), "wsgi:app"]
+
+
+def launcher_environment(directory) -> dict:
+    return {"OCTYNE_CONFIG": str(directory / "config.json"), "OCTYNE_USERS": str(directory / "users.json")}
+
+
+def launch(launcher: str, directory, config: dict) -> RunningDaemon:
     """The daemon started either as ``python -m octyne_flask`` or with gunicorn and deploy/gunicorn.conf.py."""
-    if launcher == "module":
-        return RunningDaemon(directory, config, users=kwargs.pop("users", None) or _admin(), **kwargs)
-    return RunningDaemon(
-        directory, config, users=kwargs.pop("users", None) or _admin(),
-        args=[GUNICORN, "-c", str(DEPLOY / "gunicorn.conf.py"), "wsgi:app"],
-        env={"OCTYNE_CONFIG": str(directory / "config.json"), "OCTYNE_USERS": str(directory / "users.json")},
-        **kwargs)
+    return RunningDaemon(directory, config, users=_admin(),
+                         args=MODULE_COMMAND if launcher == "module" else GUNICORN_COMMAND,
+                         env=launcher_environment(directory))
 
 
 def descendants(daemon) -> set[int]:
@@ -47,6 +51,8 @@ def test_smoke(launcher, tmp_path):
     try:
         assert daemon.get("/").json()["version"]
         assert "Control socket" not in daemon.output()  # no shared $HOME/.gunicorn/gunicorn.ctl
+        assert f"API on http://0.0.0.0:{config['port']}" in daemon.output()
+        assert f"Local API (no login, user @local) on unix socket {daemon.socket_path}" in daemon.output()
         assert daemon.get("/servers").json() == {"servers": {"app": 1}}
         assert stat.S_IMODE(os.stat(daemon.socket_path).st_mode) == 0o600
         status, _, body = daemon.local("GET", "/servers")
@@ -103,3 +109,17 @@ def test_systemd_unit_verifies(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "octyne.service" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("first", ["module", "gunicorn"])
+def test_a_second_daemon_on_the_same_config_is_refused_whichever_launcher(first, tmp_path):
+    running = launch(first, tmp_path, daemon_config(tmp_path))
+    try:
+        for second in (MODULE_COMMAND, GUNICORN_COMMAND):
+            result = subprocess.run(second, cwd=tmp_path, capture_output=True, text=True, timeout=30, env={
+                **os.environ, "PYTHONPATH": str(REPO), **launcher_environment(tmp_path)})
+            assert result.returncode == 1, result.stderr
+            assert "already running" in result.stderr
+        assert running.get("/").status_code == 200
+    finally:
+        running.stop()
