@@ -96,6 +96,10 @@ def _forward_hup(arbiter) -> None:
     arbiter.kill_workers(signal.SIGHUP)
 
 
+def _refuse_worker_change(arbiter) -> None:
+    arbiter.log.warning("Ignoring TTIN/TTOU: the daemon runs exactly one worker")
+
+
 def _stop_gracefully(arbiter) -> None:
     raise StopIteration  # what gunicorn's arbiter does for SIGTERM: a graceful halt, exit 0
 
@@ -113,6 +117,8 @@ def when_ready_hook(config: Config):
     def when_ready(server):
         server.handle_hup = lambda: _forward_hup(server)
         server.handle_int = lambda: _stop_gracefully(server)
+        # TTIN/TTOU would add a worker (every app started twice) or remove the only one.
+        server.handle_ttin = server.handle_ttou = lambda: _refuse_worker_change(server)
         if config.unix_socket.enabled and config.unix_socket.group:
             os.chown(config.socket_path(), -1, grp.getgrnam(config.unix_socket.group).gr_gid)
         print("\n".join(listening_banner(config)), flush=True)

@@ -99,3 +99,16 @@ def test_sighup_with_a_broken_config_keeps_the_running_one(daemon_factory, grace
     assert "Config reload on SIGHUP failed" in daemon.output()
     assert daemon.proc.poll() is None
     assert daemon.get("/servers").json() == {"servers": {"alpha": 1}}
+
+
+def test_ttin_and_ttou_never_change_the_single_worker(daemon_factory, graceful_apps):
+    daemon = daemon_factory(servers={"alpha": graceful_apps["alpha"]})
+    before = {p.pid for p in psutil.Process(daemon.proc.pid).children(recursive=True)}
+    for expected, sig in enumerate((signal.SIGTTIN, signal.SIGTTOU), start=1):
+        os.kill(daemon.proc.pid, sig)
+        deadline = time.monotonic() + 5
+        while daemon.output().count("Ignoring TTIN/TTOU") < expected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert daemon.output().count("Ignoring TTIN/TTOU") == expected
+    assert {p.pid for p in psutil.Process(daemon.proc.pid).children(recursive=True)} == before
+    assert daemon.get("/servers").json() == {"servers": {"alpha": 1}}
