@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flask import Blueprint, g, request
 
-from octyne_flask.api.console_session import V2, ConsoleSession, finish, json_frame
+from octyne_flask.api.console_session import V2, ConsoleSession, Wakeup, finish, json_frame
 from octyne_flask.api.guard import authenticate, authorize, current_daemon, log_action, lookup_server
 from octyne_flask.api.websocket import sock
 from octyne_flask.auth.permissions import server_permission
@@ -25,9 +25,9 @@ CONSOLE_ENDPOINT = "console.console"
 
 @blueprint.record_once
 def configure_websockets(state) -> None:
-    """Offer console-v2 and cap inbound messages at 1 MiB on every WebSocket."""
+    """Offer console-v2, cap inbound messages at 1 MiB, and use the cheap wake-up event on every WebSocket."""
     options = state.app.config.setdefault("SOCK_SERVER_OPTIONS", {})
-    options.update(subprotocols=[V2], max_message_size=MAX_INBOUND_MESSAGE)
+    options.update(subprotocols=[V2], max_message_size=MAX_INBOUND_MESSAGE, event_class=Wakeup)
 
 
 def wants_v2() -> bool:

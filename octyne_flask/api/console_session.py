@@ -11,7 +11,6 @@ same position) and written straight to the socket.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import socket
 import struct
@@ -31,6 +30,39 @@ CLOSE_REPLY_WAIT = 1.0  # seconds to wait for the client's close reply before sh
 LAG_MESSAGE = "Console output fell too far behind; reconnect to continue."
 CLOSED_MESSAGE = "This console has been closed."
 IDLE_MESSAGE = "Connection idle for too long."
+
+
+class Wakeup:
+    """A cheap stand-in for ``threading.Event`` (set/clear/wait), built on one lock.
+
+    Every open console's socket gets one (simple-websocket takes its event class as a
+    parameter); the console log sets it on every output line, so with hundreds of consoles
+    the Condition-based ``threading.Event`` costs the whole process noticeable time.
+    The lock is held while the flag is clear; ``set`` releases it (any thread may release
+    a plain Lock); ``wait`` acquires and releases it again, leaving the flag set.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def set(self) -> None:
+        try:
+            self._lock.release()
+        except RuntimeError:
+            pass  # already set
+
+    def clear(self) -> None:
+        self._lock.acquire(blocking=False)
+
+    def is_set(self) -> bool:
+        return not self._lock.locked()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if not self._lock.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
+            return False
+        self.set()
+        return True
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -160,15 +192,12 @@ class ConsoleSession:
         self._close(POLICY_VIOLATION if lagged else NORMAL_CLOSURE, message)
 
     def _close(self, code: int, message: str) -> None:
-        with self._guarded_send():
-            self._ws.close(reason=code, message=message)
+        self._guarded(self._ws.close, code, message)
 
     def _send(self, data: bytes) -> None:
-        with self._guarded_send():
-            self._ws.sock.sendall(data)
+        self._guarded(self._ws.sock.sendall, data)
 
-    @contextlib.contextmanager
-    def _guarded_send(self):
+    def _guarded(self, send, *args) -> None:
         """Mark a send in progress; once cut off, a send that stalls is ended by shutting the socket."""
         with self._state:
             self._sending = True
@@ -176,10 +205,9 @@ class ConsoleSession:
         if cut:
             self._arm_shutdown()
         try:
-            yield
+            send(*args)
         finally:
-            with self._state:
-                self._sending = False
+            self._sending = False  # a plain store; the cutter reads it under the lock
 
     def _on_cut(self, reason: str) -> None:
         """Called by the console log (another thread): make the writer stop, even mid-send."""
