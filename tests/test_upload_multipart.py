@@ -65,11 +65,16 @@ def test_saves_the_upload_part_under_its_base_name(tmp_path):
     assert leftovers(tmp_path) == []
 
 
-@settings(max_examples=40, deadline=None)
-@given(piece=st.integers(min_value=1, max_value=200), size=st.integers(min_value=0, max_value=3000))
-def test_boundaries_split_across_reads_are_found(tmp_path_factory, piece, size):
+DELIMITER = b"\r\n--" + BOUNDARY.encode()
+# File content made of random bytes and near-boundaries (every proper prefix of the real one).
+_PIECES = st.one_of(st.binary(max_size=300), st.integers(0, len(DELIMITER) - 1).map(lambda n: DELIMITER[:n]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(piece=st.integers(min_value=1, max_value=200), pieces=st.lists(_PIECES, max_size=30))
+def test_boundaries_split_across_reads_are_found(tmp_path_factory, piece, pieces):
     root = tmp_path_factory.mktemp("trickle")
-    data = bytes((index * 7) % 251 for index in range(size)) + b"\r\n-"
+    data = b"".join(pieces)
     body = form(file_part(data, "t.bin"))
     upload(root, body, stream=Trickle(body, piece))
     assert (root / "t.bin").read_bytes() == data

@@ -105,31 +105,50 @@ class MultipartReader:
         return Part(headers)
 
     def copy_data(self, sink) -> None:
-        """Pass the current part's data to ``sink`` (called with memoryviews) up to the next boundary."""
-        keep = len(self._delimiter) - 1  # a boundary may straddle two reads
-        while True:
-            found = self._buffer.find(self._delimiter, self._position)
-            end = found if found >= 0 else max(self._position, len(self._buffer) - keep)
-            if end > self._position:
-                with memoryview(self._buffer) as view, view[self._position:end] as piece:
-                    sink(piece)
-            if found >= 0:
-                self._position = found + len(self._delimiter)
-                return
-            self._position = end
-            self._fill()
+        """Pass the current part's data to ``sink`` up to the next boundary.
 
-    def _fill(self) -> None:
-        if self._position:
-            del self._buffer[:self._position]  # cheap: CPython drops a bytearray's head without moving it
-            self._position = 0
+        Fresh reads are searched and handed on as they are, without being appended to a
+        buffer first: only the few bytes where a boundary could straddle two reads are copied.
+        """
+        keep = len(self._delimiter) - 1
+        tail = bytes(self._buffer[self._position:])
+        self._buffer, self._position = bytearray(), 0
+        while True:
+            found = tail.find(self._delimiter)
+            if found >= 0:
+                sink(memoryview(tail)[:found])
+                self._buffer += memoryview(tail)[found + len(self._delimiter):]
+                return
+            if len(tail) > keep:
+                sink(memoryview(tail)[:-keep])
+                tail = tail[-keep:]
+            chunk = self._read()
+            if len(chunk) < keep:  # a tiny read: too short to look past the straddle zone
+                tail += chunk
+                continue
+            found = (tail + chunk[:keep]).find(self._delimiter)
+            if 0 <= found < len(tail):  # the boundary starts in the old bytes and ends in the new ones
+                sink(memoryview(tail)[:found])
+                self._buffer += memoryview(chunk)[found + len(self._delimiter) - len(tail):]
+                return
+            sink(tail)
+            tail = chunk
+
+    def _read(self) -> bytes:
+        """The next piece of the body; a body that ends before the closing boundary is an invalid form."""
         try:
             chunk = self._stream.read(CHUNK)
         except Exception:  # the client went away; each server raises its own kind
             raise invalid_form() from None
         if not chunk:
-            raise invalid_form()  # the body ended before the closing boundary
-        self._buffer += chunk
+            raise invalid_form()
+        return chunk
+
+    def _fill(self) -> None:
+        if self._position:
+            del self._buffer[:self._position]  # cheap: CPython drops a bytearray's head without moving it
+            self._position = 0
+        self._buffer += self._read()
 
     def _peek(self, size: int) -> bytes:
         while len(self._buffer) - self._position < size:

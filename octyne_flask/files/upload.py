@@ -14,7 +14,7 @@ import stat
 from dataclasses import dataclass
 
 from octyne_flask.errors import INTERNAL, ApiError
-from octyne_flask.files.multipart import CHUNK, MultipartReader, boundary_of, invalid_form
+from octyne_flask.files.multipart import MultipartReader, boundary_of, invalid_form
 from octyne_flask.files.paths import LINK_ESCAPES, ServerPath
 
 FIELD = "upload"
@@ -84,7 +84,7 @@ class _PendingFile:
             fd = os.open(self.temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
         except OSError:
             raise ApiError(500, INTERNAL) from None
-        self.file = open(fd, "wb", buffering=CHUNK)
+        self.file = open(fd, "wb", buffering=0)  # pieces are large; a buffer would only add a copy
         self._keep_mode_of_existing(fd)
 
     def _final_path(self) -> str:
@@ -110,7 +110,9 @@ class _PendingFile:
         if self.size > self.limit:
             raise too_large(self.limit)
         try:
-            self.file.write(data)
+            view = memoryview(data)
+            while view:
+                view = view[self.file.write(view):]
         except OSError:
             raise ApiError(500, INTERNAL) from None
 
