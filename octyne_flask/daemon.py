@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 CONFIG_READ_ERROR = "An error occurred while reading config!"
 
 
+class AuthenticatorSwitchError(Exception):
+    """The new config asks for an authenticator that cannot be built (e.g. Redis unreachable)."""
+
+
 def build_authenticator(config: Config, users: UserStore, *, require_redis: bool = True):
     """The authenticator the config asks for (memory, or Redis when enabled).
 
@@ -82,7 +86,11 @@ class Daemon:
             except ConfigError as error:
                 log.error("Config reload failed: %s", error)
                 raise ApiError(500, CONFIG_READ_ERROR) from None
-            self._apply(config)
+            try:
+                authenticator = self._authenticator_for(config)
+            except AuthenticatorSwitchError as error:
+                raise ApiError(500, CONFIG_READ_ERROR, detail=str(error)) from None
+            self._apply(config, authenticator)
 
     def edit_config(self, text: str) -> Config:
         """Validate new config text, write it atomically, apply it (PATCH /config)."""
@@ -92,7 +100,10 @@ class Daemon:
             except ConfigError as error:
                 log.warning("Refused config edit: %s", error)
                 raise ApiError(400, INVALID_JSON, detail=str(error)) from None
-            authenticator = self._authenticator_for(config)
+            try:
+                authenticator = self._authenticator_for(config)
+            except AuthenticatorSwitchError as error:
+                raise ApiError(400, INVALID_JSON, detail=str(error)) from None
             try:
                 write_atomically(self.config_path, (text.strip() + "\n").encode("utf-8"))
             except OSError:
@@ -114,11 +125,9 @@ class Daemon:
             return build_authenticator(config, self.users)
         except Exception as error:
             log.error("Cannot switch authenticator: %s", error)
-            raise ApiError(400, INVALID_JSON, detail=f"cannot use the new Redis settings: {error}") from None
+            raise AuthenticatorSwitchError(f"cannot use the new Redis settings: {error}") from None
 
-    def _apply(self, config: Config, authenticator=None) -> None:
-        if authenticator is None:
-            authenticator = self._authenticator_for(config)
+    def _apply(self, config: Config, authenticator) -> None:
         if authenticator is not self.authenticator:
             old, self.authenticator = self.authenticator, authenticator
             old.close()

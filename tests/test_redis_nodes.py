@@ -201,7 +201,8 @@ def test_a_switch_to_an_unreachable_redis_is_refused_and_changes_nothing(daemon_
     # The same switch through config.json and a reload: refused, the running config stays.
     daemon.config_path.write_text(json.dumps(config))
     response = daemon.get("/config/reload")
-    assert response.status_code == 400 and "Redis" in response.json().get("detail", "")
+    assert response.status_code == 500 and "Redis" in response.json().get("detail", "")
+    assert response.json()["error"] == "An error occurred while reading config!"
     assert daemon.get("/config").status_code == 200
     time.sleep(1.2)
     assert store.get("octyne-user:admin") == ADMIN_HASH
