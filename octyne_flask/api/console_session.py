@@ -1,12 +1,17 @@
 """One open console: the single thread that writes to its WebSocket, and the wire formats.
 
-simple-websocket is not thread-safe, so everything a client receives (output,
-pongs, errors, the close) is sent by the one thread running ``ConsoleSession.run``.
-It waits on the socket's own event, which simple-websocket sets when a message
-arrives or the peer goes away and which the console log sets when output
-arrives, so a connection costs no extra thread. Output frames are built once
-per batch (server frames are unmasked, hence identical for every client at the
-same position) and written straight to the socket.
+simple-websocket is not thread-safe, so a socket has one writer at a time: the
+thread running ``ConsoleSession.run`` (output, pongs, errors, the close), or,
+while that thread is parked, the thread appending output to the console log.
+The appender hands new output straight to every caught-up client with
+non-blocking sends (no thread wake-up per client, which with hundreds of open
+consoles would cost more than the sends); anything that does not fit at once
+is left to the session's own thread, so the appender never waits for a
+client. The session thread waits on the socket's own event, which
+simple-websocket sets when a message arrives or the peer goes away, so a
+connection costs no extra thread. Output frames are built once per batch
+(server frames are unmasked, hence identical for every client at the same
+position) and written straight to the socket.
 """
 
 from __future__ import annotations
@@ -124,9 +129,14 @@ class ConsoleSession:
         self._state = threading.Lock()  # guards _sending and _cut between the writer and the cutter
         self._sending = False
         self._cut: str | None = None
+        self._writing = threading.Lock()  # held by whichever thread writes to the socket now
+        self._pending = b""  # output a direct delivery could not send without waiting
+        self._subscriber = None
 
     def run(self) -> None:
-        subscriber, scrollback = self._log.subscribe(self._owner, self._ws.event.set, self._on_cut)
+        self._writing.acquire()  # held for good once the session ends: nobody writes after the close
+        subscriber, scrollback = self._log.subscribe(self._owner, self._deliver, self._on_cut)
+        self._subscriber = subscriber
         try:
             if self._v2:
                 self._send(json_frame({"type": "settings", "readOnly": self._read_only}))
@@ -146,7 +156,9 @@ class ConsoleSession:
             if wait is not None and wait <= 0:
                 self._close(NORMAL_CLOSURE, IDLE_MESSAGE)
                 return
+            self._writing.release()
             self._ws.event.wait(wait)
+            self._writing.acquire()
             self._ws.event.clear()
             while self._ws.input_buffer or not self._ws.connected:  # cheap check before receive()
                 message = self._ws.receive(timeout=0)  # raises ConnectionClosed once the peer is gone
@@ -157,8 +169,36 @@ class ConsoleSession:
             if self._cut is not None:
                 self._end_cut()
                 return
+            if self._pending:
+                pending, self._pending = self._pending, b""
+                self._send(pending)
             while (batch := self._log.read(subscriber)) is not None:
                 self._send(batch.encoded(self._encode))
+
+    def _deliver(self) -> None:
+        """Called by the appending thread: send new output now if the session thread is parked."""
+        if not self._writing.acquire(blocking=False):
+            self._ws.event.set()  # the session thread is busy; it will read the log again
+            return
+        try:
+            if self._pending or self._cut is not None:
+                self._ws.event.set()
+                return
+            while (batch := self._log.read(self._subscriber)) is not None:
+                data = batch.encoded(self._encode)
+                try:
+                    sent = self._ws.sock.send(data, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    sent = 0
+                except OSError:
+                    self._ws.event.set()  # the session thread finds out the client is gone
+                    return
+                if sent < len(data):
+                    self._pending = data[sent:]
+                    self._ws.event.set()
+                    return
+        finally:
+            self._writing.release()
 
     def _handle(self, message) -> None:
         text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
