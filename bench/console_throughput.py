@@ -129,6 +129,8 @@ def main() -> None:
             "per_client_lines_per_s_with": median(with_stalled, "per_client_lines_per_s"),
             "app_print_s_without": median(without, "app_print_s"),
             "app_print_s_with": median(with_stalled, "app_print_s"),
+            "app_print_s_runs_without": [run["app_print_s"] for run in without],
+            "app_print_s_runs_with": [run["app_print_s"] for run in with_stalled],
             "readers_intact": all(run["intact"] for run in without + with_stalled),
             "stalled_client_cut_off": cut_off,
             "daemon_alive": daemon.get("/servers").status_code == 200,
