@@ -160,3 +160,15 @@ def test_a_line_longer_than_the_limit_is_split_not_dropped():
         lines += splitter.feed(b"q" * 65536)
     lines += splitter.feed(b"\n")
     assert [len(line) for line in lines] == [MIB, MIB, MIB]
+
+
+def test_new_bounds_apply_at_once_and_a_larger_scrollback_regains_retained_lines():
+    log = ConsoleLog(scrollback_lines=10, scrollback_bytes=MIB, max_lag_bytes=16 * MIB)
+    reader = Reader(log)  # keeps every line retained until it reads them
+    log.append([str(i) for i in range(100)])
+    assert log.scrollback() == [str(i) for i in range(90, 100)]
+    log.configure(50, MIB, 16 * MIB)
+    assert log.scrollback() == [str(i) for i in range(50, 100)]
+    log.configure(5, MIB, 16 * MIB)
+    assert log.scrollback() == [str(i) for i in range(95, 100)]
+    assert len(reader.drain()) == 100

@@ -125,6 +125,17 @@ class ConsoleLog:
         for subscriber in gone:
             subscriber._on_cut(CLOSED)
 
+    def configure(self, scrollback_lines: int, scrollback_bytes: int, max_lag_bytes: int) -> None:
+        """Apply new bounds (config reload); a larger scrollback can only regain lines still retained."""
+        with self._lock:
+            self._scrollback_lines = scrollback_lines
+            self._scrollback_bytes = scrollback_bytes
+            self._max_lag_bytes = max_lag_bytes
+            if len(self._lines) > self._base:
+                self._scrollback_from = self._first
+                self._advance_scrollback()
+                self._trim()
+
     # -- reading (one writer thread per subscriber) ---------------------------------
 
     def subscribe(self, owner: str | None, wake: Callable[[], None],

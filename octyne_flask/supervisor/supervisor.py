@@ -2,8 +2,8 @@
 
 ``apply(config)`` is the reload of api.md section 4: new servers are created
 (and started when enabled), existing ones take the new settings at their next
-start, and servers no longer listed are marked toDelete and removed when their
-process next exits. Lock order: the Supervisor's lock, then a server's.
+start (console bounds at once), and servers no longer listed are marked
+toDelete and removed when their process next exits. Lock order: the Supervisor's lock, then a server's.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ class Supervisor:
             for name, server_config in config.servers.items():
                 current = self._servers.get(name)
                 if current is not None and current.update(server_config, config.stop_grace_period):
+                    current.console.configure(*self._console_bounds())
                     continue
                 self._servers[name] = self._create(server_config)
                 created.append(self._servers[name])
@@ -88,9 +89,12 @@ class Supervisor:
             server.wait_stopped(grace + SHUTDOWN_SLACK)
         self._keeper.close()
 
-    def _create(self, server: ServerConfig) -> ManagedProcess:
+    def _console_bounds(self) -> tuple[int, int, int]:
         console = self._config.console
-        log = ConsoleLog(console.scrollback_lines, console.scrollback_bytes, console.max_lag_bytes)
+        return console.scrollback_lines, console.scrollback_bytes, console.max_lag_bytes
+
+    def _create(self, server: ServerConfig) -> ManagedProcess:
+        log = ConsoleLog(*self._console_bounds())
         return ManagedProcess(server, log, self._keeper, self._config.stop_grace_period, self._forget)
 
     def _forget(self, server: ManagedProcess) -> None:
