@@ -11,8 +11,6 @@ from octyne_flask.supervisor import total_memory
 
 blueprint = Blueprint("servers", __name__)
 
-TOTAL_MEMORY = total_memory()
-
 
 @blueprint.route("/servers", methods=ANY_METHOD)
 def list_servers():
@@ -35,7 +33,7 @@ def server(server):
         return control(server)
     stats = server.stats()
     return jsonify(status=stats.status, uptime=stats.uptime_ns, cpuUsage=stats.cpu_percent or 0,
-                   memoryUsage=stats.memory_bytes, totalMemory=TOTAL_MEMORY, toDelete=server.to_delete)
+                   memoryUsage=stats.memory_bytes, totalMemory=total_memory(), toDelete=server.to_delete)
 
 
 def control(server):

@@ -8,6 +8,7 @@ machine; the figures themselves are read fresh on every call.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 
@@ -16,8 +17,9 @@ import psutil
 TREE_TTL = 1.0
 
 
+@functools.cache
 def total_memory() -> int:
-    """The host's RAM in bytes (MemTotal of /proc/meminfo)."""
+    """The host's RAM in bytes (MemTotal of /proc/meminfo); read once, it does not change."""
     return int(psutil.virtual_memory().total)
 
 
