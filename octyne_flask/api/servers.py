@@ -27,7 +27,8 @@ def list_servers():
 
 @blueprint.route("/server/<id>", methods=ANY_METHOD)
 @requires({"POST": "server{id}.control", "*": "server{id}.view"})
-def server(server):
+def one_server(server):
+    """GET: status and stats; POST: a control operation."""
     allow_methods(("GET", "POST"), "Only GET and POST is allowed!")
     if request.method == "POST":
         return control(server)
