@@ -28,6 +28,7 @@ from octyne_flask.files.paths import ServerPath, is_inside, resolve
 FAILED = "An error occurred while decompressing archive!"
 ENTRY_COST = 512  # counted per entry too, so millions of empty files also hit the bound
 ZSTD_MAX_WINDOW = 1 << 31  # archives made with `zstd --long=31`
+UNIX = 3  # zip "version made by" system whose external attributes carry a Unix mode
 _TAR_SUFFIXES = {
     ".tar": "", ".tar.gz": "gz", ".tgz": "gz", ".tar.bz": "bz2", ".tbz": "bz2", ".tar.bz2": "bz2",
     ".tbz2": "bz2", ".tar.xz": "xz", ".txz": "xz", ".tar.zst": "zstd", ".tzst": "zstd",
@@ -128,7 +129,7 @@ class _Unpacker:
         os.makedirs(parent, exist_ok=True)
         if not is_inside(os.path.realpath(parent), self.staging):
             return None
-        if os.path.lexists(path) and not os.path.isdir(path) or os.path.islink(path):
+        if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
             os.unlink(path)  # a later member of the same name replaces the earlier one
         return path
 
@@ -179,7 +180,7 @@ class _Unpacker:
                 relative = _member_path(info.filename)
                 if relative is None:
                     continue
-                mode = info.external_attr >> 16
+                mode = info.external_attr >> 16 if info.create_system == UNIX else 0  # others' bits mean nothing here
                 if info.is_dir():
                     self.folder(relative)
                 elif stat.S_ISLNK(mode):
