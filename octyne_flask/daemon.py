@@ -60,12 +60,23 @@ class Daemon:
         self.throttle = LoginThrottle()
         self.permissions = AllowEveryone()
         self.supervisor = Supervisor(self.config)
+        self._known_users = set(self.users.snapshot())
+        self.users.on_change(self._close_consoles_of_removed_users)
         self._config_lock = threading.Lock()
 
     def start(self) -> None:
         """Begin watching users.json and start the enabled apps."""
         self.users.start_watching()
         self.supervisor.start_enabled()
+
+    def _close_consoles_of_removed_users(self, users: dict[str, str]) -> None:
+        """A user deleted (through the API or from users.json) loses their open consoles at once.
+
+        Called by the user store, one change at a time.
+        """
+        removed, self._known_users = self._known_users - set(users), set(users)
+        if removed:
+            self.supervisor.close_consoles_of(removed)
 
     def shutdown(self) -> None:
         """Stop every app (TERM, then KILL after the grace period) and release resources."""

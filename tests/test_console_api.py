@@ -356,3 +356,16 @@ def test_deleting_a_user_closes_their_consoles(daemon):
     mine.send(json.dumps({"type": "ping", "id": "still"}))
     assert close_of_or_pong(mine) == "pong"
     mine.close()
+
+
+def test_removing_a_user_from_users_json_closes_their_consoles(daemon):
+    assert daemon.post("/accounts", json={"username": "gone", "password": "gone-password-1"}).json() == {"success": True}
+    token = requests.get(daemon.url + "/login", headers={"Username": "gone", "Password": "gone-password-1"}).json()["token"]
+    ws = connect(daemon, token=token)
+    receive(ws), receive(ws)
+    users = json.loads(daemon.users_path.read_text())
+    del users["gone"]
+    daemon.users_path.write_text(json.dumps(users))
+    ws.settimeout(10)
+    assert receive(ws) == {"type": "error", "message": "This console has been closed."}
+    assert close_of(ws)[0] == 1000

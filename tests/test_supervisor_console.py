@@ -113,7 +113,7 @@ def test_a_batch_is_bounded_in_bytes():
 def test_closing_an_owner_cuts_only_that_owners_subscribers():
     log = ConsoleLog(10, MIB, 16 * MIB)
     alice, bob = Reader(log, "alice"), Reader(log, "bob")
-    log.close_owner("alice")
+    log.close_where(lambda subscriber: subscriber.owner == "alice")
     assert alice.cuts == [CLOSED] and bob.cuts == []
     log.append(["still here"])
     assert bob.drain() == ["still here"]

@@ -74,6 +74,5 @@ def _delete(users):
     if not username:
         raise ApiError(400, "Username not provided!")
     users.delete(username)
-    current_daemon().supervisor.close_consoles_of(username)
     log_action("accounts.delete", deletedUser=username)
     return jsonify(success=True)

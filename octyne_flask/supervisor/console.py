@@ -110,13 +110,10 @@ class ConsoleLog:
         """Cut every subscriber (the server is gone); later subscribes are cut at once."""
         with self._lock:
             self._closed = True
-        self._cut_where(lambda subscriber: True)
+        self.close_where(lambda subscriber: True)
 
-    def close_owner(self, owner: str) -> None:
-        """Cut the subscribers opened by ``owner`` (the account was deleted)."""
-        self._cut_where(lambda subscriber: subscriber.owner == owner)
-
-    def _cut_where(self, chosen: Callable[[Subscriber], bool]) -> None:
+    def close_where(self, chosen: Callable[[Subscriber], bool]) -> None:
+        """Cut the subscribers ``chosen`` picks (e.g. by ``owner``, when that account is gone)."""
         with self._lock:
             gone = [subscriber for subscriber in self._subscribers if chosen(subscriber)]
             for subscriber in gone:

@@ -9,6 +9,7 @@ toDelete and removed when their process next exits. Lock order: the Supervisor's
 from __future__ import annotations
 
 import threading
+from collections.abc import Collection
 
 from ..config import Config, ServerConfig
 from .console import ConsoleLog
@@ -67,10 +68,10 @@ class Supervisor:
             if server.config.enabled:
                 server.start(wait=False)
 
-    def close_consoles_of(self, user: str) -> None:
-        """Close every open console of ``user`` (the account was deleted)."""
+    def close_consoles_of(self, users: Collection[str]) -> None:
+        """Close every open console of these users (their accounts were deleted)."""
         for _, server in self.items():
-            server.console.close_owner(user)
+            server.console.close_where(lambda subscriber: subscriber.owner in users)
 
     def shutdown(self) -> None:
         """Stop every app (SIGTERM, SIGKILL after the grace period) and return once all are gone.
