@@ -8,8 +8,8 @@ as an ``error`` message and close code 4000+status.
 
 from __future__ import annotations
 
-
 from flask import Blueprint, g, request
+from simple_websocket import ConnectionClosed
 
 from octyne_flask.api.console_session import V2, ConsoleSession, Wakeup, finish, json_frame
 from octyne_flask.api.guard import authenticate, authorize, current_daemon, log_action, lookup_server
@@ -53,15 +53,24 @@ def _admit(server_id: str):
     return lookup_server(server_id)
 
 
+def refuse(ws, error: ApiError) -> None:
+    """console-v2's answer to a failed check: an error message, then close code 4000+status."""
+    try:
+        ws.sock.sendall(json_frame({"type": "error", "message": error.message}))
+        ws.close(reason=4000 + error.status, message=error.message)
+    except (ConnectionClosed, OSError):
+        pass  # the client has gone already
+    finish(ws)
+
+
 @sock.route("/server/<id>/console", bp=blueprint)
 def console(ws, id):
+    """Admit the client (v2: now; v1: already before the upgrade), log the access, run the session."""
     if ws.subprotocol == V2:
         try:
             server = _admit(id)
         except ApiError as error:
-            ws.sock.sendall(json_frame({"type": "error", "message": error.message}))
-            ws.close(reason=4000 + error.status, message=error.message)
-            finish(ws)
+            refuse(ws, error)
             return
     else:
         server = g.console_server
