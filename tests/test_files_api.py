@@ -369,3 +369,21 @@ def test_compressing_a_link_stores_the_link_not_what_it_points_to(daemon, root):
     with zipfile.ZipFile(root / "l.zip") as bundle:
         assert bundle.namelist() == ["to_beta"]
         assert bundle.read("to_beta") == str(daemon.directory / "beta").encode()
+
+
+def test_a_chunked_upload_streams_too(daemon, root):
+    boundary = "chunkedboundary"
+    payload = os.urandom(1_200_000)
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"upload\"; filename=\"chunked.bin\"\r\n\r\n"
+            .encode() + payload + f"\r\n--{boundary}--\r\n".encode())
+    pieces = (body[start:start + 100_000] for start in range(0, len(body), 100_000))  # no Content-Length
+    response = daemon.post("/server/alpha/file?path=/", data=pieces,
+                           headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert response.json() == {"success": True}
+    assert (root / "chunked.bin").read_bytes() == payload
+
+
+def test_uploading_into_a_missing_folder_is_an_internal_error_like_octyne(daemon, root):
+    check_error(daemon.post("/server/alpha/file?path=/missing", files={"upload": ("x.txt", b"x")}), 500,
+                "Internal Server Error!")
+    assert not (root / "missing").exists()
