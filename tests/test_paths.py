@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from urllib.parse import unquote
 
@@ -11,9 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from octyne_flask.errors import ApiError
+from octyne_flask.files.download import open_download
 from octyne_flask.files.listing import list_folder
 from octyne_flask.files.operations import create_folder, delete_item
-from octyne_flask.files.paths import is_inside, relative_path, request_path, resolve
+from octyne_flask.files.paths import LINK_ESCAPES, is_inside, relative_path, request_path, resolve
+from octyne_flask.files.upload import receive_upload
 
 
 def build_world(base) -> dict:
@@ -188,3 +191,34 @@ def test_hostile_paths_stay_inside_and_touch_nothing_outside(tmp_path, raw):
         pass
     assert (snapshot(world["beta"]), snapshot(world["outside"])) == outside_before
     assert os.path.isdir("/etc") and not os.path.exists("/etc/newfolder")
+
+
+def test_a_folder_swapped_for_a_link_after_the_check_is_still_refused(tmp_path):
+    """Between resolving a path and using it, a folder on the way becomes a symlink to another server."""
+    world = build_world(tmp_path)
+    alpha = world["alpha"]
+    os.mkdir(os.path.join(alpha, "swap"))
+    checked = {
+        "list": resolve(alpha, "swap", "folder path", follow=True),
+        "download": resolve(alpha, "swap/secret.txt", "file path", follow=True),
+        "delete": resolve(alpha, "swap/secret.txt", "file path"),
+        "mkdir": resolve(alpha, "swap/new", "folder path"),
+        "upload": resolve(alpha, "swap", "file path", follow=True),
+    }
+    os.rmdir(os.path.join(alpha, "swap"))
+    os.symlink(world["beta"], os.path.join(alpha, "swap"))  # the swap
+    before = snapshot(world["beta"])
+    body = b"--b\r\nContent-Disposition: form-data; name=\"upload\"; filename=\"secret.txt\"\r\n\r\nowned\r\n--b--\r\n"
+    attempts = {
+        "list": lambda: list_folder(checked["list"]),
+        "download": lambda: open_download(checked["download"]),
+        "delete": lambda: delete_item(checked["delete"]),
+        "mkdir": lambda: create_folder(checked["mkdir"]),
+        "upload": lambda: receive_upload(io.BytesIO(body), "multipart/form-data; boundary=b", len(body),
+                                         checked["upload"], 10**6),
+    }
+    for name, attempt in attempts.items():
+        with pytest.raises(ApiError) as caught:
+            attempt()
+        assert caught.value.status == 400 and caught.value.message.endswith(LINK_ESCAPES), name
+    assert snapshot(world["beta"]) == before

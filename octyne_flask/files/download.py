@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from octyne_flask.errors import ApiError
 from octyne_flask.files.mime import sniff_fd
-from octyne_flask.files.paths import ServerPath
+from octyne_flask.files.paths import ServerPath, check_opened
 
 
 def open_download(target: ServerPath):
@@ -18,6 +18,7 @@ def open_download(target: ServerPath):
         fd = os.open(target.absolute, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # never block on a FIFO
     except OSError:
         raise ApiError(404, "This file does not exist!") from None
+    check_opened(fd, target.root, "file path")
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
         os.close(fd)

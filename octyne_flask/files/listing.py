@@ -7,7 +7,7 @@ import stat
 
 from octyne_flask.errors import ApiError
 from octyne_flask.files.mime import sniff_fd
-from octyne_flask.files.paths import ServerPath
+from octyne_flask.files.paths import ServerPath, check_opened
 
 SYMLINK = "inode/symlink"
 # Never block on a FIFO and never follow a link swapped in after the listing was read.
@@ -39,6 +39,7 @@ def list_folder(folder: ServerPath) -> list[dict]:
         raise ApiError(400, "This is not a folder!") from None
     except OSError:
         raise ApiError(404, "This folder does not exist!") from None
+    check_opened(directory_fd, folder.root, "folder path")
     try:
         contents = []
         with os.scandir(directory_fd) as entries:

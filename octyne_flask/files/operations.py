@@ -15,7 +15,7 @@ import stat
 import tempfile
 
 from octyne_flask.errors import INTERNAL, ApiError
-from octyne_flask.files.paths import ServerPath, is_inside
+from octyne_flask.files.paths import ServerPath, is_inside, open_parent
 
 DANGEROUS = "This operation is dangerous and has been forbidden!"
 
@@ -38,11 +38,22 @@ def delete_item(target: ServerPath) -> None:
     if target.is_root:
         raise ApiError(403, DANGEROUS)
     try:
-        remove_tree(target.absolute)
+        folder, name = open_parent(target.absolute, target.root, "file path")
     except FileNotFoundError:
         raise ApiError(404, "This file does not exist!") from None
     except OSError as error:
         raise internal_error(error) from None
+    try:
+        if stat.S_ISDIR(os.lstat(name, dir_fd=folder).st_mode):
+            shutil.rmtree(name, dir_fd=folder)
+        else:
+            os.unlink(name, dir_fd=folder)
+    except FileNotFoundError:
+        raise ApiError(404, "This file does not exist!") from None
+    except OSError as error:
+        raise internal_error(error) from None
+    finally:
+        os.close(folder)
 
 
 def create_folder(target: ServerPath) -> None:
@@ -50,9 +61,17 @@ def create_folder(target: ServerPath) -> None:
     if os.path.lexists(target.absolute):
         raise ApiError(400, "This folder already exists!")
     try:
-        os.mkdir(target.absolute)
+        folder, name = open_parent(target.absolute, target.root, "folder path")
     except OSError as error:
         raise internal_error(error) from None
+    try:
+        os.mkdir(name, dir_fd=folder)
+    except FileExistsError:
+        raise ApiError(400, "This folder already exists!") from None
+    except OSError as error:
+        raise internal_error(error) from None
+    finally:
+        os.close(folder)
 
 
 def destination_for(source: ServerPath, dest: ServerPath) -> ServerPath:

@@ -69,6 +69,30 @@ class ServerPath:
         return not is_inside(os.path.realpath(self.absolute), self.root)
 
 
+def check_opened(fd: int, root: str, what: str) -> int:
+    """Return ``fd`` if what it opened really is inside ``root``; otherwise close it and refuse.
+
+    Closes the gap between checking a path and opening it, in which a folder
+    on the way could have been swapped for a symlink: the kernel's own record
+    of the opened file (``/proc/self/fd``) is what gets checked.
+    """
+    try:
+        opened = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        opened = ""  # no /proc: refuse rather than trust an unchecked path
+    if not is_inside(opened, root):
+        os.close(fd)
+        raise ApiError(400, f"Invalid {what}: {LINK_ESCAPES}")
+    return fd
+
+
+def open_parent(path: str, root: str, what: str) -> tuple[int, str]:
+    """``(folder fd, name)`` for the entry at absolute ``path``: later calls use the fd (``dir_fd=``)
+    so the entry is reached through the checked folder, whatever happens to the path meanwhile."""
+    fd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    return check_opened(fd, root, what), os.path.basename(path)
+
+
 def resolve(directory: str, raw: str | None, what: str, *, base: str = "",
             follow: bool = False, allow_root: bool = True) -> ServerPath:
     """Check ``raw`` against the server ``directory`` and return it as a ServerPath.

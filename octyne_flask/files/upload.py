@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from octyne_flask.errors import INTERNAL, ApiError
 from octyne_flask.files.multipart import MultipartReader, boundary_of, invalid_form
-from octyne_flask.files.paths import LINK_ESCAPES, ServerPath
+from octyne_flask.files.paths import LINK_ESCAPES, ServerPath, open_parent
 
 FIELD = "upload"
 FORM_OVERHEAD = 1 << 20  # room for the multipart framing and small fields beside the file
@@ -70,19 +70,35 @@ def _discard(_data) -> None:
 
 
 class _PendingFile:
-    """The upload's temporary file beside its final name; renamed over it only when complete."""
+    """The upload's temporary file beside its final name; renamed over it only when complete.
+
+    Both names are reached through the destination folder's descriptor, checked after opening,
+    so swapping a folder on the way for a symlink cannot redirect the write.
+    """
 
     def __init__(self, folder: ServerPath, name: str, limit: int):
         self.target = folder.child(name)
         self.name = name
         self.limit = limit
         self.size = 0
-        self.final = self._final_path()
-        directory = os.path.dirname(self.final)
-        self.temporary = os.path.join(directory, f".octyne-upload-{secrets.token_hex(8)}")
         try:
-            fd = os.open(self.temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+            self.folder, self.final = open_parent(self._final_path(), folder.root, "file path")
         except OSError:
+            raise ApiError(500, INTERNAL) from None
+        self.temporary = f".octyne-upload-{secrets.token_hex(8)}"
+        try:
+            if stat.S_ISDIR(os.stat(self.final, dir_fd=self.folder).st_mode):
+                raise ApiError(400, "This is a folder!")
+        except FileNotFoundError:
+            pass
+        except BaseException:
+            os.close(self.folder)
+            raise
+        try:
+            fd = os.open(self.temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o666, dir_fd=self.folder)
+        except OSError:
+            os.close(self.folder)
             raise ApiError(500, INTERNAL) from None
         self.file = open(fd, "wb", buffering=0)  # pieces are large; a buffer would only add a copy
         self._keep_mode_of_existing(fd)
@@ -93,13 +109,11 @@ class _PendingFile:
             if self.target.leads_outside():
                 raise ApiError(400, f"Invalid file path: {LINK_ESCAPES}")
             path = os.path.realpath(path)
-        if os.path.isdir(path):
-            raise ApiError(400, "This is a folder!")
         return path
 
     def _keep_mode_of_existing(self, fd: int) -> None:
         try:
-            existing = os.stat(self.final)
+            existing = os.stat(self.final, dir_fd=self.folder, follow_symlinks=False)
         except OSError:
             return
         if stat.S_ISREG(existing.st_mode):
@@ -119,18 +133,18 @@ class _PendingFile:
     def commit(self) -> Uploaded:
         try:
             self.file.close()
-            os.replace(self.temporary, self.final)
+            os.replace(self.temporary, self.final, src_dir_fd=self.folder, dst_dir_fd=self.folder)
         except OSError:
             raise ApiError(500, INTERNAL) from None
         self.temporary = None
         return Uploaded(self.name, self.target)
 
     def discard(self) -> None:
-        """Remove the temporary file unless it was committed."""
-        if self.temporary is None:
-            return
-        self.file.close()
-        try:
-            os.unlink(self.temporary)
-        except OSError:
-            pass
+        """Remove the temporary file unless it was committed; release the folder."""
+        if self.temporary is not None:
+            self.file.close()
+            try:
+                os.unlink(self.temporary, dir_fd=self.folder)
+            except OSError:
+                pass
+        os.close(self.folder)
