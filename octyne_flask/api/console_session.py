@@ -17,7 +17,9 @@ position) and written straight to the socket.
 from __future__ import annotations
 
 import json
+import logging
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -26,6 +28,8 @@ from typing import Callable
 from simple_websocket import ConnectionClosed
 
 from octyne_flask.supervisor.console import LAGGED, ConsoleLog
+
+log = logging.getLogger(__name__)
 
 V2 = "console-v2"
 NORMAL_CLOSURE = 1000
@@ -132,6 +136,8 @@ class ConsoleSession:
         self._writing = threading.Lock()  # held by whichever thread writes to the socket now
         self._pending = b""  # output a direct delivery could not send without waiting
         self._subscriber = None
+        # A TLS socket cannot take a non-blocking send (nor a partial one) from another thread.
+        self._direct = not isinstance(ws.sock, ssl.SSLSocket)
 
     def run(self) -> None:
         self._writing.acquire()  # held for good once the session ends: nobody writes after the close
@@ -176,29 +182,36 @@ class ConsoleSession:
                 self._send(batch.encoded(self._encode))
 
     def _deliver(self) -> None:
-        """Called by the appending thread: send new output now if the session thread is parked."""
-        if not self._writing.acquire(blocking=False):
-            self._ws.event.set()  # the session thread is busy; it will read the log again
+        """Called by the appending thread: send new output now if the session thread is parked.
+
+        Never raises: an error here would stop the app's output reader.
+        """
+        if not self._direct or not self._writing.acquire(blocking=False):
+            self._ws.event.set()  # the session thread sends it (it is busy, or the socket is TLS)
             return
         try:
-            if self._pending or self._cut is not None:
-                self._ws.event.set()
+            if not self._pending and self._cut is None and self._send_without_waiting():
                 return
-            while (batch := self._log.read(self._subscriber)) is not None:
-                data = batch.encoded(self._encode)
-                try:
-                    sent = self._ws.sock.send(data, socket.MSG_DONTWAIT)
-                except BlockingIOError:
-                    sent = 0
-                except OSError:
-                    self._ws.event.set()  # the session thread finds out the client is gone
-                    return
-                if sent < len(data):
-                    self._pending = data[sent:]
-                    self._ws.event.set()
-                    return
+        except Exception:
+            log.exception("Console delivery failed; leaving it to the session thread")
         finally:
             self._writing.release()
+        self._ws.event.set()
+
+    def _send_without_waiting(self) -> bool:
+        """Send every batch the client has not had; False (the rest kept as pending) when it does not fit."""
+        while (batch := self._log.read(self._subscriber)) is not None:
+            data = batch.encoded(self._encode)
+            try:
+                sent = self._ws.sock.send(data, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                return False  # the session thread finds out the client is gone
+            if sent < len(data):
+                self._pending = data[sent:]
+                return False
+        return True
 
     def _handle(self, message) -> None:
         text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
