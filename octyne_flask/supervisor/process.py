@@ -265,6 +265,10 @@ class ManagedProcess:
             self._stats = TreeStats(child.pid)
             self.console.append([f"[Octyne] Started server {self.name}"])
             self._starts_done, self._last_start_ok = self._starts_requested, True
+            if self._closing:  # the daemon began shutting down while this app was being spawned
+                self._stop_requested = True
+                child.signal(signal.SIGTERM)
+                self._steps = [(time.monotonic() + self._grace, signal.SIGKILL)]
             self._cond.notify_all()
         return child
 
