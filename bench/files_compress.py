@@ -53,7 +53,8 @@ def build_tree(root: Path, scale: float) -> int:
         if index % 2:
             body = log_text(generator, int(25_000 * scale))
         else:
-            body = ("{\n" + ",\n".join(f'  "key{k}": {generator.randint(0, 10**6)}' for k in range(1200)) + "\n}\n").encode()
+            pairs = ",\n".join(f'  "key{k}": {generator.randint(0, 10**6)}' for k in range(1200))
+            body = ("{\n" + pairs + "\n}\n").encode()
         (folder / f"file{index}.{'txt' if index % 2 else 'json'}").write_bytes(body)
     return sum(path.stat().st_size for path in root.rglob("*") if path.is_file())
 

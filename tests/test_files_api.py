@@ -359,8 +359,10 @@ def test_no_endpoint_goes_out_through_a_link(daemon, root, method, url, body, me
 
 
 def test_a_transaction_cannot_remove_through_a_link(daemon, root):
-    response = daemon.patch("/server/alpha/files", json={"operations": [{"operation": "rm", "path": "/to_beta/secret.txt"}]})
-    assert response.json() == {"success": False, "errors": [{"index": 0, "message": f"Invalid source path: {LINK_OUT}"}]}
+    operations = [{"operation": "rm", "path": "/to_beta/secret.txt"}]
+    response = daemon.patch("/server/alpha/files", json={"operations": operations})
+    assert response.json() == {"success": False,
+                               "errors": [{"index": 0, "message": f"Invalid source path: {LINK_OUT}"}]}
     assert (daemon.directory / "beta" / "secret.txt").exists()
 
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from octyne_flask.errors import ApiError
 from octyne_flask.files.download import open_download
 from octyne_flask.files.listing import list_folder
-from octyne_flask.files.operations import create_folder, delete_item
+from octyne_flask.files.operations import create_folder, delete_item, move_or_copy
 from octyne_flask.files.paths import LINK_ESCAPES, is_inside, relative_path, request_path, resolve
 from octyne_flask.files.upload import receive_upload
 
@@ -204,6 +204,10 @@ def test_a_folder_swapped_for_a_link_after_the_check_is_still_refused(tmp_path):
         "delete": resolve(alpha, "swap/secret.txt", "file path"),
         "mkdir": resolve(alpha, "swap/new", "folder path"),
         "upload": resolve(alpha, "swap", "file path", follow=True),
+        "move out": (resolve(alpha, "swap/secret.txt", "source path"),
+                     resolve(alpha, "/stolen.txt", "destination path")),
+        "copy in": (resolve(alpha, "sub/file.txt", "source path"),
+                    resolve(alpha, "swap", "destination path", follow=True)),
     }
     os.rmdir(os.path.join(alpha, "swap"))
     os.symlink(world["beta"], os.path.join(alpha, "swap"))  # the swap
@@ -216,9 +220,12 @@ def test_a_folder_swapped_for_a_link_after_the_check_is_still_refused(tmp_path):
         "mkdir": lambda: create_folder(checked["mkdir"]),
         "upload": lambda: receive_upload(io.BytesIO(body), "multipart/form-data; boundary=b", len(body),
                                          checked["upload"], 10**6),
+        "move out": lambda: move_or_copy("mv", *checked["move out"]),
+        "copy in": lambda: move_or_copy("cp", *checked["copy in"]),
     }
     for name, attempt in attempts.items():
         with pytest.raises(ApiError) as caught:
             attempt()
         assert caught.value.status == 400 and caught.value.message.endswith(LINK_ESCAPES), name
     assert snapshot(world["beta"]) == before
+    assert not os.path.lexists(os.path.join(alpha, "stolen.txt"))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
 
-from octyne_flask.api.guard import ANY_METHOD, allow_methods, current_daemon, log_action, read_body, read_json_body, requires
+from octyne_flask.api.guard import (
+    ANY_METHOD, allow_methods, current_daemon, log_action, read_body, read_json_body, requires)
 from octyne_flask.errors import INTERNAL, ApiError
 from octyne_flask.files.archives import compress as compression
 from octyne_flask.files.archives import extract as extraction

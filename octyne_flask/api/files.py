@@ -9,7 +9,8 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.wsgi import FileWrapper, wrap_file
 
-from octyne_flask.api.guard import ANY_METHOD, allow_methods, current_daemon, log_action, read_body, read_json_body, requires
+from octyne_flask.api.guard import (
+    ANY_METHOD, allow_methods, current_daemon, log_action, read_body, read_json_body, requires)
 from octyne_flask.files.download import content_disposition, open_download
 from octyne_flask.files.listing import list_folder
 from octyne_flask.files.operations import create_folder, delete_item, move_or_copy

@@ -15,7 +15,7 @@ import stat
 import tempfile
 
 from octyne_flask.errors import INTERNAL, ApiError
-from octyne_flask.files.paths import ServerPath, is_inside, open_parent
+from octyne_flask.files.paths import ServerPath, anchored, is_inside, open_parent
 
 DANGEROUS = "This operation is dangerous and has been forbidden!"
 
@@ -104,13 +104,20 @@ def move_or_copy(operation: str, source: ServerPath, dest: ServerPath) -> Server
     if not os.path.lexists(source.absolute):
         raise ApiError(400, "The file specified in src does not exist!")
     final = destination_for(source, dest)
+    folders = []
     try:
+        folders.append(open_parent(source.absolute, source.root, "source path"))
+        folders.append(open_parent(final.absolute, final.root, "destination path"))
+        origin, target = (anchored(folder, name) for folder, name in folders)
         if operation == "mv":
-            move_item(source.absolute, final.absolute)
+            move_item(origin, target)
         else:
-            copy_item(source.absolute, final.absolute)
+            copy_item(origin, target)
     except OSError as error:
         raise internal_error(error) from None
+    finally:
+        for folder, _ in folders:
+            os.close(folder)
     return final
 
 

@@ -93,6 +93,12 @@ def open_parent(path: str, root: str, what: str) -> tuple[int, str]:
     return check_opened(fd, root, what), os.path.basename(path)
 
 
+def anchored(folder_fd: int, name: str) -> str:
+    """A path to ``name`` in the folder open as ``folder_fd``, which the kernel resolves through that very
+    folder (for calls that take only paths, such as ``shutil.copytree``)."""
+    return f"/proc/self/fd/{folder_fd}/{name}"
+
+
 def resolve(directory: str, raw: str | None, what: str, *, base: str = "",
             follow: bool = False, allow_root: bool = True) -> ServerPath:
     """Check ``raw`` against the server ``directory`` and return it as a ServerPath.
