@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from octyne_flask.errors import INVALID_JSON, ApiError
 from octyne_flask.files.operations import internal_error, move_or_copy, remove_tree
-from octyne_flask.files.paths import ServerPath, resolve
+from octyne_flask.files.paths import ServerPath, open_parent, resolve
 
 OPERATIONS = ("mv", "cp", "rm")
 INVALID_OPERATION = "Invalid operation! Operations available: mv,cp,rm"
@@ -139,12 +139,21 @@ def run_transaction(steps: list[Step], directory: str) -> Outcome:
 
 
 def _remove_into(source: ServerPath, parked: str) -> str:
+    """Move the item into the transaction's hidden folder, through its checked parent folder."""
     try:
-        os.rename(source.absolute, parked)
+        folder, name = open_parent(source.absolute, source.root, "source path")
     except FileNotFoundError:
         raise ApiError(400, "The file specified in path does not exist!") from None
     except OSError as error:
         raise internal_error(error) from None
+    try:
+        os.rename(name, parked, src_dir_fd=folder)
+    except FileNotFoundError:
+        raise ApiError(400, "The file specified in path does not exist!") from None
+    except OSError as error:
+        raise internal_error(error) from None
+    finally:
+        os.close(folder)
     return parked
 
 

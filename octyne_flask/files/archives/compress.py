@@ -29,7 +29,7 @@ import zstandard
 from octyne_flask.errors import ApiError
 from octyne_flask.files.archives.deflate import BLOCK, DeflateStream, OrderedPipeline, deflate_small, worker_pool
 from octyne_flask.files.archives.zipwriter import DEFLATED, STORED, ZipWriter
-from octyne_flask.files.paths import ServerPath, resolve
+from octyne_flask.files.paths import ServerPath, check_opened, resolve
 
 ARCHIVE_TYPES = ("zip", "tar")
 COMPRESSIONS = ("true", "false", "gzip", "xz", "zstd")
@@ -47,6 +47,11 @@ class Item:
     name: str
     path: str
     info: os.stat_result
+    root: str  # the server directory it must stay inside
+
+    def open(self) -> int:
+        """A descriptor for reading the file: never through a final link, and checked to be inside."""
+        return check_opened(os.open(self.path, _OPEN_FLAGS), self.root, "file path")
 
 
 @dataclass(frozen=True)
@@ -109,7 +114,7 @@ def _walk(entry: ServerPath, base: ServerPath, archive: ServerPath) -> list[Item
         except FileNotFoundError:
             continue
         if name != ".":
-            found.append(Item(name, path, info))
+            found.append(Item(name, path, info, entry.root))
         if stat.S_ISDIR(info.st_mode):
             with os.scandir(path) as children:
                 for child in children:
@@ -154,7 +159,7 @@ def build_archive(request: CompressRequest, progress: Progress | None = None) ->
 
 def _read_blocks(item: Item, progress: Progress):
     """The file's content in 1 MiB blocks, opened without following a link swapped in meanwhile."""
-    fd = os.open(item.path, _OPEN_FLAGS)
+    fd = item.open()
     try:
         while block := os.read(fd, BLOCK):
             progress.add(len(block))
@@ -290,7 +295,7 @@ def _tar_item(tar: tarfile.TarFile, item: Item, progress: Progress) -> None:
     if not info.isreg():
         tar.addfile(info)
         return
-    fd = os.open(item.path, _OPEN_FLAGS)
+    fd = item.open()
     try:
         tar.addfile(info, _CountingReader(fd, progress))
     finally:

@@ -23,7 +23,7 @@ import zstandard
 from octyne_flask.errors import ApiError
 from octyne_flask.files.archives.deflate import BLOCK
 from octyne_flask.files.operations import remove_tree
-from octyne_flask.files.paths import ServerPath, is_inside, resolve
+from octyne_flask.files.paths import ServerPath, check_opened, is_inside, resolve
 
 FAILED = "An error occurred while decompressing archive!"
 ENTRY_COST = 512  # counted per entry too, so millions of empty files also hit the bound
@@ -146,6 +146,7 @@ class _Unpacker:
             return
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      (mode & 0o777) or 0o644)
+        check_opened(fd, self.staging, "destination path")
         with open(fd, "wb", buffering=0) as out:
             while chunk := source.read(BLOCK):
                 self._spend(len(chunk))
