@@ -9,6 +9,8 @@ import tarfile
 import zipfile
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from octyne_flask.errors import ApiError
 from octyne_flask.files.archives.extract import extract, prepare
@@ -184,3 +186,41 @@ def test_request_errors(world, archive, destination, status, message):
         prepare(str(server), archive, destination)
     assert (caught.value.status, caught.value.message) == (status, message)
     assert not (server / "x").exists()
+
+
+_NAME_PARTS = st.sampled_from(["..", ".", "", "a", "b", "link", "/", "//", "etc", "x.txt"])
+_MEMBERS = st.lists(st.tuples(
+    st.sampled_from(["file", "dir", "symlink", "hardlink"]),
+    st.lists(_NAME_PARTS, min_size=1, max_size=5).map("/".join),
+    st.lists(_NAME_PARTS, min_size=1, max_size=5).map("/".join),
+), max_size=12)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(members=_MEMBERS)
+def test_generated_hostile_tars_never_write_outside(tmp_path, members):
+    base = tmp_path / os.urandom(6).hex()
+    server, outside = base / "server", base / "outside"
+    server.mkdir(parents=True)
+    outside.mkdir()
+    (outside / "x.txt").write_text("outside")
+    with tarfile.open(server / "h.tar", "w") as bundle:
+        for kind, name, target in members:
+            info = tarfile.TarInfo(name)
+            info.type = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE,
+                         "hardlink": tarfile.LNKTYPE}[kind]
+            data = b"payload" if kind == "file" else b""
+            info.size, info.linkname = len(data), target.replace("etc", str(outside))
+            bundle.addfile(info, io.BytesIO(data))
+    before = snapshot(str(outside))
+    try:
+        unpack(server, "h.tar", "dest")
+    except ApiError as error:
+        assert error.status == 500
+    assert snapshot(str(outside)) == before
+    root = os.path.realpath(server)
+    for parent, folders, files in os.walk(server):
+        for entry in folders + files:
+            path = os.path.join(parent, entry)
+            assert os.path.realpath(path).startswith(root + "/"), f"{path} leads outside"
+    assert sorted(os.listdir(base)) == ["outside", "server"]
