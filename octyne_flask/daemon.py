@@ -18,6 +18,7 @@ from octyne_flask.auth.tokens import MemoryAuthenticator
 from octyne_flask.auth.users import UserStore, write_atomically
 from octyne_flask.config import Config, ConfigError, load_config, parse_config
 from octyne_flask.errors import INVALID_JSON, ApiError
+from octyne_flask.files.archives.tasks import CompressionTasks
 from octyne_flask.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class Daemon:
         self.throttle = LoginThrottle()
         self.permissions = AllowEveryone()
         self.supervisor = Supervisor(self.config)
+        self.compressions = CompressionTasks()  # async /compress jobs, shared by /compress and /compress/v2
         self._known_users = set(self.users.snapshot())
         self.users.on_change(self._close_consoles_of_removed_users)
         self._config_lock = threading.Lock()

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from octyne_flask.api.guard import (
     ANY_METHOD, allow_methods, current_daemon, log_action, read_body, read_json_body, requires)
 from octyne_flask.errors import INTERNAL, ApiError
 from octyne_flask.files.archives import compress as compression
 from octyne_flask.files.archives import extract as extraction
-from octyne_flask.files.archives.tasks import CompressionTasks
 from octyne_flask.files.paths import request_path
 
 blueprint = Blueprint("archives", __name__)
 
 FILE_LIST_LIMIT = 8 * 1024 * 1024
-
-
-def _tasks() -> CompressionTasks:
-    """The async compressions of this app (one registry for /compress and /compress/v2)."""
-    return current_app.extensions.setdefault("octyne.compressions", CompressionTasks())
 
 
 @blueprint.route("/server/<id>/compress", methods=ANY_METHOD)
@@ -31,7 +25,7 @@ def compress(server):
         token = request.args.get("token")
         if not token:
             raise ApiError(400, "No token provided!")
-        return jsonify(_tasks().status(token))
+        return jsonify(current_daemon().compressions.status(token))
     archive_type, kind = compression.check_options(request.args.get("archiveType"), request.args.get("compress"))
     files = read_json_body(FILE_LIST_LIMIT)
     base_path = request.args.get("basePath") or "/"
@@ -39,7 +33,7 @@ def compress(server):
     fields = {"server": server.name, "path": job.archive.request, "archiveType": archive_type,
               "compression": kind, "basePath": request_path(base_path), "files": files}
     if request.args.get("async") == "true":
-        token = _tasks().start(job)
+        token = current_daemon().compressions.start(job)
         log_action("server.files.compress", **fields)
         return jsonify(token=token)
     try:
