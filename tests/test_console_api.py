@@ -369,3 +369,28 @@ def test_removing_a_user_from_users_json_closes_their_consoles(daemon):
     ws.settimeout(10)
     assert receive(ws) == {"type": "error", "message": "This console has been closed."}
     assert close_of(ws)[0] == 1000
+
+
+def test_v1_console_over_the_unix_socket_the_way_octynectl_connects(daemon):
+    """No token (the socket is @local), lower-case headers, no User-Agent, Host set to the hex-encoded path."""
+    import socket as sockets
+
+    client = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
+    client.settimeout(10)
+    client.connect(daemon.socket_path)
+    host = daemon.socket_path.encode().hex() + ":0"
+    client.sendall((f"GET /server/echo/console HTTP/1.1\r\nhost: {host}\r\nupgrade: websocket\r\n"
+                    f"connection: Upgrade\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                    f"sec-websocket-version: 13\r\n\r\n").encode())
+    response = b""
+    while b"\r\n\r\n" not in response:
+        response += client.recv(4096)
+    head, _, rest = response.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    assert lines[0].startswith("HTTP/1.1 101")
+    assert "Connection: Upgrade" in lines
+    while not rest:
+        rest += client.recv(65536)
+    assert rest[0] == 0x81  # the scrollback arrives as a final text frame
+    client.close()
+    assert any(e.get("action") == "server.console.access" and e.get("user") == "@local" for e in daemon.action_log())

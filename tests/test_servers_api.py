@@ -119,6 +119,8 @@ def test_a_stopped_server_reports_zeros(shared):
     ("POST", "/server/nope", "START", (404, "This server does not exist!")),
     ("PUT", "/server/run", None, (405, "Only GET and POST is allowed!")),
     ("POST", "/server/idle", "RESTART", (400, "Invalid operation requested!")),
+    ("POST", "/server/idle", "", (400, "Invalid operation requested!")),
+    ("POST", "/server/idle", "START" * 1000, (400, "Invalid operation requested!")),
 ])
 def test_server_errors(shared, method, path, body, expected):
     response = shared.request(method, path, data=body)
