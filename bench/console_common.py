@@ -8,9 +8,11 @@ measures the daemon, not the client library. Benchmark data lives under /tmp
 
 from __future__ import annotations
 
+import atexit
 import base64
 import json
 import os
+import shutil
 import socket
 import struct
 import sys
@@ -28,8 +30,10 @@ OUTPUT_PREFIX = b'{"type":"output","data":"'
 
 
 def workspace(name: str) -> Path:
-    """A fresh folder under /tmp for one benchmark's apps and daemon."""
-    return Path(tempfile.mkdtemp(prefix=f"octyne-bench-{name}-", dir=BENCH_ROOT))
+    """A fresh folder under /tmp for one benchmark's apps and daemon, removed when the script ends."""
+    path = Path(tempfile.mkdtemp(prefix=f"octyne-bench-{name}-", dir=BENCH_ROOT))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def write_app(directory: Path, name: str, source: str) -> str:
