@@ -358,3 +358,33 @@ def test_apps_do_not_outlive_a_daemon_that_dies_abruptly(tmp_path):
     holder.send_signal(signal.SIGKILL)
     holder.wait()
     wait_until(lambda: gone(pids), timeout=5)
+
+
+STUBBORN = """
+import signal, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_stop_that_nothing_answers_ends_in_sigkill_after_the_grace_period(tmp_path, supervise):
+    sup = supervise({"s": {"command": script(tmp_path, "s.py", STUBBORN), "stop": {"command": "stop", "timeout": 0.2}}},
+                    stopGracePeriod=0.5)
+    server = sup.get("s")
+    wait_until(lambda: "ready" in lines(server))
+    asked = time.monotonic()
+    server.term()
+    wait_until(lambda: server.status == STOPPED, timeout=5)
+    assert 0.6 < time.monotonic() - asked < 3
+    assert lines(server)[-1] == "[Octyne] Server s has stopped."
+
+
+def test_a_start_after_giving_up_grants_three_restarts_again(tmp_path, supervise):
+    sup = supervise({"bad": {"command": script(tmp_path, "bad.py", "import sys; sys.exit(3)")}})
+    server = sup.get("bad")
+    wait_until(lambda: lines(server).count("[Octyne] Server bad has crashed!") == 4)
+    assert server.start() is True
+    wait_until(lambda: lines(server).count("[Octyne] Server bad has crashed!") == 8)
+    time.sleep(0.3)
+    assert lines(server).count("[Octyne] Started server bad") == 8 and server.status == CRASHED
