@@ -12,6 +12,7 @@ import time
 import psutil
 import pytest
 import requests
+import websocket
 
 from tests.harness import ADMIN_HASH, RunningDaemon, daemon_config
 
@@ -197,17 +198,25 @@ def test_reload_adds_updates_and_removes_servers(daemon_factory, tmp_path):
     wait_until(lambda: status(daemon, "keep") == 0)  # hello.py printed and exited
 
 
-def test_daemon_sigterm_stops_every_app_before_it_exits(tmp_path):
+def test_daemon_sigterm_stops_every_app_and_closes_consoles_before_it_exits(tmp_path):
     directory = app_dir(tmp_path)
     servers = {name: sleeper(directory) for name in ("a", "b", "c")}
     daemon = RunningDaemon(tmp_path, daemon_config(tmp_path, servers, stopGracePeriod=2), {"admin": ADMIN_HASH})
     try:
         wait_until(lambda: len(app_pids(daemon)) == 3)
         pids = app_pids(daemon)
+        console = websocket.create_connection(daemon.ws_url("/server/a/console"), timeout=10,
+                                              header=[f"Authorization: {daemon.token}"])
+        console.recv()
+        asked = time.monotonic()
     finally:
         daemon.stop(signal.SIGTERM)
-    assert daemon.proc.returncode is not None
+    assert time.monotonic() - asked < 8  # an open console does not hold the exit for gunicorn's graceful timeout
     assert not any(alive(pid) for pid in pids)
+    received = []
+    while (frame := console.recv()):
+        received.append(frame)
+    assert received[-2:] == ["[Octyne] Stopping server a", "[Octyne] Server a has stopped."]
 
 
 def test_apps_do_not_survive_the_worker_being_killed(tmp_path):

@@ -74,7 +74,7 @@ class Supervisor:
             server.console.close_where(lambda subscriber: subscriber.owner in users)
 
     def shutdown(self) -> None:
-        """Stop every app (SIGTERM, SIGKILL after the grace period) and return once all are gone.
+        """Stop every app (SIGTERM, SIGKILL after the grace period), then close every console.
 
         Safe to call from several threads (gunicorn's exit signal and its worker_exit hook
         both do): the first call signals the apps, every call waits for them.
@@ -88,6 +88,8 @@ class Supervisor:
                 server.begin_shutdown()
         for server in servers:
             server.wait_stopped(grace + SHUTDOWN_SLACK)
+        for server in servers:  # open consoles would hold the worker until gunicorn's graceful timeout
+            server.console.close()
         self._keeper.close()
 
     def _console_bounds(self) -> tuple[int, int, int]:
