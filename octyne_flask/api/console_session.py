@@ -143,6 +143,8 @@ class ConsoleSession:
         self._writing.acquire()  # held for good once the session ends: nobody writes after the close
         subscriber, scrollback = self._log.subscribe(self._owner, self._deliver, self._on_cut)
         self._subscriber = subscriber
+        if subscriber.cut is not None:  # the log was closed already (its server has just been removed)
+            self._cut = subscriber.cut
         try:
             if self._v2:
                 self._send(json_frame({"type": "settings", "readOnly": self._read_only}))
