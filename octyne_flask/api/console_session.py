@@ -145,6 +145,7 @@ class ConsoleSession:
         self._subscriber = subscriber
         if subscriber.cut is not None:  # the log was closed already (its server has just been removed)
             self._cut = subscriber.cut
+            self._ws.event.set()
         try:
             if self._v2:
                 self._send(json_frame({"type": "settings", "readOnly": self._read_only}))
