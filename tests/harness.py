@@ -20,6 +20,17 @@ ADMIN_HASH = ("$argon2id$v=19$m=51200,t=1,p=4$bnJhSmRmRUV1TnZGSTVxbQ"
               "$whd6WR25FkbbahWBkaQls27+A5xA4AiUum6KkkO6KE8")
 
 
+def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02):
+    """Poll ``predicate`` until it is truthy and return its value; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

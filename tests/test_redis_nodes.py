@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from octyne_flask.auth.tokens import new_token
-from tests.harness import ADMIN_HASH, ADMIN_PASSWORD, free_port
+from tests.harness import ADMIN_HASH, ADMIN_PASSWORD, free_port, wait_until
 from tests.services import RedisServer
 
 INTERNAL = {"error": "Internal Server Error!"}
@@ -34,16 +34,6 @@ def nodes(daemon_factory, redis_server):
     secondary = daemon_factory(config=redis_config(redis_server, "secondary"), users={})
     secondary.session.headers["Authorization"] = primary.token
     return primary, secondary
-
-
-def wait_until(condition, timeout=5.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 def up(daemon) -> bool:

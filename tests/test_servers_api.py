@@ -14,7 +14,7 @@ import pytest
 import requests
 import websocket
 
-from tests.harness import ADMIN_HASH, RunningDaemon, daemon_config
+from tests.harness import ADMIN_HASH, RunningDaemon, daemon_config, wait_until
 
 PY = sys.executable
 
@@ -23,16 +23,6 @@ import os, time
 print("pid", os.getpid(), flush=True)
 time.sleep(120)
 """
-
-
-def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def app_dir(tmp_path, name: str = "apps"):

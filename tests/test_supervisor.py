@@ -15,19 +15,9 @@ import pytest
 
 from octyne_flask.config import config_from_document
 from octyne_flask.supervisor import CRASHED, RUNNING, STOPPED, Supervisor, process
+from tests.harness import wait_until
 
 PY = sys.executable
-
-
-def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02):
-    """Poll ``predicate`` until it is truthy; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def script(tmp_path, name: str, body: str) -> str:

@@ -22,7 +22,6 @@ import zstandard
 
 from octyne_flask.errors import ApiError
 from octyne_flask.files.archives.deflate import BLOCK
-from octyne_flask.files.operations import remove_tree
 from octyne_flask.files.paths import ServerPath, check_opened, is_inside, resolve
 
 FAILED = "An error occurred while decompressing archive!"
