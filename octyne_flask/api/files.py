@@ -28,12 +28,6 @@ TRANSACTION_BODY_LIMIT = 8 * 1024 * 1024
 RANGE_BUFFER = 1024 * 1024
 
 
-def _answer(body: dict, status: int = 200):
-    response = jsonify(body)
-    response.status_code = status
-    return response
-
-
 @blueprint.route("/server/<id>/files", methods=ANY_METHOD)
 @requires({"PATCH": "server{id}.files.modify", "*": "server{id}.files.view"})
 def files(server):
@@ -49,11 +43,11 @@ def _transaction(server):
     try:
         steps = parse_operations(document, server.directory)
     except TransactionRejected as rejected:
-        return _answer(rejected.outcome.body(), rejected.outcome.status)
+        return jsonify(rejected.outcome.body()), rejected.outcome.status
     outcome = run_transaction(steps, server.directory)
     fields = {"errors": outcome.errors} if outcome.errors else {}
     log_action("server.files.bulk", server=server.name, operations=[step.logged() for step in steps], **fields)
-    return _answer(outcome.body(), outcome.status)
+    return jsonify(outcome.body()), outcome.status
 
 
 @blueprint.route("/server/<id>/file", methods=("GET",))
