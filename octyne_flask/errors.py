@@ -30,3 +30,8 @@ class ApiError(Exception):
     def body(self) -> dict:
         """The JSON body of the response."""
         return {"error": self.message, **self.extra}
+
+
+def internal_error(error: OSError) -> ApiError:
+    """``Internal Server Error!`` for an unexpected OS failure, the reason (never a path) in ``detail``."""
+    return ApiError(500, INTERNAL, detail=error.strerror or type(error).__name__)

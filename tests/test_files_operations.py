@@ -247,5 +247,6 @@ def test_an_undo_that_fails_makes_the_status_500_and_is_reported(server):
     undo([step], outcome)
     assert outcome.status == 500
     assert [error["index"] for error in outcome.body()["errors"]] == [1, 0]
-    assert outcome.body()["errors"][1]["message"] == "Internal Server Error! No such file or directory"
+    assert outcome.body()["errors"][1]["message"] == "Internal Server Error!"
+    assert outcome.body()["errors"][1]["detail"] == "No such file or directory"
     assert os.path.isfile(moved)  # nothing lost

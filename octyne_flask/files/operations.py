@@ -14,15 +14,10 @@ import shutil
 import stat
 import tempfile
 
-from octyne_flask.errors import INTERNAL, ApiError
+from octyne_flask.errors import ApiError, internal_error
 from octyne_flask.files.paths import ServerPath, anchored, is_inside, open_parent
 
 DANGEROUS = "This operation is dangerous and has been forbidden!"
-
-
-def internal_error(error: OSError) -> ApiError:
-    """Octyne's ``Internal Server Error! <reason>`` for an unexpected OS failure (no paths leaked)."""
-    return ApiError(500, f"{INTERNAL} {error.strerror or error}")
 
 
 def remove_tree(path: str) -> None:

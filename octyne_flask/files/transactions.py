@@ -13,8 +13,8 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 
-from octyne_flask.errors import INVALID_JSON, ApiError
-from octyne_flask.files.operations import internal_error, move_or_copy, remove_tree
+from octyne_flask.errors import INVALID_JSON, ApiError, internal_error
+from octyne_flask.files.operations import move_or_copy, remove_tree
 from octyne_flask.files.paths import ServerPath, open_parent, resolve
 
 OPERATIONS = ("mv", "cp", "rm")
@@ -52,6 +52,11 @@ class Outcome:
         return {"success": False, "errors": self.errors}
 
 
+def error_entry(index: int, error: ApiError) -> dict:
+    """One item of the ``errors`` list: the operation's index and the failure's message (and detail)."""
+    return {"index": index, "message": error.message, **error.extra}
+
+
 class TransactionRejected(Exception):
     """An operation failed validation; nothing was run."""
 
@@ -72,7 +77,7 @@ def parse_operations(document, directory: str) -> list[Step]:
         try:
             steps.append(_validate(entry, directory))
         except ApiError as error:
-            raise TransactionRejected(Outcome(400, [{"index": index, "message": error.message}])) from None
+            raise TransactionRejected(Outcome(400, [error_entry(index, error)])) from None
     return steps
 
 
@@ -126,7 +131,7 @@ def run_transaction(steps: list[Step], directory: str) -> Outcome:
                 step.done = move_or_copy(step.operation, step.source, step.dest).absolute
         except ApiError as error:
             outcome.status = error.status
-            outcome.errors.append({"index": index, "message": error.message})
+            outcome.errors.append(error_entry(index, error))
             undo(steps[:index], outcome)
             break
     if trash and len(outcome.errors) < 2:  # keep removed items if an undo failed
@@ -134,7 +139,7 @@ def run_transaction(steps: list[Step], directory: str) -> Outcome:
             remove_tree(trash)
         except OSError as error:
             outcome.status = 500
-            outcome.errors.append({"index": -1, "message": internal_error(error).message})
+            outcome.errors.append(error_entry(-1, internal_error(error)))
     return outcome
 
 
@@ -168,4 +173,4 @@ def undo(done: list[Step], outcome: Outcome) -> None:
                 os.rename(step.done, step.source.absolute)
         except OSError as error:
             outcome.status = 500
-            outcome.errors.append({"index": index, "message": internal_error(error).message})
+            outcome.errors.append(error_entry(index, internal_error(error)))
