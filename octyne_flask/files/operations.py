@@ -13,6 +13,7 @@ import posixpath
 import shutil
 import stat
 import tempfile
+from contextlib import contextmanager
 
 from octyne_flask.errors import ApiError, internal_error
 from octyne_flask.files.paths import ServerPath, anchored, is_inside, open_parent
@@ -28,45 +29,51 @@ def remove_tree(path: str) -> None:
         os.unlink(path)
 
 
+@contextmanager
+def in_parent_folder(target: ServerPath, what: str, missing: ApiError | None = None):
+    """``(folder fd, name)`` of ``target`` in its checked parent folder, for the ``with`` body.
+
+    OS failures while opening or in the body become API errors: a vanished
+    entry is ``missing`` (when given), anything else ``Internal Server Error!``.
+    """
+    try:
+        folder, name = open_parent(target.absolute, target.root, what)
+    except OSError as error:
+        raise _as_api_error(error, missing) from None
+    try:
+        yield folder, name
+    except OSError as error:
+        raise _as_api_error(error, missing) from None
+    finally:
+        os.close(folder)
+
+
+def _as_api_error(error: OSError, missing: ApiError | None) -> ApiError:
+    if missing is not None and isinstance(error, FileNotFoundError):
+        return missing
+    return internal_error(error)
+
+
 def delete_item(target: ServerPath) -> None:
     """``DELETE /file``: the server directory itself is refused; a symlink is removed, not followed."""
     if target.is_root:
         raise ApiError(403, DANGEROUS)
-    try:
-        folder, name = open_parent(target.absolute, target.root, "file path")
-    except FileNotFoundError:
-        raise ApiError(404, "This file does not exist!") from None
-    except OSError as error:
-        raise internal_error(error) from None
-    try:
+    with in_parent_folder(target, "file path", ApiError(404, "This file does not exist!")) as (folder, name):
         if stat.S_ISDIR(os.lstat(name, dir_fd=folder).st_mode):
             shutil.rmtree(name, dir_fd=folder)
         else:
             os.unlink(name, dir_fd=folder)
-    except FileNotFoundError:
-        raise ApiError(404, "This file does not exist!") from None
-    except OSError as error:
-        raise internal_error(error) from None
-    finally:
-        os.close(folder)
 
 
 def create_folder(target: ServerPath) -> None:
     """``POST /folder``: one new folder; anything already at that path is refused."""
     if os.path.lexists(target.absolute):
         raise ApiError(400, "This folder already exists!")
-    try:
-        folder, name = open_parent(target.absolute, target.root, "folder path")
-    except OSError as error:
-        raise internal_error(error) from None
-    try:
-        os.mkdir(name, dir_fd=folder)
-    except FileExistsError:
-        raise ApiError(400, "This folder already exists!") from None
-    except OSError as error:
-        raise internal_error(error) from None
-    finally:
-        os.close(folder)
+    with in_parent_folder(target, "folder path") as (folder, name):
+        try:
+            os.mkdir(name, dir_fd=folder)
+        except FileExistsError:
+            raise ApiError(400, "This folder already exists!") from None
 
 
 def destination_for(source: ServerPath, dest: ServerPath) -> ServerPath:

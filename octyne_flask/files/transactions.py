@@ -14,8 +14,8 @@ import tempfile
 from dataclasses import dataclass, field
 
 from octyne_flask.errors import INVALID_JSON, ApiError, internal_error
-from octyne_flask.files.operations import move_or_copy, remove_tree
-from octyne_flask.files.paths import ServerPath, open_parent, resolve
+from octyne_flask.files.operations import in_parent_folder, move_or_copy, remove_tree
+from octyne_flask.files.paths import ServerPath, resolve
 
 OPERATIONS = ("mv", "cp", "rm")
 INVALID_OPERATION = "Invalid operation! Operations available: mv,cp,rm"
@@ -145,20 +145,9 @@ def run_transaction(steps: list[Step], directory: str) -> Outcome:
 
 def _remove_into(source: ServerPath, parked: str) -> str:
     """Move the item into the transaction's hidden folder, through its checked parent folder."""
-    try:
-        folder, name = open_parent(source.absolute, source.root, "source path")
-    except FileNotFoundError:
-        raise ApiError(400, "The file specified in path does not exist!") from None
-    except OSError as error:
-        raise internal_error(error) from None
-    try:
+    missing = ApiError(400, "The file specified in path does not exist!")
+    with in_parent_folder(source, "source path", missing) as (folder, name):
         os.rename(name, parked, src_dir_fd=folder)
-    except FileNotFoundError:
-        raise ApiError(400, "The file specified in path does not exist!") from None
-    except OSError as error:
-        raise internal_error(error) from None
-    finally:
-        os.close(folder)
     return parked
 
 
