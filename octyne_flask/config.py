@@ -353,11 +353,6 @@ def config_reference() -> str:
 
 
 def _row(path: str, key: Key) -> str:
-    default = "required" if key.default is None else f"`{json_literal(key.default)}`"
+    default = "required" if key.default is None else f"`{json.dumps(key.default)}`"
     origin = "" if key.octyne else " *(extension)*"
     return f"| `{path}` | {key.kind} | {default} | {key.doc}{origin} |"
-
-
-def json_literal(value: Any) -> str:
-    """A default value the way it is written in the config file."""
-    return json.dumps(value)

@@ -129,3 +129,13 @@ def test_action_log_disabled_writes_nothing(tmp_path):
     log.started(1)
     log.record("auth.login", "ip", "u")
     assert not (tmp_path / "logs").exists()
+
+
+def test_permission_names_are_known_and_typos_are_not():
+    from octyne_flask.auth.permissions import GLOBAL_PERMISSIONS, SERVER_PERMISSIONS, is_known_permission, server_permission
+
+    assert all(is_known_permission(name) for name in GLOBAL_PERMISSIONS)
+    assert all(is_known_permission(server_permission("lobby", name)) for name in SERVER_PERMISSIONS)
+    assert is_known_permission("serverconfig.view")  # a server may be called "config"
+    for typo in ("config.veiw", "server.view", "serverlobby.files.veiw", "lobby.view", ""):
+        assert not is_known_permission(typo)

@@ -17,6 +17,7 @@ import json
 
 from flask import current_app, g, request
 
+from octyne_flask.auth.permissions import is_known_permission
 from octyne_flask.auth.users import LOCAL_USER
 from octyne_flask.errors import FORBIDDEN, INVALID_JSON, NO_SUCH_SERVER, NOT_AUTHENTICATED, ApiError
 from octyne_flask.netaddr import client_address
@@ -85,6 +86,8 @@ def _user_from_credentials(allow_ticket: bool) -> str:
 
 def authorize(user: str, permission: str) -> None:
     """Raise 403 unless ``user`` holds ``permission`` (every user holds all, as in Octyne 1.4)."""
+    if not is_known_permission(permission):
+        raise RuntimeError(f"endpoint names an unknown permission {permission!r}")
     if not current_daemon().permissions.allows(user, permission):
         raise ApiError(403, FORBIDDEN)
 
@@ -95,10 +98,6 @@ def lookup_server(server_id: str):
     if server is None:
         raise ApiError(404, NO_SUCH_SERVER)
     return server
-
-
-def current_user() -> str:
-    return authenticate()
 
 
 def requires(permission: str | dict[str, str], *, ticket: bool = False):

@@ -16,6 +16,15 @@ SERVER_PERMISSIONS = (
 )
 
 
+def is_known_permission(permission: str) -> bool:
+    """Whether ``permission`` is one of the names above (catches a typo in an endpoint at once)."""
+    if permission in GLOBAL_PERMISSIONS:
+        return True
+    return permission.startswith("server") and any(
+        permission.endswith("." + name) and len(permission) > len("server.") + len(name)
+        for name in SERVER_PERMISSIONS)
+
+
 def server_permission(server: str, name: str) -> str:
     """The full name of a per-server permission, e.g. ``serverlobby.files.view``."""
     return f"server{server}.{name}"
