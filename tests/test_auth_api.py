@@ -60,6 +60,15 @@ def test_authorization_header_wins_over_cookie(client, admin_headers):
     assert client.get("/accounts", headers=headers).status_code == 401
 
 
+def test_an_empty_authorization_header_falls_back_to_the_cookie(client):
+    """Ecthelion after a cookie login sends ``Authorization:`` empty on every request, as Octyne accepts."""
+    login(client, query_string={"cookie": "true"})  # the test client keeps the cookie
+    assert client.get("/accounts", headers={"Authorization": ""}).status_code == 200
+    response = client.get("/logout", headers={"Authorization": ""})
+    assert (response.status_code, response.get_json()) == (200, {"success": True})
+    assert client.get("/accounts", headers={"Authorization": ""}).status_code == 401
+
+
 def test_logout_invalidates_the_token_and_clears_the_cookie(client, admin_headers):
     response = client.get("/logout", headers=admin_headers)
     assert response.get_json() == {"success": True}

@@ -50,9 +50,13 @@ def client_ip() -> str:
 
 
 def presented_token() -> str | None:
-    """The raw ``Authorization`` header, or else the ``X-Authentication`` cookie."""
+    """The raw ``Authorization`` header, or else the ``X-Authentication`` cookie.
+
+    An empty header counts as absent, as in Octyne: Ecthelion logged in with a
+    cookie sends ``Authorization:`` with no value on every request.
+    """
     header = request.headers.get("Authorization")
-    if header is not None:
+    if header:
         return header
     return request.cookies.get("X-Authentication")
 
