@@ -66,6 +66,24 @@ def test_secondary_refuses_login_and_accounts_with_octynes_messages(nodes):
         403, {"error": "This node does not support managing users. Perform user management on the primary node!"})
     status, _, body = secondary.local("GET", "/login", headers={"Username": "admin", "Password": "x"})
     assert (status, json.loads(body)) == (400, {"error": "Auth endpoints cannot be called over Unix socket!"})
+    # /logout checks the token first like every endpoint, then refuses; the token stays valid.
+    response = requests.get(secondary.url + "/logout", timeout=10)
+    assert (response.status_code, response.json()) == (401, NOT_AUTHENTICATED)
+    response = secondary.get("/logout")
+    assert (response.status_code, response.json()) == (
+        403, {"error": "This node does not support authentication. Authenticate with the primary node!"})
+    assert secondary.get("/config").status_code == 200
+
+
+def test_one_time_tickets_work_on_a_secondary(nodes):
+    _, secondary = nodes
+    ticket = secondary.get("/ott").json()["ticket"]
+    url = f"{secondary.url}/server/nope/file?path=a&ticket={requests.utils.quote(ticket, safe='')}"
+    # The ticket authenticates (the 404 comes after 401 and 403); a second use finds it spent.
+    response = requests.get(url, timeout=10)
+    assert (response.status_code, response.json()) == (404, {"error": "This server does not exist!"})
+    response = requests.get(url, timeout=10)
+    assert (response.status_code, response.json()) == (401, NOT_AUTHENTICATED)
 
 
 def test_keys_written_the_way_octyne_writes_them_are_accepted(nodes, redis_server):

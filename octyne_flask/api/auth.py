@@ -15,9 +15,12 @@ TOO_MANY_FAILURES = "Too many failed login attempts! Try again later."
 ONLY_GET = "Only GET is allowed!"
 
 
-def _refuse_local_and_secondary() -> None:
+def _refuse_local() -> None:
     if is_local():
         raise ApiError(400, UNIX_SOCKET_REFUSED)
+
+
+def _refuse_secondary() -> None:
     if not current_daemon().authenticator.supports_login:
         raise ApiError(403, SECONDARY_NODE)
 
@@ -29,7 +32,8 @@ def _header_bytes(name: str) -> bytes:
 
 @blueprint.route("/login", methods=ANY_METHOD)
 def login():
-    _refuse_local_and_secondary()
+    _refuse_local()
+    _refuse_secondary()
     username_bytes, password = _header_bytes("Username"), _header_bytes("Password")
     if not username_bytes or not password:
         raise ApiError(400, CREDENTIALS_MISSING)
@@ -52,8 +56,9 @@ def login():
 
 @blueprint.route("/logout", methods=ANY_METHOD)
 def logout():
-    _refuse_local_and_secondary()
-    user = authenticate()
+    _refuse_local()
+    user = authenticate()  # the token is checked first, as on every endpoint (api.md §2, §3)
+    _refuse_secondary()
     allow_methods(("GET",), ONLY_GET)
     if not current_daemon().authenticator.logout(presented_token()):
         raise ApiError(401, "Invalid token, failed to logout!")
@@ -65,8 +70,7 @@ def logout():
 
 @blueprint.route("/ott", methods=ANY_METHOD)
 def one_time_ticket():
-    if is_local():
-        raise ApiError(400, UNIX_SOCKET_REFUSED)
+    _refuse_local()
     user = authenticate()
     allow_methods(("GET",), ONLY_GET)
     return jsonify(ticket=current_daemon().tickets.issue(user, client_ip()))
