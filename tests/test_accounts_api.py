@@ -86,6 +86,8 @@ def test_legacy_password_change_names_the_account_in_the_body(client, admin_head
     ("", {"username": "admin"}, 400, "Username or password not provided!"),
     ("?username=ghost", {"password": "x"}, 404, "User does not exist!"),
     ("?username=admin", {"username": "bob"}, 409, "User already exists!"),
+    ("?username=bob", {"username": "bob", "password": ""}, 409, "User already exists!"),  # a rename onto itself
+    ("?username=bob", {"username": "bob", "password": "x"}, 409, "User already exists!"),
     ("?username=admin", {"username": "no way"}, 400, INVALID_NAME.format("no way")),
     ("?username=admin", {"username": "@local"}, 400, "The username '@local' is reserved for local system users."),
     ("?username=admin", {"username": 7}, 400, "Invalid JSON body!"),

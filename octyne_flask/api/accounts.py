@@ -58,10 +58,12 @@ def _update(users):
     if not old_username:
         # Legacy form: the body names the account and only its password changes.
         old_username, new_username = new_username, ""
-    renamed = bool(new_username) and new_username != old_username
+    # A rename is asked for whenever the query and the body both name a user, even the same one
+    # (then the target is taken: 409, as in Octyne).
+    renamed = bool(new_username)
     if not old_username or not (renamed or password):
         raise ApiError(400, CREDENTIALS_MISSING)
-    users.update(old_username, new_username if renamed else "", password)
+    users.update(old_username, new_username, password)
     fields = {"updatedUser": new_username if renamed else old_username, "changedPassword": bool(password)}
     if renamed:
         fields["oldUsername"] = old_username

@@ -132,12 +132,15 @@ class UserStore:
             self._commit({**self._users, name: stored})
 
     def update(self, name: str, new_name: str, new_password: str) -> None:
-        """Rename and/or change the password; empty strings mean "keep"."""
+        """Rename and/or change the password; empty strings mean "keep".
+
+        Renaming to a name already in use, the account's own included, is 409.
+        """
         stored = hash_password(new_password.encode("utf-8")) if new_password else None
         with self._lock:
             if name not in self._users:
                 raise ApiError(404, USER_MISSING)
-            renamed = bool(new_name) and new_name != name
+            renamed = bool(new_name)
             if renamed and new_name in self._users:
                 raise ApiError(409, USER_EXISTS)
             if renamed:
