@@ -119,3 +119,11 @@ def test_login_logs_the_action_without_the_password(app, client):
     assert (entry["action"], entry["user"], entry["ip"], entry["msg"]) == (
         "auth.login", "admin", "127.0.0.1", "user performed action")
     assert isinstance(entry["ts"], float)
+
+
+def test_logout_is_logged_as_the_user_who_logged_out(app, client, admin_headers):
+    client.get("/logout", headers=admin_headers)
+    with open(app.extensions["octyne"].action_log.path, encoding="utf-8") as handle:
+        entry = [json.loads(line) for line in handle][-1]
+    assert list(entry) == ["level", "ts", "msg", "action", "ip", "user"]
+    assert (entry["action"], entry["user"], entry["ip"]) == ("auth.logout", "admin", "127.0.0.1")

@@ -118,3 +118,13 @@ def test_cors_on_every_response_including_errors(client):
     assert preflight.headers["Access-Control-Allow-Headers"] == (
         "X-Requested-With, Content-Type, Authorization, Username, Password")
     assert preflight.headers["Access-Control-Allow-Methods"] == "GET, POST, PUT, HEAD, OPTIONS, PATCH, DELETE"
+
+
+def test_view_and_reload_are_logged_with_no_fields_of_their_own(app, client, admin_headers):
+    client.get("/config", headers=admin_headers)
+    client.get("/config/reload", headers=admin_headers)
+    with open(app.extensions["octyne"].action_log.path, encoding="utf-8") as handle:
+        entries = [json.loads(line) for line in handle][-2:]
+    assert [(list(e), e["action"], e["user"], e["ip"]) for e in entries] == [
+        (["level", "ts", "msg", "action", "ip", "user"], action, "admin", "127.0.0.1")
+        for action in ("config.view", "config.reload")]
