@@ -101,10 +101,9 @@ def single_operation(body: bytes, directory: str) -> Step:
                 raise ApiError(405, f"{parts[0]} operation requires two arguments!")
             raise ApiError(405, MOVE_COPY_ONLY)
         entry = {"operation": parts[0], "src": parts[1], "dest": parts[2]}
-    step = _validate(entry, directory)
-    if step.operation == "rm":
+    if entry.get("operation") == "rm":  # a known operation, just not here: before any path is looked at
         raise ApiError(405, MOVE_COPY_ONLY)
-    return step
+    return _validate(entry, directory)
 
 
 def _validate(entry: dict, directory: str) -> Step:
