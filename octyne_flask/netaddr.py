@@ -6,10 +6,20 @@ import ipaddress
 
 
 def normalise_ip(text: str) -> str:
-    """An IP without port or brackets, IPv4-mapped IPv6 written as IPv4; other text as is."""
+    """An IP without port or brackets, IPv4-mapped IPv6 written as IPv4; other text as is.
+
+    Some proxies write ``X-Forwarded-For`` entries with the client's port
+    (``1.2.3.4:5678``, ``[2001:db8::1]:443``); the port changes per connection,
+    so keeping it would break tickets bound to the client IP.
+    """
     text = text.strip()
+    candidate = text
+    if candidate.startswith("["):
+        candidate = candidate[1:].partition("]")[0]
+    elif candidate.count(":") == 1:
+        candidate = candidate.partition(":")[0]
     try:
-        address = ipaddress.ip_address(text.strip("[]"))
+        address = ipaddress.ip_address(candidate)
     except ValueError:
         return text
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:

@@ -20,6 +20,8 @@ LOOPBACK = (ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("::1/128"
     ("::ffff:127.0.0.1", "198.51.100.7", "198.51.100.7"),  # mapped IPv6 compared as IPv4
     ("::1", "2001:db8::5", "2001:db8::5"),
     ("127.0.0.1", " , ", "127.0.0.1"),
+    ("127.0.0.1", "198.51.100.7:50123", "198.51.100.7"),  # proxies that append the client's port
+    ("127.0.0.1", "[2001:db8::5]:443, 127.0.0.1:8080", "2001:db8::5"),
 ])
 def test_client_address(peer, header, expected):
     assert client_address(peer, header, LOOPBACK) == expected
@@ -28,3 +30,6 @@ def test_client_address(peer, header, expected):
 def test_mapped_addresses_are_written_as_ipv4():
     assert normalise_ip("::ffff:10.1.2.3") == "10.1.2.3"
     assert normalise_ip("[::1]") == "::1"
+    assert normalise_ip("[::ffff:10.1.2.3]:80") == "10.1.2.3"
+    assert normalise_ip("10.1.2.3:80") == "10.1.2.3"
+    assert normalise_ip("not-an-ip") == "not-an-ip"
