@@ -128,6 +128,13 @@ def test_v2_ping_errors_and_empty_input_keep_the_connection(daemon):
     assert receive(ws) == {"type": "error", "message": "Invalid message format"}
     ws.send(json.dumps({"type": "shout", "data": "x"}))
     assert receive(ws) == {"type": "error", "message": "Invalid message type: shout"}
+    ws.send(json.dumps({"type": "ping"}))
+    assert receive(ws) == {"type": "pong", "id": ""}  # the id is always a string
+    ws.send(json.dumps({"type": "ping", "id": 7}))
+    assert receive(ws) == {"type": "error", "message": "Invalid message format"}
+    ws.send(json.dumps({"data": "no type"}))
+    assert receive(ws) == {"type": "error", "message": "Invalid message type: "}
+    ws.send(json.dumps({"type": "input"}))  # no data: ignored like empty data
     ws.send(json.dumps({"type": "input", "data": ""}))  # ignored
     ws.send(json.dumps({"type": "input", "data": "after"}))
     lines = output_until(ws, "echo:after")

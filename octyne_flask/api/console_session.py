@@ -39,6 +39,7 @@ CLOSE_REPLY_WAIT = 1.0  # seconds to wait for the client's close reply before sh
 LAG_MESSAGE = "Console output fell too far behind; reconnect to continue."
 CLOSED_MESSAGE = "This console has been closed."
 IDLE_MESSAGE = "Connection idle for too long."
+MESSAGE_FIELDS = ("type", "data", "id")  # the console-v2 fields a client message may carry
 
 
 class Wakeup:
@@ -225,16 +226,18 @@ class ConsoleSession:
             parsed = json.loads(text)
         except ValueError:
             parsed = None
-        kind = parsed.get("type") if isinstance(parsed, dict) else None
-        if kind == "input" and isinstance(parsed.get("data"), str):
-            if parsed["data"]:
+        # Octyne reads a message as an object of strings; a missing field is "" (so a pong's id is a string).
+        if not isinstance(parsed, dict) or not all(isinstance(parsed.get(key, ""), str) for key in MESSAGE_FIELDS):
+            self._send(json_frame({"type": "error", "message": "Invalid message format"}))
+            return
+        kind = parsed.get("type", "")
+        if kind == "input":
+            if parsed.get("data"):  # empty or missing data is ignored
                 self._input(parsed["data"])
         elif kind == "ping":
-            self._send(json_frame({"type": "pong", "id": parsed.get("id")}))
-        elif isinstance(parsed, dict) and isinstance(kind, str) and kind != "input":
-            self._send(json_frame({"type": "error", "message": f"Invalid message type: {kind}"}))
+            self._send(json_frame({"type": "pong", "id": parsed.get("id", "")}))
         else:
-            self._send(json_frame({"type": "error", "message": "Invalid message format"}))
+            self._send(json_frame({"type": "error", "message": f"Invalid message type: {kind}"}))
 
     def _input(self, line: str) -> None:
         if not self._read_only:
