@@ -16,7 +16,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-import json5
+from octyne_flask import hujson
 
 
 class ConfigError(ValueError):
@@ -178,9 +178,9 @@ def parse_document(text: str) -> dict:
     if not text.strip():
         raise ConfigError("the config is empty")
     try:
-        document = json5.loads(text)
+        document = hujson.loads(text)
     except ValueError as error:
-        raise ConfigError(f"syntax error: {str(error).replace('<string>:', 'line ')}") from None
+        raise ConfigError(f"syntax error: {error}") from None
     if not isinstance(document, dict):
         raise ConfigError("the config must be a JSON object")
     return document

@@ -77,6 +77,23 @@ def test_invalid_config_is_refused_with_a_message_naming_the_problem(text, fragm
     assert fragment in str(raised.value)
 
 
+def test_comment_markers_inside_strings_are_text():
+    config = parse_config('{"servers": {"a": {"directory": "/srv//a", "command": "echo /* not, a comment */",},},}')
+    assert (config.servers["a"].directory, config.servers["a"].command) == ("/srv/a", "echo /* not, a comment */")
+
+
+@pytest.mark.parametrize("text", [
+    '{port: 1}', "{'port': 1}", '{"port": 0x10}', '{"port": +1}', '{"stopGracePeriod": .5}',
+    '{"stopGracePeriod": Infinity}', '{"stopGracePeriod": NaN}', '{,}', '{"servers": {"a": {},,}}',
+    '{"port": 1 /* unterminated', '{"webUI": {"directory": "a\\\nb"}}',
+])
+def test_only_hujson_is_accepted_so_octyne_can_read_the_file_too(text):
+    """JSON5 extras (unquoted keys, single quotes, hex, NaN, ...) are not HuJSON: Octyne could not read them."""
+    with pytest.raises(ConfigError) as raised:
+        parse_config(text)
+    assert "syntax error" in str(raised.value)
+
+
 def test_syntax_error_names_line_and_column():
     with pytest.raises(ConfigError) as raised:
         parse_config('{\n  "port": 1,\n  "x": nope\n}')
