@@ -72,6 +72,19 @@ def test_store_ignores_invalid_names_and_keeps_last_good_users(tmp_path):
     assert store.names() == ["ok"]
 
 
+def test_entries_the_store_ignores_survive_account_changes(tmp_path):
+    path = tmp_path / "users.json"
+    write_users(path, {"ok": "a" * 64, "bad name": "b" * 64, "num": 5})
+    store = UserStore(str(path))
+    store.create("alice", "pw")
+    store.delete("ok")
+    on_disk = json.loads(path.read_text())
+    assert (on_disk["bad name"], on_disk["num"]) == ("b" * 64, 5)
+    assert set(on_disk) == {"alice", "bad name", "num"} and store.names() == ["alice"]
+    store.create("num", "pw")  # a usable user replaces the unusable entry of the same name
+    assert json.loads(path.read_text())["num"].startswith("$argon2id$")
+
+
 def test_store_changes_are_atomic_and_notify(tmp_path):
     path = tmp_path / "users.json"
     write_users(path, {"admin": "a" * 64})

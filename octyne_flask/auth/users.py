@@ -67,6 +67,7 @@ class UserStore:
         self.path = path
         self._lock = threading.RLock()
         self._users: dict[str, str] = {}
+        self._ignored: dict[str, object] = {}  # entries of the file that are not usable users
         self._signature: tuple | None = None
         self._listeners: list[Callable[[dict[str, str]], None]] = []
         self._stop = threading.Event()
@@ -87,14 +88,16 @@ class UserStore:
                 log.error("Cannot read users from %s, keeping the previous users: %s", self.path, error)
                 self._signature = signature
                 return False
-            users = {}
+            users, ignored = {}, {}
             for name, stored in document.items():
                 problem = username_problem(name)
                 if problem or not isinstance(stored, str):
                     log.warning("Ignoring user %r in %s: %s", name, self.path, problem or "the hash is not a string")
+                    ignored[name] = stored
                     continue
                 users[name] = stored
             self._signature = signature
+            self._ignored = ignored
             changed = users != self._users
             self._users = users
         if changed:
@@ -162,8 +165,13 @@ class UserStore:
             self._commit({k: v for k, v in self._users.items() if k != name})
 
     def _commit(self, users: dict[str, str]) -> None:
-        """Write the new set to disk first; the live set changes only when that succeeded."""
-        write_atomically(self.path, (json.dumps(users, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+        """Write the new set to disk first; the live set changes only when that succeeded.
+
+        Entries the store ignores (invalid names) are written back untouched: ignored, not deleted.
+        """
+        kept = {name: stored for name, stored in self._ignored.items() if name not in users}
+        document = {**users, **kept}
+        write_atomically(self.path, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
         self._users = users
         self._signature = _file_signature(self.path)
         self._notify()
