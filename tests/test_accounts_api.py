@@ -155,3 +155,12 @@ def test_account_changes_are_logged(app, client, admin_headers):
         ("accounts.delete", {"deletedUser": "b"}),
     ]
     assert ADMIN_PASSWORD not in open(app.extensions["octyne"].action_log.path).read()
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
+                                          "text/plain", "application/json"])
+def test_the_body_is_json_whatever_the_content_type_says(client, admin_headers, content_type):
+    response = client.post("/accounts", headers=admin_headers, content_type=content_type,
+                           data=json.dumps({"username": "typed", "password": "pw"}))
+    assert (response.status_code, response.get_json()) == (200, {"success": True})
+    assert "typed" in client.get("/accounts", headers=admin_headers).get_json()

@@ -129,3 +129,11 @@ def test_view_and_reload_are_logged_with_no_fields_of_their_own(app, client, adm
     assert [(list(e), e["action"], e["user"], e["ip"]) for e in entries] == [
         (["level", "ts", "msg", "action", "ip", "user"], action, "admin", "127.0.0.1")
         for action in ("config.view", "config.reload")]
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x"])
+def test_patch_reads_the_raw_body_whatever_the_content_type_says(app, client, admin_headers, content_type):
+    text = config_bytes(app).decode().strip() + "\n// typed\n"
+    response = client.patch("/config", headers=admin_headers, content_type=content_type, data=text)
+    assert (response.status_code, response.get_json()) == (200, {"success": True})
+    assert config_bytes(app) == text.encode()
