@@ -304,16 +304,19 @@ def test_the_console_of_a_removed_server_closes_after_the_removal_line(daemon_fa
     assert 4 < time.monotonic() - removed_at < 8
 
 
-class ReadOnlyConsoles:
-    """A permission policy under which nobody may write to a console."""
+class Refuses:
+    """A permission policy that refuses, to everyone, every permission whose name ends in ``suffix``."""
+
+    def __init__(self, suffix: str):
+        self.suffix = suffix
 
     def allows(self, user: str, permission: str) -> bool:
-        return not permission.endswith(".console.write")
+        return not permission.endswith(self.suffix)
 
 
 @pytest.fixture
-def read_only_app(tmp_path):
-    """The app served in-process (real sockets, Werkzeug) with consoles read-only for everyone."""
+def in_process_app(tmp_path):
+    """The app served in-process (real sockets, Werkzeug), so a test can swap its permission policy."""
     from octyne_flask import create_app
 
     write_apps(tmp_path)
@@ -321,7 +324,6 @@ def read_only_app(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(config))
     (tmp_path / "users.json").write_text(json.dumps({"admin": ADMIN_HASH}))
     app = create_app(str(tmp_path / "config.json"), str(tmp_path / "users.json"))
-    app.extensions["octyne"].permissions = ReadOnlyConsoles()
     port = free_port()
     server = make_server("127.0.0.1", port, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -332,8 +334,9 @@ def read_only_app(tmp_path):
     app.extensions["octyne"].shutdown()
 
 
-def test_input_from_a_read_only_user_is_dropped_silently(read_only_app):
-    port, token, app = read_only_app
+def test_input_from_a_read_only_user_is_dropped_silently(in_process_app):
+    port, token, app = in_process_app
+    app.extensions["octyne"].permissions = Refuses(".console.write")
     url = f"ws://127.0.0.1:{port}/server/echo/console"
     ws = websocket.create_connection(url, subprotocols=["console-v2"], header=[f"Authorization: {token}"], timeout=10)
     assert receive(ws) == {"type": "settings", "readOnly": True}
@@ -349,6 +352,28 @@ def test_input_from_a_read_only_user_is_dropped_silently(read_only_app):
     assert not any(line.startswith("echo:") for line in server.console.scrollback())
     ws.close()
     v1.close()
+
+
+def test_a_user_without_console_view_is_refused_before_the_server_lookup(in_process_app):
+    port, token, app = in_process_app
+    app.extensions["octyne"].permissions = Refuses(".console.view")
+    forbidden = "You are not allowed to access this resource!"
+    for server in ("echo", "nope"):
+        url = f"ws://127.0.0.1:{port}/server/{server}/console"
+        ws = websocket.create_connection(url, subprotocols=["console-v2"], header=[f"Authorization: {token}"],
+                                         timeout=10)
+        assert receive(ws) == {"type": "error", "message": forbidden}
+        assert close_of(ws) == (4403, forbidden)
+        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+            websocket.create_connection(url, header=[f"Authorization: {token}"], timeout=10)
+        assert refused.value.status_code == 403 and json.loads(refused.value.resp_body) == {"error": forbidden}
+    assert not any(e.get("action") == "server.console.access" for e in read_log(app))
+
+
+def read_log(app) -> list[dict]:
+    """The in-process app's action log entries."""
+    with open(app.extensions["octyne"].action_log.path) as log:
+        return [json.loads(line) for line in log]
 
 
 def test_deleting_a_user_closes_their_consoles(daemon):
