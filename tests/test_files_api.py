@@ -320,6 +320,25 @@ def test_the_old_probe_does_not_list(daemon, root):
     assert daemon.get("/server/alpha/files?path=..").status_code == 400
 
 
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain", "application/json"])
+def test_bodies_are_read_raw_whatever_the_content_type(daemon, root, content_type):
+    """api.md §1: octynectl and scripts send any Content-Type (or none); the body is parsed as the endpoint expects."""
+    headers = {"Content-Type": content_type}
+    requests_and_bodies = [
+        ("PATCH", "/server/alpha/file", b"cp\n/a.txt\n/legacy.txt"),
+        ("PATCH", "/server/alpha/file", b'{"operation":"cp","src":"/a.txt","dest":"/json.txt"}'),
+        ("PATCH", "/server/alpha/files", b'{"operations":[{"operation":"cp","src":"/a.txt","dest":"/bulk.txt"}]}'),
+        ("POST", "/server/alpha/compress?path=/a.zip", b'["a.txt"]'),
+        ("POST", "/server/alpha/decompress?path=/a.zip", b"/unpacked"),
+        ("POST", "/server/alpha", b"START"),
+    ]
+    for method, path, body in requests_and_bodies:
+        response = daemon.request(method, path, data=body, headers=headers)
+        assert (response.status_code, response.json()) == (200, {"success": True}), (path, response.text)
+    assert all((root / name).read_text() == "alpha text" for name in ("legacy.txt", "json.txt", "bulk.txt"))
+    assert (root / "unpacked" / "a.txt").read_text() == "alpha text"
+
+
 def test_over_the_unix_socket_the_user_is_local(daemon, root):
     status, _, body = daemon.local("POST", "/server/alpha/folder?path=/by-socket")
     assert status == 200 and (root / "by-socket").is_dir()
