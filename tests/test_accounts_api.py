@@ -40,6 +40,7 @@ def test_list_create_and_log(app, client, admin_headers):
     (b'{"username": "admin", "password": "x"}', 409, "User already exists!"),
     (b'{"username": "bad name", "password": "x"}', 400, INVALID_NAME.format("bad name")),
     (b'{"username": "a/b", "password": "x"}', 400, INVALID_NAME.format("a/b")),
+    (b'{"username": "alice\\n", "password": "x"}', 400, INVALID_NAME.format("alice\n")),
     (b'{"username": "@local", "password": "x"}', 400, "The username '@local' is reserved for local system users."),
 ])
 def test_create_errors(client, admin_headers, body, status, message):

@@ -24,7 +24,7 @@ from octyne_flask.errors import ApiError
 log = logging.getLogger(__name__)
 
 LOCAL_USER = "@local"
-_VALID_USERNAME = re.compile(r"^[a-zA-Z0-9_\-@]+$")
+_VALID_USERNAME = re.compile(r"[a-zA-Z0-9_\-@]+")
 
 USER_EXISTS = "User already exists!"
 USER_MISSING = "User does not exist!"
@@ -34,7 +34,7 @@ def username_problem(name: str) -> str | None:
     """Why ``name`` cannot be a username (Octyne's exact message), or None."""
     if name == LOCAL_USER:
         return "The username '@local' is reserved for local system users."
-    if not _VALID_USERNAME.match(name):
+    if not _VALID_USERNAME.fullmatch(name):  # the whole name: "^...$" with match() lets a final newline in
         return (f"The username '{name}' is invalid. A valid username can contain only "
                 "letters, numbers, -, _ or @.")
     return None
