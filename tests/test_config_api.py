@@ -1,6 +1,7 @@
 """GET/PATCH /config and GET /config/reload (api.md §4), through the Flask test client."""
 
 import json
+import os
 
 import pytest
 
@@ -137,3 +138,11 @@ def test_patch_reads_the_raw_body_whatever_the_content_type_says(app, client, ad
     response = client.patch("/config", headers=admin_headers, content_type=content_type, data=text)
     assert (response.status_code, response.get_json()) == (200, {"success": True})
     assert config_bytes(app) == text.encode()
+
+
+def test_an_unreadable_config_file_is_a_json_500(app, client, admin_headers):
+    """Any unexpected failure answers Octyne's 500 as JSON (api.md §2), not an HTML error page."""
+    os.unlink(app.extensions["octyne"].config_path)
+    response = client.get("/config", headers=admin_headers)
+    assert (response.status_code, response.get_json()) == (500, {"error": "Internal Server Error!"})
+    assert response.headers["Content-Type"] == "application/json"
