@@ -241,3 +241,12 @@ def test_default_paths_resolve_against_the_working_directory(tmp_path):
         assert (tmp_path / "relative-logs" / "octyne.log").exists()
     finally:
         daemon.stop()
+
+
+def test_unix_socket_and_web_ui_can_be_switched_off(daemon_factory):
+    daemon = daemon_factory(config={"unixSocket": {"enabled": False}, "webUI": {"enabled": False}})
+    web_ui_port = json.loads(daemon.config_path.read_text())["webUI"]["port"]
+    assert daemon.get("/accounts").json() == ["admin"]
+    assert not os.path.exists(daemon.socket_path)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", web_ui_port), timeout=5).close()
