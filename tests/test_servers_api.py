@@ -138,7 +138,13 @@ def test_start_term_kill_cycle_with_action_log(shared):
     # stopping what is not running is still a success
     assert shared.post("/server/idle", data="TERM").json() == {"success": True}
     assert shared.post("/server/idle", data="KILL").json() == {"success": True}
-    actions = [(e["action"], e["server"]) for e in shared.action_log() if e.get("server") == "idle"]
+    entries = [e for e in shared.action_log() if e.get("server") == "idle"]
+    last = entries[-1]
+    assert list(last) == ["level", "ts", "msg", "action", "ip", "user", "server"]  # api.md §9, nothing else
+    assert (last["level"], last["msg"]) == ("info", "user performed action")
+    assert (last["ip"], last["user"]) == ("127.0.0.1", "admin")
+    assert isinstance(last["ts"], (int, float)) and abs(last["ts"] - time.time()) < 60
+    actions = [(e["action"], e["server"]) for e in entries]
     assert actions[-8:] == [("server.start", "idle"), ("server.stop", "idle"), ("server.start", "idle"),
                             ("server.kill", "idle"), ("server.start", "idle"), ("server.kill", "idle"),
                             ("server.stop", "idle"), ("server.kill", "idle")]
