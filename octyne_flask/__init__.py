@@ -10,16 +10,16 @@ log = logging.getLogger(__name__)
 
 
 def create_app(config_path: str = "config.json", users_path: str = "users.json") -> Flask:
-    """Build the daemon and its API; start the user watcher and the enabled apps."""
+    """Build the daemon and its API; start the user watcher and the enabled apps.
+
+    The launchers (``cli.prepare_to_serve``, also used by deploy/gunicorn.conf.py)
+    create a missing users file before anything binds.
+    """
     from octyne_flask.api import register_api
-    from octyne_flask.auth.users import ensure_users_file
     from octyne_flask.daemon import Daemon
     from octyne_flask.transport import TransportMiddleware
     from octyne_flask.webui import Dashboard
 
-    message = ensure_users_file(users_path)
-    if message:
-        print(message, flush=True)
     daemon = Daemon(config_path, users_path)
     app = Flask(__name__)
     app.json.sort_keys = False

@@ -50,10 +50,10 @@ def _auth_settings(config: Config) -> tuple:
 class Daemon:
     """Everything one running octyne-flask owns."""
 
-    def __init__(self, config_path: str, users_path: str, config: Config | None = None):
+    def __init__(self, config_path: str, users_path: str):
         self.config_path = config_path
         self.users_path = users_path
-        self.config = config if config is not None else load_config(config_path)[0]
+        self.config = load_config(config_path)[0]
         self.action_log = ActionLog(self.config.logging)
         self.users = UserStore(users_path)
         self.authenticator = build_authenticator(self.config, self.users, require_redis=False)

@@ -14,8 +14,8 @@ TCP listeners only; the Unix socket always speaks plain HTTP.
 from __future__ import annotations
 
 import grp
-import math
 import logging
+import math
 import os
 import signal
 import socket

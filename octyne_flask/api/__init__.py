@@ -22,12 +22,6 @@ CORS_HEADERS = {
 }
 
 
-def error_response(status: int, body: dict):
-    response = jsonify(body)
-    response.status_code = status
-    return response
-
-
 def register_api(app: Flask) -> None:
     """Attach every blueprint, the WebSocket extension, error rendering and CORS."""
     sock.init_app(app)
@@ -36,16 +30,16 @@ def register_api(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def render_api_error(error: ApiError):
-        return error_response(error.status, error.body())
+        return jsonify(error.body()), error.status
 
     @app.errorhandler(HTTPException)
     def render_http_error(error: HTTPException):
-        return error_response(error.code or 500, {"error": error.name})
+        return jsonify(error=error.name), error.code or 500
 
     @app.errorhandler(Exception)
     def render_unexpected(error: Exception):
         log.exception("Unhandled error in %s %s", request.method, request.path)
-        return error_response(500, {"error": INTERNAL})
+        return jsonify(error=INTERNAL), 500
 
     @app.before_request
     def answer_preflight():

@@ -6,7 +6,7 @@ cannot get the order wrong; the console WebSocket uses the pieces directly
 because it reports failures after the upgrade.
 
 A request is local only when it really arrived on the Unix socket: the WSGI
-layer (``serving.py``) sets ``octyne.local`` from the accepted socket's address
+layer (``transport.py``) sets ``octyne.local`` from the accepted socket's address
 family, and nothing a client sends can set it.
 """
 
@@ -154,9 +154,7 @@ def log_action(action: str, *, as_user: str | None = None, **fields) -> None:
 
 def read_body(limit: int = 8 * 1024 * 1024) -> bytes:
     """The raw request body, whatever the Content-Type says; 400 when it exceeds ``limit``."""
-    if request.content_length is not None and request.content_length > limit:
-        raise ApiError(400, INVALID_JSON, detail=f"the body is larger than {limit} bytes")
-    data = request.stream.read(limit + 1) if "octyne_body" not in g else g.octyne_body
+    data = g.octyne_body if "octyne_body" in g else request.stream.read(limit + 1)
     if len(data) > limit:
         raise ApiError(400, INVALID_JSON, detail=f"the body is larger than {limit} bytes")
     g.octyne_body = data
