@@ -21,7 +21,7 @@ def create_app(config_path: str = "config.json", users_path: str = "users.json")
     from octyne_flask.webui import Dashboard
 
     daemon = Daemon(config_path, users_path)
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # the API port serves no files of its own
     app.json.sort_keys = False
     app.json.compact = True
     app.extensions["octyne"] = daemon

@@ -30,11 +30,13 @@ def register_api(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def render_api_error(error: ApiError):
-        return jsonify(error.body()), error.status
+        return jsonify(error.body()), error.status, error.headers
 
     @app.errorhandler(HTTPException)
     def render_http_error(error: HTTPException):
-        return jsonify(error=error.name), error.code or 500
+        # Keep what the status calls for (Allow on a 405, Content-Range on a 416), not the HTML type.
+        headers = [(name, value) for name, value in error.get_headers() if name.lower() != "content-type"]
+        return jsonify(error=error.name), error.code or 500, headers
 
     @app.errorhandler(Exception)
     def render_unexpected(error: Exception):

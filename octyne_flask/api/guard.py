@@ -134,9 +134,10 @@ def _permission_for_method(permission: str | dict[str, str]) -> str:
 
 
 def allow_methods(allowed: tuple[str, ...], message: str) -> None:
-    """Raise the endpoint's own 405 unless the request method is one of ``allowed``."""
+    """Raise the endpoint's own 405, with the ``Allow`` header, unless the request method is one of ``allowed``."""
     if request.method not in allowed and not (request.method == "HEAD" and "GET" in allowed):
-        raise ApiError(405, message)
+        implied = ("HEAD",) if "GET" in allowed else ()
+        raise ApiError(405, message, headers={"Allow": ", ".join(allowed + implied + ("OPTIONS",))})
 
 
 def log_action(action: str, *, as_user: str | None = None, **fields) -> None:

@@ -16,6 +16,7 @@ blueprint = Blueprint("servers", __name__)
 def list_servers():
     """Every server the user may view: its status, or status and toDelete with ?extrainfo=true."""
     user = authenticate()
+    allow_methods(("GET",), "Only GET is allowed!")
     daemon = current_daemon()
     extra = request.args.get("extrainfo") == "true"
     servers = {}

@@ -1,0 +1,35 @@
+"""The OpenAPI document: ``api/openapi.yaml``, read once, with this release's version filled in."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import os
+
+import yaml
+
+from octyne_flask.version import IMPLEMENTATION_VERSION
+
+DOCUMENT_PATH = os.path.join(os.path.dirname(__file__), "api", "openapi.yaml")
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+@functools.cache
+def _document() -> dict:
+    with open(DOCUMENT_PATH, encoding="utf-8") as handle:
+        document = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    document["info"]["version"] = IMPLEMENTATION_VERSION
+    return document
+
+
+def openapi_document(api_root: str = "/") -> dict:
+    """The document, its ``servers`` pointing at ``api_root`` (``/api`` on the web-UI port)."""
+    return {**copy.deepcopy(_document()), "servers": [{"url": api_root}]}
+
+
+def operations(document: dict):
+    """``(path, method, operation)`` for every operation the document lists, in its order."""
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method in HTTP_METHODS:
+                yield path, method, operation
