@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import functools
 import os
+import re
 
 import yaml
 
@@ -25,6 +26,17 @@ def _document() -> dict:
 def openapi_document(api_root: str = "/") -> dict:
     """The document, its ``servers`` pointing at ``api_root`` (``/api`` on the web-UI port)."""
     return {**copy.deepcopy(_document()), "servers": [{"url": api_root}]}
+
+
+def openapi_path(rule: str) -> str:
+    """A Flask rule written as the document writes paths: ``/server/<id>`` is ``/server/{id}``."""
+    return re.sub(r"<(?:[^<>:]+:)?([^<>]+)>", r"{\1}", rule)
+
+
+def documented_methods(rule: str) -> tuple[str, ...]:
+    """The methods the document lists for the path of a Flask rule."""
+    item = _document()["paths"].get(openapi_path(rule), {})
+    return tuple(method.upper() for method in item if method in HTTP_METHODS)
 
 
 def operations(document: dict):

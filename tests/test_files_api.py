@@ -406,9 +406,3 @@ def test_a_chunked_upload_streams_too(daemon, root):
                            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
     assert response.json() == {"success": True}
     assert (root / "chunked.bin").read_bytes() == payload
-
-
-def test_uploading_into_a_missing_folder_is_an_internal_error_like_octyne(daemon, root):
-    check_error(daemon.post("/server/alpha/file?path=/missing", files={"upload": ("x.txt", b"x")}), 500,
-                "Internal Server Error!")
-    assert not (root / "missing").exists()

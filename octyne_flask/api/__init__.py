@@ -8,8 +8,10 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from octyne_flask.api import accounts, archives, auth, config, console, files, meta, servers
+from octyne_flask.api.guard import allow_header
 from octyne_flask.api.websocket import sock
 from octyne_flask.errors import INTERNAL, ApiError
+from octyne_flask.openapi import documented_methods
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +46,18 @@ def register_api(app: Flask) -> None:
         return jsonify(error=INTERNAL), 500
 
     @app.before_request
-    def answer_preflight():
-        if request.method == "OPTIONS" and "Origin" in request.headers:
+    def answer_options():
+        """A CORS preflight: 204 without authentication. A plain OPTIONS: ``Allow`` lists the documented methods
+        (routes take every method so that authentication comes before the endpoint's own 405)."""
+        if request.method != "OPTIONS":
+            return None
+        if "Origin" in request.headers:
             return "", 204
-        return None
+        if request.url_rule is None:
+            return None  # routing answers it (404)
+        response = app.make_default_options_response()
+        response.headers["Allow"] = allow_header(documented_methods(request.url_rule.rule))
+        return response
 
     @app.after_request
     def add_cors(response):

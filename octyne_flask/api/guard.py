@@ -136,8 +136,13 @@ def _permission_for_method(permission: str | dict[str, str]) -> str:
 def allow_methods(allowed: tuple[str, ...], message: str) -> None:
     """Raise the endpoint's own 405, with the ``Allow`` header, unless the request method is one of ``allowed``."""
     if request.method not in allowed and not (request.method == "HEAD" and "GET" in allowed):
-        implied = ("HEAD",) if "GET" in allowed else ()
-        raise ApiError(405, message, headers={"Allow": ", ".join(allowed + implied + ("OPTIONS",))})
+        raise ApiError(405, message, headers={"Allow": allow_header(allowed)})
+
+
+def allow_header(allowed: tuple[str, ...]) -> str:
+    """The ``Allow`` value for an endpoint serving ``allowed`` (HEAD comes with GET, OPTIONS with every path)."""
+    implied = ("HEAD",) if "GET" in allowed else ()
+    return ", ".join(allowed + implied + ("OPTIONS",))
 
 
 def log_action(action: str, *, as_user: str | None = None, **fields) -> None:

@@ -69,6 +69,11 @@ def create_folder(target: ServerPath) -> None:
     """``POST /folder``: one new folder; anything already at that path is refused."""
     if os.path.lexists(target.absolute):
         raise ApiError(400, "This folder already exists!")
+    parent = os.path.dirname(target.absolute)
+    if not os.path.lexists(parent):  # the client's mistake, not an internal error
+        raise ApiError(400, "Destination parent folder does not exist!")
+    if not os.path.isdir(parent):
+        raise ApiError(400, "Destination parent is not a folder!")
     with in_parent_folder(target, "folder path") as (folder, name):
         try:
             os.mkdir(name, dir_fd=folder)

@@ -83,6 +83,10 @@ class _PendingFile:
         self.size = 0
         try:
             self.folder, self.final = open_parent(self._final_path(), folder.root, "file path")
+        except FileNotFoundError:  # the client named a folder that is not there: its error, not ours
+            raise ApiError(404, "This folder does not exist!") from None
+        except NotADirectoryError:
+            raise ApiError(400, "This is not a folder!") from None
         except OSError:
             raise ApiError(500, INTERNAL) from None
         self.temporary = f".octyne-upload-{secrets.token_hex(8)}"

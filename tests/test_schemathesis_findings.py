@@ -1,0 +1,75 @@
+"""Regressions for what schemathesis found (tests/test_schemathesis.py), each with the request it failed on."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.harness import ADMIN_HASH, RunningDaemon, daemon_config
+
+SERVER = "scratch"
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    base = tmp_path_factory.mktemp("findings")
+    (base / SERVER).mkdir()
+    config = daemon_config(base, {SERVER: {"directory": str(base / SERVER), "command": "cat", "enabled": False}})
+    running = RunningDaemon(base, config, {"admin": ADMIN_HASH})
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def scratch(daemon):
+    folder = daemon.directory / SERVER
+    (folder / "server.properties").write_text("motd=hello\n")
+    return folder
+
+
+def check_error(response, status, message):
+    assert (response.status_code, response.json()) == (status, {"error": message}), response.text
+    assert response.headers["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize("path, allowed", [
+    ("/config", {"GET", "PATCH", "HEAD", "OPTIONS"}),
+    ("/login", {"GET", "HEAD", "OPTIONS"}),
+    (f"/server/{SERVER}/file", {"GET", "POST", "PATCH", "DELETE", "HEAD", "OPTIONS"}),
+    (f"/server/{SERVER}/folder", {"POST", "OPTIONS"}),
+])
+def test_options_lists_only_the_methods_the_path_serves(daemon, path, allowed):
+    # Found as: OPTIONS /config answered Allow: DELETE, PATCH, HEAD, PUT, POST, GET, OPTIONS.
+    response = daemon.request("OPTIONS", path)
+    assert response.status_code == 200
+    assert set(response.headers["Allow"].split(", ")) == allowed
+
+
+def test_a_cors_preflight_is_still_204_without_authentication(daemon):
+    response = daemon.request("OPTIONS", "/config", headers={"Origin": "http://example.test", "Authorization": ""})
+    assert response.status_code == 204
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_upload_into_a_missing_folder_is_404_not_500(daemon, scratch):
+    # Found as: POST /server/scratch/file?path=/plugins (no such folder) with an empty `upload` -> 500.
+    response = daemon.post(f"/server/{SERVER}/file?path=/plugins", files={"upload": ("upload", b"")})
+    check_error(response, 404, "This folder does not exist!")
+    assert not (scratch / "plugins").exists()
+
+
+def test_upload_into_a_file_is_400_not_500(daemon, scratch):
+    response = daemon.post(f"/server/{SERVER}/file?path=/server.properties", files={"upload": ("upload", b"x")})
+    check_error(response, 400, "This is not a folder!")
+    assert (scratch / "server.properties").read_text() == "motd=hello\n"
+
+
+def test_creating_a_folder_whose_parent_is_missing_is_400_not_500(daemon, scratch):
+    # Found as: POST /server/scratch/folder?path=/plugins/config -> 500 {"detail": "No such file or directory"}.
+    response = daemon.post(f"/server/{SERVER}/folder?path=/plugins/config")
+    check_error(response, 400, "Destination parent folder does not exist!")
+    assert not (scratch / "plugins").exists()
+
+
+def test_creating_a_folder_inside_a_file_is_400_not_500(daemon, scratch):
+    response = daemon.post(f"/server/{SERVER}/folder?path=/server.properties/config")
+    check_error(response, 400, "Destination parent is not a folder!")
