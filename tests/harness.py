@@ -150,7 +150,8 @@ class RunningDaemon:
     def action_log(self) -> list[dict]:
         if not self.log_path.exists():
             return []
-        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line.strip()]
+        # One object per "\n": str.splitlines() would also split inside values holding U+2028 or U+0085.
+        return [json.loads(line) for line in self.log_path.read_text(encoding="utf-8").split("\n") if line.strip()]
 
 
 def daemon_config(directory: Path, servers: dict | None = None, **extra) -> dict:

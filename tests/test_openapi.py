@@ -45,11 +45,13 @@ def test_every_permission_named_is_a_real_permission(document):
     assert named and all(is_known_permission(name.format(id=SERVER)) for name in named)
 
 
-def test_every_error_pattern_matches_its_own_example(document):
+def test_every_error_pattern_matches_its_own_example_and_shows_its_form(document):
     examples = [value for _, _, value in walk(document) if isinstance(value, dict) and "x-pattern" in value]
     assert examples
     for example in examples:
-        assert re.fullmatch(example["x-pattern"], example["value"]["error"], re.DOTALL), example
+        message = example["value"].get("error") or example["value"]["errors"][0]["message"]
+        assert re.fullmatch(example["x-pattern"], message, re.DOTALL), example
+        assert "<" in example["summary"], example  # the README shows the form, e.g. "Invalid file name: <name>"
 
 
 def test_every_route_is_documented_and_every_documented_operation_is_routed(app, document):

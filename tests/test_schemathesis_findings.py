@@ -73,3 +73,27 @@ def test_creating_a_folder_whose_parent_is_missing_is_400_not_500(daemon, scratc
 def test_creating_a_folder_inside_a_file_is_400_not_500(daemon, scratch):
     response = daemon.post(f"/server/{SERVER}/folder?path=/server.properties/config")
     check_error(response, 400, "Destination parent is not a folder!")
+
+
+def test_a_config_string_with_a_lone_surrogate_is_saved_and_logged_not_500(daemon):
+    # Found as: PATCH /config with a generated body holding "\udafe" -> 500 after the config was already
+    # written and applied (the action log could not encode the parsed config as UTF-8).
+    original = daemon.config_path.read_text()
+    edited = original.rstrip().removesuffix("}") + ', "note": "\\udafe\u2028"}'
+    try:
+        assert daemon.patch("/config", data=edited.encode()).json() == {"success": True}
+        entry = [line for line in daemon.action_log() if line.get("action") == "config.edit"][-1]
+        assert entry["newConfig"]["note"] == "\udafe\u2028"
+    finally:
+        daemon.patch("/config", data=original.encode()).raise_for_status()
+
+
+@pytest.mark.parametrize("method, query, body", [
+    ("POST", "", b'{"username": "bob", "password": "\\ud800"}'),
+    ("PATCH", "?username=admin", b'{"password": "x\\udfff"}'),
+])
+def test_a_password_with_a_lone_surrogate_is_400_not_500(daemon, method, query, body):
+    # Found as: POST /accounts {"username": "bob", "password": "\ud800"} -> 500 (it cannot be hashed as UTF-8).
+    check_error(daemon.request(method, "/accounts" + query, data=body), 400, "Invalid JSON body!")
+    assert daemon.get("/accounts").json() == ["admin"]
+    assert daemon.login()  # the admin password is unchanged

@@ -23,9 +23,18 @@ def _credentials_body() -> tuple[str, str]:
         username = ""
     if password is None:
         password = ""
-    if not isinstance(username, str) or not isinstance(password, str):
+    if not all(isinstance(value, str) and _is_text(value) for value in (username, password)):
         raise ApiError(400, INVALID_JSON)
     return username, password
+
+
+def _is_text(value: str) -> bool:
+    """False for a string with a lone UTF-16 surrogate (JSON's ``"\\ud800"``): no password or name can hold one."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @blueprint.route("/accounts", methods=ANY_METHOD)
