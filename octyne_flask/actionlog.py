@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import threading
 import time
 
@@ -17,8 +16,6 @@ from octyne_flask.config import LoggingConfig
 
 LOG_FILE_NAME = "octyne.log"
 ROTATE_AT_BYTES = 1_000_000
-# JSON bodies may carry lone UTF-16 surrogates (``"\\ud800"``), which UTF-8 cannot hold: they stay escaped.
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class ActionLog:
@@ -54,14 +51,14 @@ class ActionLog:
     def _write(self, entry: dict) -> None:
         line = json.dumps({"level": "info", "ts": time.time(), **entry}, ensure_ascii=False,
                           separators=(",", ":")) + "\n"
-        line = _LONE_SURROGATE.sub(lambda match: f"\\u{ord(match.group()):04x}", line)
         with self._lock:
             if not self._settings.enabled:
                 return
             os.makedirs(self._settings.path, exist_ok=True)
             path = self.path
             self._rotate_if_full(path)
-            with open(path, "a", encoding="utf-8") as handle:
+            # A file name that is not UTF-8 carries surrogates; written as \udcXX they stay a JSON escape.
+            with open(path, "a", encoding="utf-8", errors="backslashreplace") as handle:
                 handle.write(line)
 
     @staticmethod

@@ -50,14 +50,8 @@ def test_a_cors_preflight_is_still_204_without_authentication(daemon):
     assert response.headers["Access-Control-Allow-Origin"] == "*"
 
 
-def test_upload_into_a_missing_folder_is_404_not_500(daemon, scratch):
-    # Found as: POST /server/scratch/file?path=/plugins (no such folder) with an empty `upload` -> 500.
-    response = daemon.post(f"/server/{SERVER}/file?path=/plugins", files={"upload": ("upload", b"")})
-    check_error(response, 404, "This folder does not exist!")
-    assert not (scratch / "plugins").exists()
-
-
 def test_upload_into_a_file_is_400_not_500(daemon, scratch):
+    # Found with: POST /server/scratch/file?path=/plugins (no such folder) -> 500; test_files_api.py has that one.
     response = daemon.post(f"/server/{SERVER}/file?path=/server.properties", files={"upload": ("upload", b"x")})
     check_error(response, 400, "This is not a folder!")
     assert (scratch / "server.properties").read_text() == "motd=hello\n"
