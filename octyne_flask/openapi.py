@@ -39,6 +39,26 @@ def documented_methods(rule: str) -> tuple[str, ...]:
     return tuple(method.upper() for method in item if method in HTTP_METHODS)
 
 
+def follow(document: dict, node: dict) -> dict:
+    """``node`` with its local ``$ref`` (``#/components/...``) followed."""
+    while "$ref" in node:
+        target = document
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part.replace("~1", "/").replace("~0", "~")]
+        node = target
+    return node
+
+
+def examples(document: dict, response: dict) -> list[dict]:
+    """Every Example Object of a response definition (a bare ``example`` as ``{"value": ...}``), refs followed."""
+    found = []
+    for media in follow(document, response).get("content", {}).values():
+        found += [follow(document, example) for example in media.get("examples", {}).values()]
+        if "example" in media:
+            found.append({"value": media["example"]})
+    return found
+
+
 def operations(document: dict):
     """``(path, method, operation)`` for every operation the document lists, in its order."""
     for path, item in document["paths"].items():
