@@ -171,11 +171,6 @@ def has_overlong_name(case, response) -> bool:
         for text in strings_in([case.query, case.body]) for part in text.split("/"))
 
 
-def has_lone_surrogate_in_file_request(case, response) -> bool:
-    return response.status_code >= 500 and case.path.startswith("/server/{id}/") and any(
-        "\ud800" <= character <= "\udfff" for text in strings_in([case.query, case.body]) for character in text)
-
-
 def compresses_into_missing_folder(case, response) -> bool:
     return response.status_code >= 500 and "/compress" in case.path and case.method == "POST" and \
         "No such file or directory" in response.text
@@ -186,8 +181,6 @@ def compresses_into_missing_folder(case, response) -> bool:
 # delete an entry when its fix lands.
 FOUND_ELSEWHERE = (
     ("a path with a name longer than 255 bytes answers 500 (ENAMETOOLONG) instead of a 400", has_overlong_name),
-    ("a file path with a lone surrogate (JSON \"\\ud800\") answers 500 instead of a 400",
-     has_lone_surrogate_in_file_request),
     ("compressing into a folder that does not exist answers 500 instead of a 400", compresses_into_missing_folder),
 )
 
