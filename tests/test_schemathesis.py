@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import urllib.parse
 from pathlib import Path
 
 import hypothesis
@@ -155,21 +156,16 @@ def targets_own_account(case) -> bool:
     return named == OWN_ACCOUNT and bool(new_name)
 
 
-def strings_in(value):
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from strings_in(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from strings_in(item)
+def sent_text(response) -> str:
+    """The query and body of the request as sent, decoded (a body may be a serialised generated object)."""
+    sent = response.request
+    body = sent.body.encode() if isinstance(sent.body, str) else sent.body or b""
+    return urllib.parse.unquote(urllib.parse.urlsplit(sent.url).query) + "&" + body.decode("utf-8", "replace")
 
 
 def has_overlong_name(case, response) -> bool:
     return response.status_code >= 500 and any(
-        len(part.encode("utf-8", "surrogatepass")) > 255
-        for text in strings_in([case.query, case.body]) for part in text.split("/"))
+        len(part.encode("utf-8")) > 255 for part in re.split("[/&=\n]", sent_text(response)))
 
 
 def compresses_into_missing_folder(case, response) -> bool:
