@@ -1,4 +1,4 @@
-"""The config file: HuJSON text in, a frozen ``Config`` out.
+"""The config file: JSON5 text in (Octyne's HuJSON is a subset), a frozen ``Config`` out.
 
 Every key is declared once in ``SCHEMA`` (name, type, default, meaning); the
 parser, the validation messages and the README's config table all come from
@@ -12,11 +12,12 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from octyne_flask import hujson
+import json5
 
 
 class ConfigError(ValueError):
@@ -174,16 +175,25 @@ class Config:
 
 
 def parse_document(text: str) -> dict:
-    """Parse HuJSON text into a dict, or raise ConfigError naming the position."""
+    """Parse JSON5 text (HuJSON, Octyne's format, is a subset) into a dict, or raise ConfigError naming the position."""
     if not text.strip():
         raise ConfigError("the config is empty")
     try:
-        document = hujson.loads(text)
+        document = json5.loads(text)
     except ValueError as error:
-        raise ConfigError(f"syntax error: {error}") from None
+        raise ConfigError(f"syntax error: {_with_line_and_column(error)}") from None
     if not isinstance(document, dict):
         raise ConfigError("the config must be a JSON object")
     return document
+
+
+def _with_line_and_column(error: ValueError) -> str:
+    """json5 says ``<string>:3 Unexpected "}" at column 7``; say ``Unexpected "}": line 3 column 7``."""
+    found = re.fullmatch(r"<string>:(\d+) (.*) at column (\d+)", str(error))
+    if not found:
+        return str(error)
+    line, problem, column = found.groups()
+    return f"{problem}: line {line} column {column}"
 
 
 def _lookup(document: dict, dotted: str, kind: str, default: Any, where: str = "") -> Any:
