@@ -11,11 +11,12 @@ import logging
 import threading
 
 from octyne_flask.actionlog import ActionLog
+from octyne_flask.atomicfile import write_atomically
 from octyne_flask.auth.permissions import AllowEveryone
 from octyne_flask.auth.throttle import LoginThrottle
 from octyne_flask.auth.tickets import TicketStore
 from octyne_flask.auth.tokens import MemoryAuthenticator
-from octyne_flask.auth.users import UserStore, write_atomically
+from octyne_flask.auth.users import UserStore
 from octyne_flask.config import Config, ConfigError, load_config, parse_config
 from octyne_flask.errors import INVALID_JSON, ApiError
 from octyne_flask.files.archives.tasks import CompressionTasks

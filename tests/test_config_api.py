@@ -2,6 +2,7 @@
 
 import json
 import os
+import stat
 
 import pytest
 
@@ -57,6 +58,16 @@ def test_patch_writes_trimmed_text_applies_it_and_logs(app, client, admin_header
         entries = [json.loads(line) for line in handle]
     assert entries[-1]["action"] == "config.edit"
     assert entries[-1]["newConfig"] == document
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o640])
+def test_patch_keeps_the_config_file_mode(app, client, admin_headers, mode):
+    """config.json may hold Redis credentials: a rewrite must not make it readable by anyone new."""
+    path = app.extensions["octyne"].config_path
+    os.chmod(path, mode)
+    response = client.patch("/config", headers=admin_headers, data=config_bytes(app))
+    assert response.get_json() == {"success": True}
+    assert stat.S_IMODE(os.stat(path).st_mode) == mode
 
 
 def test_tokens_survive_a_config_change(client, admin_headers, app):

@@ -26,9 +26,10 @@ OCTYNE_PASSWORDS = {
 }
 
 
-def test_first_start_generates_admin_and_prints_the_password(tmp_path):
+def test_first_start_generates_admin_owner_only_and_prints_the_password(tmp_path):
     daemon = RunningDaemon(tmp_path, daemon_config(tmp_path), users=None)
     try:
+        assert stat.S_IMODE(os.stat(daemon.users_path).st_mode) == 0o600  # it holds a password hash
         match = re.search(r"The file (.+) has been generated with the default user 'admin' and password '([^']+)'\.",
                           daemon.output())
         assert match and match.group(1) == str(daemon.users_path)
