@@ -2,11 +2,13 @@
 
 import json
 import os
+import threading
+import time
 
 import pytest
 
 from octyne_flask.actionlog import ROTATE_AT_BYTES, ActionLog
-from octyne_flask.auth.throttle import LoginThrottle
+from octyne_flask.auth.throttle import LoginThrottle, LoginThrottled
 from octyne_flask.auth.tickets import TicketStore
 from octyne_flask.auth.users import UserStore, ensure_users_file
 from octyne_flask.config import LoggingConfig
@@ -47,15 +49,56 @@ def test_ticket_expires_after_30_seconds():
     assert tickets.redeem(stale, "ip") is None
 
 
+def wrong_guess():
+    return None
+
+
 def test_throttle_window_slides():
     clock = FakeClock()
     throttle = LoginThrottle(clock=clock)
     for _ in range(10):
-        throttle.record_failure("1.1.1.1", "bob")
-    assert throttle.blocked("2.2.2.2", "bob")
-    assert not throttle.blocked("1.1.1.1", "alice")
+        throttle.attempt("1.1.1.1", "bob", wrong_guess)
+    with pytest.raises(LoginThrottled):
+        throttle.attempt("2.2.2.2", "bob", wrong_guess)
+    assert throttle.attempt("1.1.1.1", "alice", lambda: "token") == "token"
     clock.now += 601
-    assert not throttle.blocked("1.1.1.1", "bob")
+    assert throttle.attempt("1.1.1.1", "bob", lambda: "token") == "token"
+
+
+def test_throttle_takes_back_guesses_that_succeed_or_fail_without_a_verdict():
+    throttle = LoginThrottle(clock=FakeClock())
+    for _ in range(20):
+        assert throttle.attempt("1.1.1.1", "bob", lambda: "token") == "token"
+        with pytest.raises(ConnectionError):
+            throttle.attempt("1.1.1.1", "bob", _redis_down)
+    for _ in range(10):
+        throttle.attempt("1.1.1.1", "bob", wrong_guess)
+    with pytest.raises(LoginThrottled):
+        throttle.attempt("1.1.1.1", "bob", lambda: "token")
+
+
+def _redis_down():
+    raise ConnectionError("Redis is down")
+
+
+def test_concurrent_guesses_are_counted_before_any_is_checked():
+    throttle = LoginThrottle()
+    checked, throttled = [], []
+    all_started = threading.Barrier(100, timeout=10)
+
+    def guess(number: int) -> None:
+        all_started.wait()
+        try:
+            throttle.attempt("1.1.1.1", "bob", lambda: checked.append(number) or time.sleep(0.2))
+        except LoginThrottled:
+            throttled.append(number)
+
+    threads = [threading.Thread(target=guess, args=(number,)) for number in range(100)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert (len(checked), len(throttled)) == (10, 90)
 
 
 def write_users(path, users):
