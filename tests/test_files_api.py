@@ -135,6 +135,28 @@ def test_download_honours_range_and_quotes_unicode_names(daemon, root):
     assert disposition.startswith("attachment;") and "filename*=UTF-8''r%C3%A9sum%C3%A9%201.bin" in disposition
 
 
+@pytest.mark.parametrize("name, fallback, encoded", [
+    ("a\r\nb.txt", "a__b.txt", "a%0D%0Ab.txt"),
+    ("bell\x01.txt", "bell_.txt", "bell%01.txt"),
+    ("del\x7f.txt", "del_.txt", "del%7F.txt"),
+    ('quo"te\\ ✓.txt', 'quo\\"te\\\\ _.txt', "quo%22te%5C%20%E2%9C%93.txt"),
+])
+def test_download_of_names_with_control_characters_has_a_safe_disposition(daemon, root, name, fallback, encoded):
+    (root / name).write_bytes(b"payload " + name.encode())
+    response = daemon.get("/server/alpha/file?path=/" + urllib.parse.quote(name))
+    assert response.status_code == 200 and response.content == b"payload " + name.encode()
+    assert response.headers["Content-Disposition"] == (
+        f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+    assert last_log(daemon, "server.files.download")["path"] == "/" + name
+
+
+def test_a_download_that_is_not_answered_is_not_logged(daemon, root):
+    before = len(daemon.action_log())
+    response = daemon.get("/server/alpha/file?path=/a.txt", headers={"Range": "bytes=500-600"})
+    assert response.status_code == 416
+    assert len(daemon.action_log()) == before
+
+
 @pytest.mark.parametrize("path, status, message", [
     ("../a.txt", 400, "Invalid file path: path escapes from parent"),
     ("to_beta/secret.txt", 400, "Invalid file path: symlink leads outside the server directory"),

@@ -55,11 +55,20 @@ def _transaction(server):
 def download(server):
     target = resolve(server.directory, request.args.get("path"), "file path", follow=True)
     handle, info, mime = open_download(target)
-    log_action("server.files.download", server=server.name, path=target.request)
+    try:
+        response = _file_response(handle, info, mime, target.request.rsplit("/", 1)[-1])
+    except BaseException:  # e.g. 416 for a range beyond the end
+        handle.close()
+        raise
+    log_action("server.files.download", server=server.name, path=target.request)  # only what is answered
+    return response
+
+
+def _file_response(handle, info, mime: str, name: str):
     # gunicorn's wrapper streams with sendfile; a Range answer needs one that can seek.
     body = FileWrapper(handle, RANGE_BUFFER) if "Range" in request.headers else wrap_file(request.environ, handle)
     response = current_app.response_class(body, content_type=mime, direct_passthrough=True)
-    response.headers["Content-Disposition"] = content_disposition(target.request.rsplit("/", 1)[-1])
+    response.headers["Content-Disposition"] = content_disposition(name)
     response.content_length = info.st_size
     response.last_modified = info.st_mtime
     return response.make_conditional(request.environ, accept_ranges=True, complete_length=info.st_size)
