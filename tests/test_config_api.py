@@ -33,6 +33,12 @@ def test_get_config_returns_the_file_byte_for_byte(app, client, admin_headers):
     (b'{"servers": []}', "'servers'"),
     (b'{"servers": {"a": {"directory": "/x"}}}', "'servers.a.command'"),
     (b"\xff\xfe", "UTF-8"),
+    (b'{"stopGracePeriod": 1e999}', "'stopGracePeriod' must be a number from 0 to"),
+    (b'{"stopGracePeriod": -0.5}', "'stopGracePeriod' must be a number from 0 to"),
+    (b'{"stopGracePeriod": NaN}', "'stopGracePeriod'"),
+    (b'{"servers": {"a": {"directory": "/x", "command": "x", "stop": {"command": "stop", "timeout": 1e10}}}}',
+     "'servers.a.stop.timeout' must be a number from 0 to"),
+    (b'{"console": {"idleTimeout": true}}', "'console.idleTimeout' must be a number"),
 ])
 def test_patch_with_a_bad_config_is_400_and_leaves_the_file_untouched(app, client, admin_headers, body, detail_fragment):
     before = config_bytes(app)
