@@ -20,7 +20,7 @@ from octyne_flask.auth.users import UserStore
 from octyne_flask.config import Config, ConfigError, load_config, parse_config
 from octyne_flask.errors import INVALID_JSON, ApiError
 from octyne_flask.files.archives.tasks import CompressionTasks
-from octyne_flask.supervisor import Supervisor
+from octyne_flask.supervisor import Supervisor, apps_lock_path
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class Daemon:
         self.tickets = TicketStore()
         self.throttle = LoginThrottle()
         self.permissions = AllowEveryone()
-        self.supervisor = Supervisor(self.config)
+        self.supervisor = Supervisor(self.config, apps_lock_path(config_path))
         self.compressions = CompressionTasks()  # async /compress jobs, shared by /compress and /compress/v2
         self._known_users = set(self.users.snapshot())
         self.users.on_change(self._close_consoles_of_removed_users)

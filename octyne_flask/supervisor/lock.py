@@ -18,11 +18,18 @@ class DaemonLockError(RuntimeError):
     """Another daemon already runs with this config."""
 
 
-def lock_path(config_path: str) -> str:
-    """Where the lock file for this config lives."""
+def lock_path(config_path: str, kind: str = "") -> str:
+    """Where the daemon lock file (or the ``kind`` lock, e.g. "apps") for this config lives."""
     real = os.path.realpath(config_path)
     digest = hashlib.sha256(real.encode()).hexdigest()[:16]
-    return os.path.join(os.environ.get("TMPDIR") or "/tmp", f"octyne-flask-{digest}.lock")
+    suffix = f".{kind}.lock" if kind else ".lock"
+    return os.path.join(os.environ.get("TMPDIR") or "/tmp", f"octyne-flask-{digest}{suffix}")
+
+
+def apps_lock_path(config_path: str) -> str:
+    """The lock held while this config's apps may run: by each worker's group keeper, and by its helper
+    until the last of them is gone, so the next worker (or daemon) waits for them before starting any."""
+    return lock_path(config_path, "apps")
 
 
 def acquire_daemon_lock(config_path: str) -> int:
