@@ -25,6 +25,7 @@ from octyne_flask.supervisor import Supervisor, apps_lock_path
 log = logging.getLogger(__name__)
 
 CONFIG_READ_ERROR = "An error occurred while reading config!"
+COMPRESSION_STOP_SECONDS = 10  # a cancelled build gives up within one 1 MiB block
 
 
 class AuthenticatorSwitchError(Exception):
@@ -82,10 +83,13 @@ class Daemon:
             self.supervisor.close_consoles_of(removed)
 
     def shutdown(self) -> None:
-        """Stop every app (TERM, then KILL after the grace period) and release resources."""
+        """Stop every app (TERM, then KILL after the grace period) and every compression, release resources."""
+        self.compressions.cancel()  # builds unwind (removing their temporary files) while the apps stop
         self.supervisor.shutdown()
         self.users.stop_watching()
         self.authenticator.close()
+        if not self.compressions.wait(COMPRESSION_STOP_SECONDS):
+            log.warning("A compression was still running at shutdown; its temporary file may remain")
 
     # -- config ----------------------------------------------------------
     def read_config_bytes(self) -> bytes:
