@@ -21,7 +21,6 @@ import functools
 import grp
 import lzma
 import os
-import posixpath
 import pwd
 import secrets
 import stat
@@ -35,9 +34,9 @@ import zstandard
 
 from octyne_flask.errors import INVALID_JSON, ApiError
 from octyne_flask.files.archives.deflate import BLOCK, DeflateStream, OrderedPipeline, deflate_small, worker_pool
-from octyne_flask.files.archives.members import TEMPORARY_PREFIX, Cancelled, Member, Root, Walk
+from octyne_flask.files.archives.members import TEMPORARY_PREFIX, Cancelled, Member, Root, Walk, distinct_roots
 from octyne_flask.files.archives.zipwriter import DEFLATED, STORED, ZipWriter
-from octyne_flask.files.paths import ServerPath, is_inside, resolve
+from octyne_flask.files.paths import ServerPath, resolve
 
 ARCHIVE_TYPES = ("zip", "tar")
 COMPRESSIONS = ("true", "false", "gzip", "xz", "zstd")
@@ -88,44 +87,6 @@ def prepare(directory: str, archive_path: str | None, base_path: str | None, arc
     if os.path.lexists(archive.absolute):
         raise ApiError(400, "A file/folder already exists at the path of requested archive!")
     return CompressRequest(archive, archive_type, compression, distinct_roots(inputs, base))
-
-
-def distinct_roots(inputs: list[ServerPath], base: ServerPath) -> list[Root]:
-    """The inputs, each place once, in the order given.
-
-    A repeat (``/a``, ``a/``, ``./a``, or a path to it through a link) and
-    anything inside a folder that is itself an input are dropped, so no
-    member is walked or stored twice.
-    """
-    located = [(entry, _real_location(entry)) for entry in inputs]
-    folders = {real for entry, real in located if _is_folder(entry.absolute)}
-    roots, seen = [], set()
-    for entry, real in located:
-        if real in seen or any(parent in folders for parent in _ancestors(real, entry.root)):
-            continue
-        seen.add(real)
-        roots.append(Root(posixpath.relpath(entry.relative or ".", base.relative or "."), entry))
-    return roots
-
-
-def _real_location(entry: ServerPath) -> str:
-    """Where the entry itself is, links on the way resolved (the entry, if a link, is not followed)."""
-    if entry.is_root:
-        return entry.root
-    return os.path.join(os.path.realpath(os.path.dirname(entry.absolute)), os.path.basename(entry.absolute))
-
-
-def _is_folder(path: str) -> bool:
-    try:
-        return stat.S_ISDIR(os.lstat(path).st_mode)
-    except OSError:
-        return False
-
-
-def _ancestors(path: str, root: str):
-    while path != root and is_inside(path, root):
-        path = os.path.dirname(path)
-        yield path
 
 
 class Progress:
@@ -346,7 +307,7 @@ def _tar_header(name: str, info: os.stat_result, kind: bytes, link: str = "") ->
     header.type = kind
     header.mode = stat.S_IMODE(info.st_mode)
     header.uid, header.gid = info.st_uid, info.st_gid
-    header.uname, header.gname = _user_name(info.st_uid), _group_name(info.st_gid)
+    header.uname, header.gname = _owner_names(info.st_uid, info.st_gid)
     header.mtime = info.st_mtime
     header.size = info.st_size if kind == tarfile.REGTYPE else 0
     header.linkname = link
@@ -354,16 +315,13 @@ def _tar_header(name: str, info: os.stat_result, kind: bytes, link: str = "") ->
 
 
 @functools.lru_cache(maxsize=64)
-def _user_name(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return ""
+def _owner_names(uid: int, gid: int) -> tuple[str, str]:
+    """The user and group names tar stores beside the ids ("" for an id without a name)."""
+    return _name_of(pwd.getpwuid, uid), _name_of(grp.getgrgid, gid)
 
 
-@functools.lru_cache(maxsize=64)
-def _group_name(gid: int) -> str:
+def _name_of(lookup, number: int) -> str:
     try:
-        return grp.getgrgid(gid).gr_name
+        return lookup(number)[0]
     except KeyError:
         return ""

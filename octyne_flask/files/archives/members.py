@@ -1,4 +1,4 @@
-"""The members of an archive: a walk of the inputs through open folder descriptors.
+"""The members of an archive: the inputs, each place once, walked through open folder descriptors.
 
 Each folder is opened relative to its parent's descriptor with ``O_NOFOLLOW``
 (``openat``), and everything in it is reached through that descriptor, so a
@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import errno
 import os
+import posixpath
 import stat
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from octyne_flask.errors import ApiError
-from octyne_flask.files.paths import ServerPath, check_opened
+from octyne_flask.files.paths import ServerPath, check_opened, is_inside
 
 MAX_ENTRIES = 1_000_000
 MAX_DEPTH = 128  # folders open at once during a walk: one descriptor each
@@ -76,6 +77,44 @@ class Member:
             if error.errno in (*_GONE, errno.EINVAL):
                 return None
             raise
+
+
+def distinct_roots(inputs: list[ServerPath], base: ServerPath) -> list[Root]:
+    """The inputs, each place once, in the order given.
+
+    A repeat (``/a``, ``a/``, ``./a``, or a path to it through a link) and
+    anything inside a folder that is itself an input are dropped, so no
+    member is walked or stored twice.
+    """
+    located = [(entry, _real_location(entry)) for entry in inputs]
+    folders = {real for entry, real in located if _is_folder(entry.absolute)}
+    roots, seen = [], set()
+    for entry, real in located:
+        if real in seen or any(parent in folders for parent in _ancestors(real, entry.root)):
+            continue
+        seen.add(real)
+        roots.append(Root(posixpath.relpath(entry.relative or ".", base.relative or "."), entry))
+    return roots
+
+
+def _real_location(entry: ServerPath) -> str:
+    """Where the entry itself is, links on the way resolved (the entry, if a link, is not followed)."""
+    if entry.is_root:
+        return entry.root
+    return os.path.join(os.path.realpath(os.path.dirname(entry.absolute)), os.path.basename(entry.absolute))
+
+
+def _is_folder(path: str) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _ancestors(path: str, root: str):
+    while path != root and is_inside(path, root):
+        path = os.path.dirname(path)
+        yield path
 
 
 class Walk:
