@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 import zipfile
 
@@ -128,17 +129,43 @@ def test_a_folder_named_4000_times_is_walked_once_in_the_background(daemon_facto
     assert peak_memory(worker) - before < 64 * 2**20
 
 
-def test_sigterm_during_an_async_compression_leaves_no_temporary_file(daemon_factory, tmp_path):
+@pytest.fixture
+def big_server(daemon_factory, tmp_path):
+    """A daemon whose server holds 40 MB of random data: seconds of xz work."""
     folder = tmp_path / "big"
     (folder / "world").mkdir(parents=True)
     for index in range(4):
         (folder / "world" / f"chunk{index}.bin").write_bytes(os.urandom(10_000_000))
-    daemon = daemon_factory(servers={"big": {"directory": str(folder), "command": "sleep 100000"}})
+    return daemon_factory(servers={"big": {"directory": str(folder), "command": "sleep 100000"}}), folder
+
+
+def temporaries(folder) -> list[str]:
+    return [name for name in os.listdir(folder) if name.startswith(".octyne-archive-")]
+
+
+def test_sigterm_during_an_async_compression_leaves_no_temporary_file(big_server):
+    daemon, folder = big_server
     token = daemon.post("/server/big/compress?path=/w.tar.xz&archiveType=tar&compress=xz&async=true",
                         data=b'["world"]').json()["token"]
     wait_until(lambda: daemon.get(f"/server/big/compress?token={token}").json()["progress"] > 0)
-    assert [name for name in os.listdir(folder) if name.startswith(".octyne-archive-")]  # being written
+    assert temporaries(folder)  # being written
     daemon.proc.send_signal(signal.SIGTERM)
+    assert daemon.proc.wait(30) == 0
+    assert sorted(os.listdir(folder)) == ["world"]
+
+
+def test_sigterm_during_a_sync_compression_answers_500_and_leaves_nothing(big_server):
+    daemon, folder = big_server
+    answer = {}
+    request = threading.Thread(target=lambda: answer.update(response=daemon.post(
+        "/server/big/compress?path=/w.tar.xz&archiveType=tar&compress=xz", data=b'["world"]')))
+    request.start()
+    wait_until(lambda: temporaries(folder))
+    daemon.proc.send_signal(signal.SIGTERM)
+    request.join(30)
+    assert answer["response"].status_code == 500
+    assert answer["response"].json() == {"error": "Internal Server Error!",
+                                          "detail": "cancelled: the daemon is shutting down"}
     assert daemon.proc.wait(30) == 0
     assert sorted(os.listdir(folder)) == ["world"]
 
