@@ -20,6 +20,7 @@ from octyne_flask.auth.users import UserStore
 from octyne_flask.config import Config, ConfigError, load_config, parse_config
 from octyne_flask.errors import INVALID_JSON, ApiError
 from octyne_flask.files.archives.tasks import CompressionTasks
+from octyne_flask.files.temp_journal import TemporaryJournal, journal_path
 from octyne_flask.supervisor import Supervisor, apps_lock_path
 
 log = logging.getLogger(__name__)
@@ -63,13 +64,15 @@ class Daemon:
         self.throttle = LoginThrottle()
         self.permissions = AllowEveryone()
         self.supervisor = Supervisor(self.config, apps_lock_path(config_path))
-        self.compressions = CompressionTasks()  # async /compress jobs, shared by /compress and /compress/v2
+        self.temporaries = TemporaryJournal(journal_path(config_path))  # swept at start after a crash
+        self.compressions = CompressionTasks(self.temporaries)  # every /compress build, sync and async
         self._known_users = set(self.users.snapshot())
         self.users.on_change(self._close_consoles_of_removed_users)
         self._config_lock = threading.Lock()
 
     def start(self) -> None:
-        """Begin watching users.json and start the enabled apps."""
+        """Remove what a crash left behind, begin watching users.json and start the enabled apps."""
+        self.temporaries.sweep()
         self.users.start_watching()
         self.supervisor.start_enabled()
 

@@ -154,6 +154,20 @@ def test_sigterm_during_an_async_compression_leaves_no_temporary_file(big_server
     assert sorted(os.listdir(folder)) == ["world"]
 
 
+def test_a_daemon_killed_during_a_compression_removes_the_leftover_at_its_next_start(big_server, daemon_factory):
+    daemon, folder = big_server
+    token = daemon.post("/server/big/compress?path=/w.tar.xz&archiveType=tar&compress=xz&async=true",
+                        data=b'["world"]').json()["token"]
+    wait_until(lambda: daemon.get(f"/server/big/compress?token={token}").json()["progress"] > 0)
+    os.killpg(daemon.proc.pid, signal.SIGKILL)  # master and worker at once: no shutdown code runs
+    daemon.proc.wait(10)
+    assert len(temporaries(folder)) == 1  # what a crash leaves
+    restarted = daemon_factory(servers={"big": {"directory": str(folder), "command": "sleep 100000"}},
+                               directory=daemon.directory)
+    assert sorted(os.listdir(folder)) == ["world"]
+    assert json.loads((restarted.directory / ".config.json.temporaries").read_text()) == []
+
+
 def test_sigterm_during_a_sync_compression_answers_500_and_leaves_nothing(big_server):
     daemon, folder = big_server
     answer = {}

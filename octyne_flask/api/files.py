@@ -83,8 +83,9 @@ def change_file(server):
 
 def _upload(server):
     folder = resolve(server.directory, request.args.get("path"), "file path", follow=True)
-    limit = current_daemon().config.files.upload_limit
-    saved = receive_upload(request.stream, request.headers.get("Content-Type"), request.content_length, folder, limit)
+    daemon = current_daemon()
+    saved = receive_upload(request.stream, request.headers.get("Content-Type"), request.content_length, folder,
+                           daemon.config.files.upload_limit, daemon.temporaries)
     log_action("server.files.upload", server=server.name, path=folder.request, filename=saved.filename)
     return jsonify(success=True)
 

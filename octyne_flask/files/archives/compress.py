@@ -36,7 +36,8 @@ from octyne_flask.errors import INVALID_JSON, ApiError
 from octyne_flask.files.archives.deflate import BLOCK, DeflateStream, OrderedPipeline, deflate_small, worker_pool
 from octyne_flask.files.archives.members import TEMPORARY_PREFIX, Cancelled, Member, Root, Walk, distinct_roots
 from octyne_flask.files.archives.zipwriter import DEFLATED, STORED, ZipWriter
-from octyne_flask.files.paths import ServerPath, resolve
+from octyne_flask.files.paths import ServerPath, open_parent, resolve
+from octyne_flask.files.temp_journal import UNRECORDED, TemporaryJournal
 
 ARCHIVE_TYPES = ("zip", "tar")
 COMPRESSIONS = ("true", "false", "gzip", "xz", "zstd")
@@ -110,25 +111,36 @@ class Progress:
         return 1.0 if not self.total else min(1.0, self.done / self.total)
 
 
-def build_archive(request: CompressRequest, progress: Progress | None = None) -> None:
-    """Count the members (within the walk's limits), then write the archive under a temporary name and
-    link it into place when complete."""
+def build_archive(request: CompressRequest, progress: Progress | None = None,
+                  journal: TemporaryJournal = UNRECORDED) -> None:
+    """Count the members (within the walk's limits), then write the archive under a temporary name
+    (listed in ``journal`` meanwhile) and link it into place when complete."""
     progress = progress or Progress()
     progress.total = sum(member.info.st_size for member in Walk(request.roots, progress.stop)
                          if stat.S_ISREG(member.info.st_mode))
-    final = request.archive.absolute
-    temporary = os.path.join(os.path.dirname(final), f"{TEMPORARY_PREFIX}{secrets.token_hex(8)}")
-    fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    folder, final = open_parent(request.archive.absolute, request.archive.root, "archive path")
+    temporary = f"{TEMPORARY_PREFIX}{secrets.token_hex(8)}"
     try:
-        with open(fd, "w+b", buffering=BLOCK) as out:
-            members = Walk(request.roots, progress.stop)
-            if request.archive_type == "zip":
-                _write_zip(out, members, request.compression != "false", progress)
-            else:
-                _write_tar(out, members, request.compression, progress)
-        os.link(temporary, final)  # refuses to replace something created meanwhile
+        with journal.recorded(folder, temporary):
+            fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666,
+                         dir_fd=folder)
+            try:
+                with open(fd, "w+b", buffering=BLOCK) as out:
+                    _write(out, request, progress)
+                # link() refuses to replace something created meanwhile
+                os.link(temporary, final, src_dir_fd=folder, dst_dir_fd=folder, follow_symlinks=False)
+            finally:
+                os.unlink(temporary, dir_fd=folder)
     finally:
-        os.unlink(temporary)
+        os.close(folder)
+
+
+def _write(out, request: CompressRequest, progress: Progress) -> None:
+    members = Walk(request.roots, progress.stop)
+    if request.archive_type == "zip":
+        _write_zip(out, members, request.compression != "false", progress)
+    else:
+        _write_tar(out, members, request.compression, progress)
 
 
 def _read_blocks(fd: int, progress: Progress):

@@ -2,7 +2,8 @@
 
 All of them stop at shutdown: ``cancel`` makes each build give up at its
 next block or entry (its temporary file is removed as it unwinds), and
-``wait`` lets the daemon exit only once they are gone.
+``wait`` lets the daemon exit only once they are gone. Their temporary files
+are listed in the daemon's journal, so even a kill -9 leaves nothing for long.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from octyne_flask.errors import INTERNAL, ApiError, internal_error
 from octyne_flask.files.archives.compress import CompressRequest, Progress, build_archive
 from octyne_flask.files.archives.members import Cancelled
+from octyne_flask.files.temp_journal import UNRECORDED, TemporaryJournal
 
 LINGER = 10.0
 CANCELLED = "cancelled: the daemon is shutting down"
@@ -30,7 +32,8 @@ class _Task:
 class CompressionTasks:
     """Tokens shared by ``/compress`` and ``/compress/v2``; each names one background compression."""
 
-    def __init__(self, linger: float = LINGER):
+    def __init__(self, journal: TemporaryJournal = UNRECORDED, linger: float = LINGER):
+        self._journal = journal
         self._linger = linger
         self._tasks: dict[str, _Task] = {}
         self._lock = threading.Lock()
@@ -42,7 +45,7 @@ class CompressionTasks:
         """Build the archive in the calling thread (a synchronous request); failures become API errors."""
         self._begin()
         try:
-            build_archive(request, Progress(self._stop))
+            build_archive(request, Progress(self._stop), self._journal)
         except OSError as error:
             raise internal_error(error) from None
         except Cancelled:
@@ -63,7 +66,7 @@ class CompressionTasks:
 
     def _run(self, task: _Task, request: CompressRequest) -> None:
         try:
-            build_archive(request, task.progress)
+            build_archive(request, task.progress, self._journal)
         except Exception as error:  # reported through the token, never lost in a thread
             task.error = _reason(error)
         finally:
