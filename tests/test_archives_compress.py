@@ -13,6 +13,7 @@ import pytest
 import zstandard
 
 from octyne_flask.errors import ApiError
+from octyne_flask.files.paths import LINK_ESCAPES
 from octyne_flask.files.archives import members
 from octyne_flask.files.archives.compress import MAX_PATHS, Progress, build_archive, check_options, prepare
 from tests.test_files_operations import tree_state
@@ -258,6 +259,19 @@ def test_an_input_folder_swapped_for_a_link_after_the_check_is_stored_as_the_lin
     os.symlink(outside, root / "pack" / "swap")
     build_archive(request)
     assert member_names(str(root / name)) == ["pack/swap"]
+
+
+def test_the_archive_folder_swapped_for_a_link_to_outside_after_the_check_is_refused(small, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.mkdir(os.path.join(small, "out"))
+    request = prepare(small, "/out/x.zip", "/", "zip", "true", ["tiny"])
+    os.rmdir(os.path.join(small, "out"))
+    os.symlink(outside, os.path.join(small, "out"))
+    with pytest.raises(ApiError) as caught:
+        build_archive(request)
+    assert (caught.value.status, caught.value.message) == (400, f"Invalid archive path: {LINK_ESCAPES}")
+    assert os.listdir(outside) == []
 
 
 # Swaps a folder between its real self (parked outside the compressed folder meanwhile) and a link to outside.
