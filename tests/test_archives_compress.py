@@ -312,3 +312,8 @@ def test_a_folder_swapped_for_a_link_to_outside_during_compressions_never_brings
         swapper.kill()
         swapper.wait()
     assert leaks == [] and failures == []
+
+
+def test_a_base_path_through_a_link_still_archives_each_place_once(small):
+    archive = compress(small, "/via-alias.zip", files=["/", "a.txt", "sub/b.txt"], base="/alias")
+    assert member_names(archive) == ["a.txt", "sub/", "sub/b.txt"]

@@ -86,22 +86,23 @@ def distinct_roots(inputs: list[ServerPath], base: ServerPath) -> list[Root]:
     anything inside a folder that is itself an input are dropped, so no
     member is walked or stored twice.
     """
-    located = [(entry, _real_location(entry)) for entry in inputs]
-    folders = {real for entry, real in located if _is_folder(entry.absolute)}
+    candidates = []
+    for entry in inputs:
+        name = posixpath.relpath(entry.relative or ".", base.relative or ".")
+        if name == ".":  # the base folder itself, reached like the base path (through links)
+            real = os.path.realpath(entry.absolute)
+            candidates.append((Root(name, entry), real, os.path.isdir(real)))
+        else:  # the entry itself, a link stored as a link
+            real = os.path.join(os.path.realpath(os.path.dirname(entry.absolute)), os.path.basename(entry.absolute))
+            candidates.append((Root(name, entry), real, _is_folder(real)))
+    folders = {real for _, real, folder in candidates if folder}
     roots, seen = [], set()
-    for entry, real in located:
-        if real in seen or any(parent in folders for parent in _ancestors(real, entry.root)):
+    for root, real, _ in candidates:
+        if real in seen or any(parent in folders for parent in _ancestors(real, root.location.root)):
             continue
         seen.add(real)
-        roots.append(Root(posixpath.relpath(entry.relative or ".", base.relative or "."), entry))
+        roots.append(root)
     return roots
-
-
-def _real_location(entry: ServerPath) -> str:
-    """Where the entry itself is, links on the way resolved (the entry, if a link, is not followed)."""
-    if entry.is_root:
-        return entry.root
-    return os.path.join(os.path.realpath(os.path.dirname(entry.absolute)), os.path.basename(entry.absolute))
 
 
 def _is_folder(path: str) -> bool:
@@ -127,7 +128,7 @@ class Walk:
     def __init__(self, roots: list[Root], stop: threading.Event | None = None):
         self._roots = roots
         self._stop = stop
-        self.count = 0
+        self._count = 0
 
     def __iter__(self) -> Iterator[Member]:
         for root in self._roots:
@@ -160,8 +161,8 @@ class Walk:
                 info = _lstat(level.fd, entry)
                 if info is None or entry.startswith(TEMPORARY_PREFIX):
                     continue
-                self.count += 1
-                if self.count > MAX_ENTRIES:
+                self._count += 1
+                if self._count > MAX_ENTRIES:
                     raise ApiError(400, TOO_MANY_ENTRIES, detail=f"an archive holds at most {MAX_ENTRIES}")
                 yield Member(name, info, level.fd, entry)
                 if stat.S_ISDIR(info.st_mode):
