@@ -1,0 +1,203 @@
+"""Walk, copy and remove trees through open folder descriptors, never through paths.
+
+Every entry is reached by its own name inside a folder that is already open,
+and folders are entered with ``O_NOFOLLOW``: a folder swapped for a symlink
+while a walk runs makes that step fail (or be passed over) instead of leading
+out of the tree. An entry's type is read when it is used and confirmed on the
+opened descriptor, never taken from an earlier listing. Links are copied as
+links and never entered.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from octyne_flask.files.paths import is_inside, opened_path
+
+FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # never blocks on a FIFO swapped in
+CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+SEND_CHUNK = 1 << 24
+_REPLACED = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)  # gone, or now a file or a link
+
+
+def open_folder(name: str, folder: int) -> int:
+    """The folder ``name`` inside the open ``folder``; fails (ELOOP, ENOTDIR) rather than follow a link."""
+    return os.open(name, FOLDER_FLAGS, dir_fd=folder)
+
+
+def open_below(folder: int, relative: str, *, create: bool = False) -> int:
+    """A new descriptor for the folder at ``relative`` (``a/b``, "" for ``folder`` itself), entered one name
+    at a time without following any link; missing folders are made on the way when ``create``."""
+    current = os.dup(folder)
+    try:
+        for name in filter(None, relative.split("/")):
+            if create:
+                try:
+                    os.mkdir(name, dir_fd=current)
+                except FileExistsError:
+                    pass
+            inner = open_folder(name, current)
+            os.close(current)
+            current = inner
+    except BaseException:
+        os.close(current)
+        raise
+    return current
+
+
+def names(folder: int) -> list[str]:
+    """The names in the open ``folder`` (read at once, so no extra descriptor stays open meanwhile)."""
+    with os.scandir(folder) as entries:
+        return [entry.name for entry in entries]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One entry met by ``walk``: reach it as ``name`` in ``folder``, which is open only while it is handled."""
+
+    relative: str  # below the walked folder, "/"-separated
+    folder: int
+    name: str
+    info: os.stat_result  # lstat taken just before it was yielded
+
+
+def walk(folder: int, prefix: str = "") -> Iterator[Entry]:
+    """Everything below the open ``folder``, each folder before its contents; links are entries, never entered.
+
+    Entries that vanish meanwhile, and folders replaced by something else before
+    they are entered, are passed over.
+    """
+    for name in names(folder):
+        try:
+            info = os.stat(name, dir_fd=folder, follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        yield Entry(prefix + name, folder, name, info)
+        if not stat.S_ISDIR(info.st_mode):
+            continue
+        try:
+            inner = open_folder(name, folder)
+        except OSError as error:
+            if error.errno in _REPLACED:
+                continue
+            raise
+        try:
+            yield from walk(inner, f"{prefix}{name}/")
+        finally:
+            os.close(inner)
+
+
+def copy_entry(source: int, name: str, target: int, new_name: str) -> None:
+    """Copy ``name`` in the open ``source`` folder to ``new_name`` (which must not exist) in ``target``.
+
+    A file keeps its content, mode and times, a link is copied as a link, a
+    folder recursively; anything else (FIFO, socket, device) fails. Entries
+    that change type while being copied fail the copy. The folders this copy
+    makes are never entered, so a copy into its own source cannot recurse.
+    """
+    _Copy().entry(source, name, target, new_name)
+
+
+class _Copy:
+    def __init__(self):
+        self.made: set[tuple[int, int]] = set()  # (st_dev, st_ino) of the folders made so far
+
+    def entry(self, source: int, name: str, target: int, new_name: str) -> None:
+        info = os.stat(name, dir_fd=source, follow_symlinks=False)
+        if stat.S_ISLNK(info.st_mode):
+            os.symlink(os.readlink(name, dir_fd=source), new_name, dir_fd=target)
+        elif stat.S_ISDIR(info.st_mode):
+            if not self._folder(source, name, target, new_name):
+                return
+        elif stat.S_ISREG(info.st_mode):
+            _copy_file(source, name, target, new_name)
+        else:
+            raise OSError(errno.EOPNOTSUPP, "a FIFO, socket or device cannot be copied")
+        os.utime(new_name, ns=(info.st_atime_ns, info.st_mtime_ns), dir_fd=target, follow_symlinks=False)
+
+    def _folder(self, source: int, name: str, target: int, new_name: str) -> bool:
+        """Copy a folder's contents, then its mode (a read-only folder can be filled first); False if skipped."""
+        reading = open_folder(name, source)
+        try:
+            info = os.fstat(reading)
+            if (info.st_dev, info.st_ino) in self.made:
+                return False
+            os.mkdir(new_name, 0o700, dir_fd=target)
+            writing = open_folder(new_name, target)
+            try:
+                made = os.fstat(writing)
+                self.made.add((made.st_dev, made.st_ino))
+                for child in names(reading):
+                    self.entry(reading, child, writing, child)
+                os.fchmod(writing, stat.S_IMODE(info.st_mode))
+            finally:
+                os.close(writing)
+        finally:
+            os.close(reading)
+        return True
+
+
+def _copy_file(source: int, name: str, target: int, new_name: str) -> None:
+    reading = os.open(name, READ_FLAGS, dir_fd=source)
+    try:
+        info = os.fstat(reading)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EAGAIN, "the file changed while it was being copied")
+        writing = os.open(new_name, CREATE_FLAGS, 0o600, dir_fd=target)
+        try:
+            while os.sendfile(writing, reading, None, SEND_CHUNK):
+                pass
+            os.fchmod(writing, stat.S_IMODE(info.st_mode))
+        finally:
+            os.close(writing)
+    finally:
+        os.close(reading)
+
+
+def remove_entry(folder: int, name: str) -> None:
+    """Remove ``name`` from the open ``folder``: a file or a link (not what it points to), or a folder with
+    everything in it (``shutil.rmtree`` with ``dir_fd`` never follows a link swapped in meanwhile)."""
+    if stat.S_ISDIR(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode):
+        shutil.rmtree(name, dir_fd=folder)
+    else:
+        os.unlink(name, dir_fd=folder)
+
+
+def discard(folder: int, name: str) -> None:
+    """Remove ``name`` from ``folder`` if it is there, for cleaning up after a failure (which it must not hide)."""
+    try:
+        remove_entry(folder, name)
+    except OSError:
+        pass
+
+
+def link_leads_outside(folder: int, name: str, root: str) -> bool:
+    """Whether ``name`` in the open ``folder`` is a symlink that, from where it is now, resolves outside ``root``."""
+    if not stat.S_ISLNK(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode):
+        return False
+    return not is_inside(os.path.realpath(os.path.join(opened_path(folder), name)), root)
+
+
+def has_link_leading_outside(folder: int, name: str, root: str) -> bool:
+    """Whether ``name`` in the open ``folder`` is, or (a folder) holds, a symlink resolving outside ``root``."""
+    if link_leads_outside(folder, name, root):
+        return True
+    try:
+        inner = open_folder(name, folder)
+    except OSError as error:
+        if error.errno in _REPLACED:
+            return False  # not a folder
+        raise
+    entries = walk(inner)
+    try:
+        return any(link_leads_outside(entry.folder, entry.name, root)
+                   for entry in entries if stat.S_ISLNK(entry.info.st_mode))
+    finally:
+        entries.close()  # closes the folders the walk still has open
+        os.close(inner)
