@@ -120,9 +120,11 @@ def move_entry(origin: int, name: str, target: int, new_name: str, root: str | N
         copy_into_place(origin, name, target, new_name, root)
         remove_entry(origin, name)
         return
-    if root is not None and has_link_leading_outside(target, new_name, root):
+    try:
+        _check_links(target, new_name, root)
+    except BaseException:
         os.rename(new_name, name, src_dir_fd=target, dst_dir_fd=origin)
-        raise ApiError(400, LINK_REFUSED)
+        raise
 
 
 def copy_into_place(origin: int, name: str, target: int, new_name: str, root: str | None) -> None:
@@ -135,8 +137,16 @@ def copy_into_place(origin: int, name: str, target: int, new_name: str, root: st
     except BaseException:
         discard(target, staging)
         raise
-    if root is not None and has_link_leading_outside(target, new_name, root):
-        remove_entry(target, new_name)
+    try:
+        _check_links(target, new_name, root)
+    except BaseException:
+        discard(target, new_name)
+        raise
+
+
+def _check_links(folder: int, name: str, root: str | None) -> None:
+    """Refuse when ``name`` in ``folder`` is or holds a symlink resolving outside ``root`` (None: no check)."""
+    if root is not None and has_link_leading_outside(folder, name, root):
         raise ApiError(400, LINK_REFUSED)
 
 
