@@ -20,7 +20,6 @@ ESCAPES = "path escapes from parent"
 INVALID = "invalid path"
 IS_ROOT = "path is the server directory itself"
 LINK_ESCAPES = "symlink leads outside the server directory"
-_FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 
 def request_path(raw: str) -> str:
@@ -95,28 +94,8 @@ def check_opened(fd: int, root: str, what: str) -> int:
 def open_parent(path: str, root: str, what: str) -> tuple[int, str]:
     """``(folder fd, name)`` for the entry at absolute ``path``: later calls use the fd (``dir_fd=``)
     so the entry is reached through the checked folder, whatever happens to the path meanwhile."""
-    fd = os.open(os.path.dirname(path), _FOLDER_FLAGS)
+    fd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     return check_opened(fd, root, what), os.path.basename(path)
-
-
-def open_folder_inside(root: str, relative: str, what: str, *, create: bool = False) -> int:
-    """The folder at ``relative`` below the server directory ``root``, entered one name at a time and each
-    checked to be inside (a link that stays inside is followed); missing folders are made when ``create``."""
-    fd = os.open(root, _FOLDER_FLAGS)
-    try:
-        for name in filter(None, relative.split("/")):
-            if create:
-                try:
-                    os.mkdir(name, dir_fd=fd)
-                except FileExistsError:
-                    pass
-            inner = check_opened(os.open(name, _FOLDER_FLAGS, dir_fd=fd), root, what)
-            os.close(fd)
-            fd = inner
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
 
 
 def _names_a_file(raw: str) -> bool:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from octyne_flask.errors import INTERNAL, INVALID_JSON, ApiError, internal_error
 from octyne_flask.files.operations import in_parent_folder, move_entry, move_or_copy
 from octyne_flask.files.paths import ServerPath, resolve
-from octyne_flask.files.tree import open_folder, remove_entry
+from octyne_flask.files.tree import FOLLOWING_FOLDER_FLAGS, open_folder, remove_entry
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ class Trash:
     """The hidden folder in the server directory where ``rm`` parks items until the transaction ends."""
 
     def __init__(self, directory: str):
-        self.root = os.open(os.path.realpath(directory), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.root = os.open(os.path.realpath(directory), FOLLOWING_FOLDER_FLAGS)
         self.name = f".octyne-transaction-{secrets.token_hex(8)}"
         try:
             os.mkdir(self.name, 0o700, dir_fd=self.root)

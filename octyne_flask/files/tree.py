@@ -17,9 +17,10 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from octyne_flask.files.paths import is_inside, opened_path
+from octyne_flask.files.paths import check_opened, is_inside, opened_path
 
 FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+FOLLOWING_FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC  # client paths: checked once open
 READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # never blocks on a FIFO swapped in
 CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 SEND_CHUNK = 1 << 24
@@ -31,9 +32,10 @@ def open_folder(name: str, folder: int) -> int:
     return os.open(name, FOLDER_FLAGS, dir_fd=folder)
 
 
-def open_below(folder: int, relative: str, *, create: bool = False) -> int:
+def open_below(folder: int, relative: str, *, create: bool = False, enter=open_folder) -> int:
     """A new descriptor for the folder at ``relative`` (``a/b``, "" for ``folder`` itself), entered one name
-    at a time without following any link; missing folders are made on the way when ``create``."""
+    at a time with ``enter(name, folder)`` (by default never following a link); missing folders are made
+    on the way when ``create``."""
     current = os.dup(folder)
     try:
         for name in filter(None, relative.split("/")):
@@ -42,13 +44,27 @@ def open_below(folder: int, relative: str, *, create: bool = False) -> int:
                     os.mkdir(name, dir_fd=current)
                 except FileExistsError:
                     pass
-            inner = open_folder(name, current)
+            inner = enter(name, current)
             os.close(current)
             current = inner
     except BaseException:
         os.close(current)
         raise
     return current
+
+
+def open_folder_inside(root: str, relative: str, what: str, *, create: bool = False) -> int:
+    """The folder at ``relative`` below the server directory ``root``, entered one name at a time, each
+    checked to be inside (a link that stays inside is followed, as client paths may); missing folders
+    are made when ``create``. Refused as ``Invalid <what>`` when a step leads outside."""
+    def enter(name: str, folder: int) -> int:
+        return check_opened(os.open(name, FOLLOWING_FOLDER_FLAGS, dir_fd=folder), root, what)
+
+    top = os.open(root, FOLLOWING_FOLDER_FLAGS)
+    try:
+        return open_below(top, relative, create=create, enter=enter)
+    finally:
+        os.close(top)
 
 
 def names(folder: int) -> list[str]:

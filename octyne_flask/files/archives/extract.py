@@ -26,9 +26,10 @@ import zstandard
 
 from octyne_flask.errors import ApiError
 from octyne_flask.files.archives.deflate import BLOCK
-from octyne_flask.files.paths import ServerPath, check_opened, is_inside, open_folder_inside, opened_path, resolve
+from octyne_flask.files.paths import ServerPath, check_opened, is_inside, opened_path, resolve
 from octyne_flask.files.tree import (
-    CREATE_FLAGS, discard, link_leads_outside, names, open_below, open_folder)
+    CREATE_FLAGS, FOLLOWING_FOLDER_FLAGS, discard, link_leads_outside, names, open_below, open_folder,
+    open_folder_inside)
 
 FAILED = "An error occurred while decompressing archive!"
 ENTRY_COST = 512  # counted per entry too, so millions of empty files also hit the bound
@@ -77,7 +78,10 @@ def extract(archive: ServerPath, destination: ServerPath, kind: str, limit: int)
     except OSError as error:
         raise ApiError(500, FAILED, detail=error.strerror) from None
     with reading:
-        parent, target, made = _open_destination(destination)
+        try:
+            parent, target, made = _open_destination(destination)
+        except OSError as error:
+            raise ApiError(500, FAILED, detail=error.strerror) from None
         try:
             _unpack_and_merge(reading, kind, limit, target, destination.root)
         except Exception as error:
@@ -93,24 +97,18 @@ def extract(archive: ServerPath, destination: ServerPath, kind: str, limit: int)
 def _open_destination(destination: ServerPath) -> tuple[int | None, int, bool]:
     """``(parent folder, destination folder, whether it was made here)``, both open and checked to be inside;
     missing folders on the way are made. The parent is None for the server directory itself."""
-    try:
-        if destination.is_root:
-            return None, open_folder_inside(destination.root, "", "destination path"), False
-        parent_path, name = posixpath.split(destination.relative)
-        parent = open_folder_inside(destination.root, parent_path, "destination path", create=True)
-    except OSError as error:
-        raise ApiError(500, FAILED, detail=error.strerror) from None
+    if destination.is_root:
+        return None, open_folder_inside(destination.root, "", "destination path"), False
+    parent_path, name = posixpath.split(destination.relative)
+    parent = open_folder_inside(destination.root, parent_path, "destination path", create=True)
     try:
         try:
             os.mkdir(name, dir_fd=parent)
             made = True
         except FileExistsError:
             made = False
-        folder = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=parent)
-        return parent, check_opened(folder, destination.root, "destination path"), made
-    except OSError as error:
-        os.close(parent)
-        raise ApiError(500, FAILED, detail=error.strerror) from None
+        opened = os.open(name, FOLLOWING_FOLDER_FLAGS, dir_fd=parent)
+        return parent, check_opened(opened, destination.root, "destination path"), made
     except BaseException:
         os.close(parent)
         raise
