@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -208,6 +209,24 @@ def test_console_input_reaches_stdin_with_a_newline(tmp_path, supervise):
     wait_until(lambda: server.status == RUNNING)
     assert server.write_input("hello there")
     wait_until(lambda: "got 'hello there\\n'" in lines(server))
+
+
+def test_apps_are_fed_and_waited_for_on_descriptors_above_1023(tmp_path, supervise):
+    """The worker may hold a thousand connections, so an app's pipes and pidfd can be past select()'s limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
+    filler = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        deaf = "import time\nprint('up', flush=True)\ntime.sleep(2)"  # never reads its stdin, then exits
+        sup = supervise({"s": {"command": script(tmp_path, "deaf.py", deaf)}})
+        server = sup.get("s")
+        wait_until(lambda: "up" in lines(server))
+        assert server.write_input("x" * (4 << 20)) is False  # the pipe fills; waiting for room gives up after 1 s
+        wait_until(lambda: server.status == STOPPED)
+    finally:
+        for fd in filler:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 GRACEFUL = """

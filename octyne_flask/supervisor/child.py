@@ -29,6 +29,14 @@ def exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
+def poll_ready(fds: list[int], events: int, timeout: float | None) -> set[int]:
+    """Those of ``fds`` ready for ``events`` within ``timeout`` s (poll, as select() refuses fds above 1023)."""
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, events)
+    return {fd for fd, _ in poller.poll(None if timeout is None else timeout * 1000)}
+
+
 class Child:
     """A started app; the owner thread alone calls ``wait_exit`` and ``reap``."""
 
@@ -108,7 +116,7 @@ class Child:
                     view = view[os.write(self._stdin_fd, view):]
                 except BlockingIOError:
                     left = deadline - time.monotonic()
-                    if left <= 0 or not select.select([], [self._stdin_fd], [], left)[1]:
+                    if left <= 0 or not poll_ready([self._stdin_fd], select.POLLOUT, left):
                         return False
                 except OSError:
                     return False

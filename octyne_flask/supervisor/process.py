@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..config import ServerConfig
-from .child import Child
+from .child import Child, poll_ready
 from .console import ConsoleLog
 from .keeper import GroupKeeper
 from .output import pump
@@ -332,7 +332,7 @@ class ManagedProcess:
                 timeout = min((deadline for deadline, _ in self._steps), default=None)
             if timeout is not None:
                 timeout = max(0.0, timeout - time.monotonic())
-            ready, _, _ = select.select([child.pidfd, self._wake_r], [], [], timeout)
+            ready = poll_ready([child.pidfd, self._wake_r], select.POLLIN, timeout)
             if child.pidfd in ready:
                 return
             if self._wake_r in ready:
