@@ -125,7 +125,8 @@ class ConsoleSocket:
 
     def taken(self) -> None:
         """The session took the received messages: the reader may read on."""
-        self._room.set()
+        if not self._room.is_set():  # a plain read; set() takes a lock, and the reader rarely waits
+            self._room.set()
 
     def end(self) -> None:
         self._ended = True
