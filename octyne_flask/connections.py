@@ -174,7 +174,9 @@ class GuardedThreadWorker(ThreadWorker):
         super().finish_request(conn, fs)
 
     def handle_request(self, req, conn):
-        self._stop_clock(conn)  # the head is in: the app (a console, an upload) takes as long as it takes
+        # The head is in: the app (a console, an upload) takes as long as it takes. (HTTP/2, which would
+        # not come through here, is off: gunicorn's default ``http_protocols`` is h1.)
+        self._stop_clock(conn)
         return super().handle_request(req, conn)
 
     def _stop_clock(self, conn) -> None:
