@@ -47,6 +47,7 @@ def decompress(server):
     allow_methods(("POST",), "Only POST is allowed!")
     destination = read_body().decode("utf-8", "surrogateescape")
     archive, target, kind = extraction.prepare(server.directory, request.args.get("path"), destination)
-    extraction.extract(archive, target, kind, current_daemon().config.files.decompress_limit)
+    daemon = current_daemon()
+    extraction.extract(archive, target, kind, daemon.config.files.decompress_limit, daemon.temporaries)
     log_action("server.files.decompress", server=server.name, archive=archive.request, destination=target.request)
     return jsonify(success=True)

@@ -44,7 +44,7 @@ def _transaction(server):
         steps = parse_operations(document, server.directory)
     except TransactionRejected as rejected:
         return jsonify(rejected.outcome.body()), rejected.outcome.status
-    outcome = run_transaction(steps, server.directory)
+    outcome = run_transaction(steps, server.directory, current_daemon().temporaries)
     fields = {"errors": outcome.errors} if outcome.errors else {}
     log_action("server.files.bulk", server=server.name, operations=[step.logged() for step in steps], **fields)
     return jsonify(outcome.body()), outcome.status
@@ -92,7 +92,7 @@ def _upload(server):
 
 def _move_or_copy(server):
     step = single_operation(read_body(), server.directory)
-    move_or_copy(step.operation, step.source, step.dest)
+    move_or_copy(step.operation, step.source, step.dest, current_daemon().temporaries)
     action = "server.files.move" if step.operation == "mv" else "server.files.copy"
     log_action(action, server=server.name, src=step.source.request, dest=step.dest.request)
     return jsonify(success=True)

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 
 from octyne_flask.errors import ApiError, internal_error
 from octyne_flask.files.paths import LINK_ESCAPES, ServerPath, is_inside, open_parent
+from octyne_flask.files.temp_journal import UNRECORDED, TemporaryJournal
 from octyne_flask.files.tree import copy_entry, discard, has_link_leading_outside, remove_entry
 
 DANGEROUS = "This operation is dangerous and has been forbidden!"
@@ -96,19 +97,22 @@ def _real_location(path: str) -> str:
     return os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
 
 
-def move_or_copy(operation: str, source: ServerPath, dest: ServerPath) -> ServerPath:
-    """Run ``mv`` or ``cp`` from ``source`` to ``dest`` and return where the item now is."""
+def move_or_copy(operation: str, source: ServerPath, dest: ServerPath,
+                 journal: TemporaryJournal = UNRECORDED) -> ServerPath:
+    """Run ``mv`` or ``cp`` from ``source`` to ``dest`` and return where the item now is
+    (a copy's staging listed in ``journal`` while it is written)."""
     if not os.path.lexists(source.absolute):
         raise ApiError(400, "The file specified in src does not exist!")
     final = destination_for(source, dest)
     relocate = move_entry if operation == "mv" else copy_into_place
     with in_parent_folder(source, "source path") as (origin, name), \
             in_parent_folder(final, "destination path") as (target, new_name):
-        relocate(origin, name, target, new_name, final.root)
+        relocate(origin, name, target, new_name, final.root, journal)
     return final
 
 
-def move_entry(origin: int, name: str, target: int, new_name: str, root: str | None) -> None:
+def move_entry(origin: int, name: str, target: int, new_name: str, root: str | None,
+               journal: TemporaryJournal = UNRECORDED) -> None:
     """Rename ``name`` in the open folder ``origin`` to ``new_name`` in ``target``; across file systems, copy
     then remove the original. With a ``root``, a symlink that would resolve outside it from the new place
     refuses the move (it is put back); an undo putting an item back passes None."""
@@ -117,7 +121,7 @@ def move_entry(origin: int, name: str, target: int, new_name: str, root: str | N
     except OSError as error:
         if error.errno != errno.EXDEV:
             raise
-        copy_into_place(origin, name, target, new_name, root)
+        copy_into_place(origin, name, target, new_name, root, journal)
         remove_entry(origin, name)
         return
     try:
@@ -127,16 +131,19 @@ def move_entry(origin: int, name: str, target: int, new_name: str, root: str | N
         raise
 
 
-def copy_into_place(origin: int, name: str, target: int, new_name: str, root: str | None) -> None:
-    """Copy ``name`` in ``origin`` under a hidden name in ``target``, then give it ``new_name``; all or nothing.
+def copy_into_place(origin: int, name: str, target: int, new_name: str, root: str | None,
+                    journal: TemporaryJournal = UNRECORDED) -> None:
+    """Copy ``name`` in ``origin`` under a hidden name in ``target`` (listed in ``journal`` meanwhile, so a
+    killed daemon's half copy is swept at the next start), then give it ``new_name``; all or nothing.
     With a ``root``, a symlink that would resolve outside it from the new place refuses the copy (removed)."""
     staging = f".octyne-copy-{secrets.token_hex(8)}"
-    try:
-        copy_entry(origin, name, target, staging)
-        _name_copy(target, staging, new_name)
-    except BaseException:
-        discard(target, staging)
-        raise
+    with journal.recorded(target, staging):
+        try:
+            copy_entry(origin, name, target, staging)
+            _name_copy(target, staging, new_name)
+        except BaseException:
+            discard(target, staging)
+            raise
     try:
         _check_links(target, new_name, root)
     except BaseException:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from octyne_flask.errors import INTERNAL, INVALID_JSON, ApiError, internal_error
 from octyne_flask.files.operations import in_parent_folder, move_entry, move_or_copy
 from octyne_flask.files.paths import ServerPath, resolve
+from octyne_flask.files.temp_journal import UNRECORDED, TemporaryJournal
 from octyne_flask.files.tree import FOLLOWING_FOLDER_FLAGS, open_folder, remove_entry
 
 log = logging.getLogger(__name__)
@@ -122,17 +123,18 @@ def _validate(entry: dict, directory: str) -> Step:
     return Step(operation, source, dest)
 
 
-def run_transaction(steps: list[Step], directory: str) -> Outcome:
-    """Run the steps in order; on the first failure, whatever it is, undo the earlier ones in reverse."""
+def run_transaction(steps: list[Step], directory: str, journal: TemporaryJournal = UNRECORDED) -> Outcome:
+    """Run the steps in order; on the first failure, whatever it is, undo the earlier ones in reverse.
+    The trash and copies in progress are listed in ``journal``: a killed daemon's are swept at the next start."""
     outcome = Outcome(200, steps=steps)
     trash = None
     for index, step in enumerate(steps):
         try:
             if step.operation == "rm":
-                trash = trash or Trash(directory)
+                trash = trash or Trash(directory, journal)
                 trash.park(step.source, str(index))
             else:
-                step.final = move_or_copy(step.operation, step.source, step.dest)
+                step.final = move_or_copy(step.operation, step.source, step.dest, journal)
         except Exception as error:  # any failure, not only an ApiError: never leave the batch half-done
             failure = _failure(error)
             outcome.status = failure.status
@@ -158,15 +160,26 @@ def _failure(error: Exception) -> ApiError:
 
 
 class Trash:
-    """The hidden folder in the server directory where ``rm`` parks items until the transaction ends."""
+    """The hidden folder in the server directory where ``rm`` parks items until the transaction ends.
 
-    def __init__(self, directory: str):
+    It is listed in the journal while it exists: after a kill -9 the items parked in it are removed
+    at the next start, as their ``rm`` asked (which items came from where is not recorded).
+    """
+
+    def __init__(self, directory: str, journal: TemporaryJournal = UNRECORDED):
         self.root = os.open(os.path.realpath(directory), FOLLOWING_FOLDER_FLAGS)
         self.name = f".octyne-transaction-{secrets.token_hex(8)}"
+        self.journal = journal
+        try:
+            self.listed = journal.add(self.root, self.name)
+        except BaseException:
+            os.close(self.root)
+            raise
         try:
             os.mkdir(self.name, 0o700, dir_fd=self.root)
             self.folder = open_folder(self.name, self.root)
         except BaseException:
+            journal.remove(self.listed)
             os.close(self.root)
             raise
 
@@ -182,11 +195,12 @@ class Trash:
             move_entry(self.folder, key, folder, name, None)
 
     def close(self, empty: bool) -> None:
-        """Release the trash, removing it with its contents when ``empty``."""
+        """Release the trash, removing it with its contents when ``empty`` (else it stays for the operator)."""
         try:
             if empty:
                 remove_entry(self.root, self.name)
         finally:
+            self.journal.remove(self.listed)
             os.close(self.folder)
             os.close(self.root)
 

@@ -27,6 +27,7 @@ import zstandard
 from octyne_flask.errors import ApiError
 from octyne_flask.files.archives.deflate import BLOCK
 from octyne_flask.files.paths import ServerPath, check_opened, is_inside, opened_path, resolve
+from octyne_flask.files.temp_journal import UNRECORDED, TemporaryJournal
 from octyne_flask.files.tree import (
     CREATE_FLAGS, FOLLOWING_FOLDER_FLAGS, discard, link_leads_outside, names, open_below, open_folder,
     open_folder_inside)
@@ -70,8 +71,10 @@ def prepare(directory: str, archive_path: str | None, destination: str) -> tuple
     return archive, target, archive_kind(archive.absolute)
 
 
-def extract(archive: ServerPath, destination: ServerPath, kind: str, limit: int) -> None:
-    """Unpack into a staging folder, check it, merge it into ``destination``; all or nothing."""
+def extract(archive: ServerPath, destination: ServerPath, kind: str, limit: int,
+            journal: TemporaryJournal = UNRECORDED) -> None:
+    """Unpack into a staging folder (listed in ``journal`` meanwhile), check it, merge it into ``destination``;
+    all or nothing."""
     try:
         reading = open(check_opened(os.open(archive.absolute, os.O_RDONLY | os.O_CLOEXEC),
                                     archive.root, "archive path"), "rb")
@@ -83,7 +86,7 @@ def extract(archive: ServerPath, destination: ServerPath, kind: str, limit: int)
         except OSError as error:
             raise ApiError(500, FAILED, detail=error.strerror) from None
         try:
-            _unpack_and_merge(reading, kind, limit, target, destination.root)
+            _unpack_and_merge(reading, kind, limit, target, destination.root, journal)
         except Exception as error:
             if made:
                 discard(parent, posixpath.basename(destination.relative))
@@ -114,26 +117,27 @@ def _open_destination(destination: ServerPath) -> tuple[int | None, int, bool]:
         raise
 
 
-def _unpack_and_merge(reading, kind: str, limit: int, target: int, root: str) -> None:
+def _unpack_and_merge(reading, kind: str, limit: int, target: int, root: str, journal: TemporaryJournal) -> None:
     staging = f".octyne-unpack-{secrets.token_hex(8)}"
-    os.mkdir(staging, 0o700, dir_fd=target)
-    try:
-        folder = open_folder(staging, target)
+    with journal.recorded(target, staging):  # a killed daemon's staging folder goes at the next start
+        os.mkdir(staging, 0o700, dir_fd=target)
         try:
-            free = os.statvfs(folder)
-            unpacker = _Unpacker(folder, min(limit, free.f_bavail * free.f_frsize))
+            folder = open_folder(staging, target)
             try:
-                if kind == "zip":
-                    unpacker.unpack_zip(reading)
-                else:
-                    unpacker.unpack_tar(reading, kind.partition(":")[2])
+                free = os.statvfs(folder)
+                unpacker = _Unpacker(folder, min(limit, free.f_bavail * free.f_frsize))
+                try:
+                    if kind == "zip":
+                        unpacker.unpack_zip(reading)
+                    else:
+                        unpacker.unpack_tar(reading, kind.partition(":")[2])
+                finally:
+                    unpacker.close()
+                _merge(folder, target, root, unpacker.links)
             finally:
-                unpacker.close()
-            _merge(folder, target, root, unpacker.links)
+                os.close(folder)
         finally:
-            os.close(folder)
-    finally:
-        discard(target, staging)
+            discard(target, staging)
 
 
 def _describe(error: Exception) -> str:
