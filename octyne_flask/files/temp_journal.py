@@ -14,12 +14,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import stat
 import threading
 from contextlib import contextmanager
 
 from octyne_flask.atomicfile import write_atomically
+from octyne_flask.files.tree import FOLLOWING_FOLDER_FLAGS, remove_entry
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +100,11 @@ def _remove_leftover(path: str) -> bool:
     if not os.path.isabs(path) or not name.startswith(PREFIX) or os.path.realpath(folder) != folder:
         return False
     try:
-        if stat.S_ISDIR(os.lstat(path).st_mode):
-            shutil.rmtree(path)
-        else:
-            os.unlink(path)
+        parent = os.open(folder, FOLLOWING_FOLDER_FLAGS)
+        try:
+            remove_entry(parent, name)  # of any depth, never following a link
+        finally:
+            os.close(parent)
     except FileNotFoundError:
         return False
     except OSError as error:

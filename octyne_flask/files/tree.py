@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -87,76 +86,148 @@ def walk(folder: int, prefix: str = "") -> Iterator[Entry]:
     """Everything below the open ``folder``, each folder before its contents; links are entries, never entered.
 
     Entries that vanish meanwhile, and folders replaced by something else before
-    they are entered, are passed over.
+    they are entered, are passed over. The folders being walked are a list, not
+    the call stack, so a tree of any depth (a client can make thousands of levels)
+    is walked, with one descriptor per level.
     """
-    for name in names(folder):
-        try:
-            info = os.stat(name, dir_fd=folder, follow_symlinks=False)
-        except FileNotFoundError:
-            continue
-        yield Entry(prefix + name, folder, name, info)
-        if not stat.S_ISDIR(info.st_mode):
-            continue
-        try:
-            inner = open_folder(name, folder)
-        except OSError as error:
-            if error.errno in _REPLACED:
+    levels = [_Level(folder, prefix, iter(names(folder)))]
+    try:
+        while levels:
+            level = levels[-1]
+            name = next(level.entries, None)
+            if name is None:
+                levels.pop()
+                if levels:  # the caller's own folder stays open
+                    os.close(level.fd)
                 continue
-            raise
+            try:
+                info = os.stat(name, dir_fd=level.fd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            yield Entry(level.prefix + name, level.fd, name, info)
+            if stat.S_ISDIR(info.st_mode):
+                inner = _enter(name, level.fd)
+                if inner is not None:
+                    levels.append(_Level.listing(inner, f"{level.prefix}{name}/"))
+    finally:
+        for level in levels[1:]:
+            os.close(level.fd)
+
+
+@dataclass
+class _Level:
+    """One open folder of a walk and the names in it still to visit."""
+
+    fd: int
+    prefix: str  # of the relative names of its entries ("a/b/")
+    entries: Iterator[str]
+
+    @classmethod
+    def listing(cls, fd: int, prefix: str = "") -> _Level:
+        """The level for the newly opened folder ``fd`` (closed here if it cannot be listed)."""
         try:
-            yield from walk(inner, f"{prefix}{name}/")
-        finally:
-            os.close(inner)
+            return cls(fd, prefix, iter(names(fd)))
+        except BaseException:
+            os.close(fd)
+            raise
+
+
+def _enter(name: str, folder: int) -> int | None:
+    """``open_folder``, or None when the folder was replaced by something else since it was seen."""
+    try:
+        return open_folder(name, folder)
+    except OSError as error:
+        if error.errno in _REPLACED:
+            return None
+        raise
 
 
 def copy_entry(source: int, name: str, target: int, new_name: str) -> None:
     """Copy ``name`` in the open ``source`` folder to ``new_name`` (which must not exist) in ``target``.
 
     A file keeps its content, mode and times, a link is copied as a link, a
-    folder recursively; anything else (FIFO, socket, device) fails. Entries
+    folder recursively (of any depth: the folders being copied are a list, not
+    the call stack); anything else (FIFO, socket, device) fails. Entries
     that change type while being copied fail the copy. The folders this copy
     makes are never entered, so a copy into its own source cannot recurse.
     """
-    _Copy().entry(source, name, target, new_name)
+    made: set[tuple[int, int]] = set()  # (st_dev, st_ino) of the folders made so far
+    levels: list[_CopyLevel] = []
+    try:
+        _copy_one(levels, made, source, name, target, new_name)
+        while levels:
+            level = levels[-1]
+            child = next(level.entries, None)
+            if child is None:
+                levels.pop().finish()
+            else:
+                _copy_one(levels, made, level.reading, child, level.writing, child)
+    finally:
+        for level in levels:
+            level.close()
 
 
-class _Copy:
-    def __init__(self):
-        self.made: set[tuple[int, int]] = set()  # (st_dev, st_ino) of the folders made so far
+@dataclass
+class _CopyLevel:
+    """A folder being copied: both ends open, the names still to copy, and where its copy is named."""
 
-    def entry(self, source: int, name: str, target: int, new_name: str) -> None:
-        info = os.stat(name, dir_fd=source, follow_symlinks=False)
-        if stat.S_ISLNK(info.st_mode):
-            os.symlink(os.readlink(name, dir_fd=source), new_name, dir_fd=target)
-        elif stat.S_ISDIR(info.st_mode):
-            if not self._folder(source, name, target, new_name):
-                return
-        elif stat.S_ISREG(info.st_mode):
-            _copy_file(source, name, target, new_name)
-        else:
-            raise OSError(errno.EOPNOTSUPP, "a FIFO, socket or device cannot be copied")
-        os.utime(new_name, ns=(info.st_atime_ns, info.st_mtime_ns), dir_fd=target, follow_symlinks=False)
+    reading: int
+    writing: int
+    entries: Iterator[str]
+    info: os.stat_result  # the source folder's, for the mode and times given to the copy once it is filled
+    target: int
+    new_name: str
 
-    def _folder(self, source: int, name: str, target: int, new_name: str) -> bool:
-        """Copy a folder's contents, then its mode (a read-only folder can be filled first); False if skipped."""
-        reading = open_folder(name, source)
+    def finish(self) -> None:
+        """Give the filled copy its mode (a read-only folder can be filled first) and times."""
         try:
-            info = os.fstat(reading)
-            if (info.st_dev, info.st_ino) in self.made:
-                return False
-            os.mkdir(new_name, 0o700, dir_fd=target)
-            writing = open_folder(new_name, target)
-            try:
-                made = os.fstat(writing)
-                self.made.add((made.st_dev, made.st_ino))
-                for child in names(reading):
-                    self.entry(reading, child, writing, child)
-                os.fchmod(writing, stat.S_IMODE(info.st_mode))
-            finally:
-                os.close(writing)
+            os.fchmod(self.writing, stat.S_IMODE(self.info.st_mode))
         finally:
+            self.close()
+        os.utime(self.new_name, ns=(self.info.st_atime_ns, self.info.st_mtime_ns), dir_fd=self.target,
+                 follow_symlinks=False)
+
+    def close(self) -> None:
+        os.close(self.writing)
+        os.close(self.reading)
+
+
+def _copy_one(levels: list[_CopyLevel], made: set, source: int, name: str, target: int, new_name: str) -> None:
+    """Copy a link or file now; a folder is made and pushed on ``levels`` for its contents."""
+    info = os.stat(name, dir_fd=source, follow_symlinks=False)
+    if stat.S_ISLNK(info.st_mode):
+        os.symlink(os.readlink(name, dir_fd=source), new_name, dir_fd=target)
+    elif stat.S_ISDIR(info.st_mode):
+        _start_folder(levels, made, source, name, target, new_name)
+        return
+    elif stat.S_ISREG(info.st_mode):
+        _copy_file(source, name, target, new_name)
+    else:
+        raise OSError(errno.EOPNOTSUPP, "a FIFO, socket or device cannot be copied")
+    os.utime(new_name, ns=(info.st_atime_ns, info.st_mtime_ns), dir_fd=target, follow_symlinks=False)
+
+
+def _start_folder(levels: list[_CopyLevel], made: set, source: int, name: str, target: int, new_name: str) -> None:
+    reading = open_folder(name, source)
+    try:
+        info = os.fstat(reading)
+        if (info.st_dev, info.st_ino) in made:
             os.close(reading)
-        return True
+            return
+        os.mkdir(new_name, 0o700, dir_fd=target)
+        writing = open_folder(new_name, target)
+    except BaseException:
+        os.close(reading)
+        raise
+    try:
+        written = os.fstat(writing)
+        made.add((written.st_dev, written.st_ino))
+        entries = iter(names(reading))
+    except BaseException:
+        os.close(writing)
+        os.close(reading)
+        raise
+    levels.append(_CopyLevel(reading, writing, entries, info, target, new_name))
 
 
 def _copy_file(source: int, name: str, target: int, new_name: str) -> None:
@@ -178,11 +249,31 @@ def _copy_file(source: int, name: str, target: int, new_name: str) -> None:
 
 def remove_entry(folder: int, name: str) -> None:
     """Remove ``name`` from the open ``folder``: a file or a link (not what it points to), or a folder with
-    everything in it (``shutil.rmtree`` with ``dir_fd`` never follows a link swapped in meanwhile)."""
-    if stat.S_ISDIR(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode):
-        shutil.rmtree(name, dir_fd=folder)
-    else:
+    everything in it, of any depth, its folders entered without following a link swapped in meanwhile."""
+    if not stat.S_ISDIR(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode):
         os.unlink(name, dir_fd=folder)
+        return
+    levels = [(name, _Level.listing(open_folder(name, folder)))]  # each folder with its name in the one below
+    try:
+        while levels:
+            own_name, level = levels[-1]
+            child = next(level.entries, None)
+            if child is None:
+                levels.pop()
+                os.close(level.fd)
+                os.rmdir(own_name, dir_fd=levels[-1][1].fd if levels else folder)
+                continue
+            try:
+                is_folder = stat.S_ISDIR(os.stat(child, dir_fd=level.fd, follow_symlinks=False).st_mode)
+            except FileNotFoundError:
+                continue
+            if is_folder:
+                levels.append((child, _Level.listing(open_folder(child, level.fd))))
+            else:
+                os.unlink(child, dir_fd=level.fd)
+    finally:
+        for _, level in levels:
+            os.close(level.fd)
 
 
 def discard(folder: int, name: str) -> None:

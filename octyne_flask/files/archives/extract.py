@@ -21,6 +21,7 @@ import stat
 import tarfile
 import time
 import zipfile
+from collections.abc import Iterator
 
 import zstandard
 
@@ -333,33 +334,50 @@ def _is_folder(folder: int, name: str) -> bool | None:
 
 
 def _check_conflicts(source: int, destination: int) -> None:
-    for name in names(source):
-        old_is_folder = _is_folder(destination, name)
-        if old_is_folder is None:
-            continue
-        new_is_folder = _is_folder(source, name)
-        if new_is_folder and old_is_folder:
-            _in_both(source, destination, name, _check_conflicts)
-        elif new_is_folder or old_is_folder:
-            raise ExtractionFailed(f"{name} would replace a folder by a file or a file by a folder")
+    for inner_source, inner_destination in _folders_in_both(source, destination):
+        for name in names(inner_source):
+            old_is_folder = _is_folder(inner_destination, name)
+            if old_is_folder is not None and bool(_is_folder(inner_source, name)) != old_is_folder:
+                raise ExtractionFailed(f"{name} would replace a folder by a file or a file by a folder")
 
 
 def _move_into(source: int, destination: int) -> None:
-    for name in names(source):
-        if _is_folder(source, name) and _is_folder(destination, name) is not None:
-            _in_both(source, destination, name, _move_into)
-        else:
-            os.replace(name, name, src_dir_fd=source, dst_dir_fd=destination)
+    for inner_source, inner_destination in _folders_in_both(source, destination):
+        for name in names(inner_source):
+            if not (_is_folder(inner_source, name) and _is_folder(inner_destination, name) is not None):
+                os.replace(name, name, src_dir_fd=inner_source, dst_dir_fd=inner_destination)
 
 
-def _in_both(source: int, destination: int, name: str, action) -> None:
-    """Run ``action`` on the folder ``name`` of both trees, each entered without following a link."""
-    inner_source = open_folder(name, source)
+def _folders_in_both(source: int, destination: int) -> Iterator[tuple[int, int]]:
+    """Each pair of folders at the same place in both trees, the given pair first, entered without
+    following a link; a pair's names are read only after the caller handled it (what it moved away
+    is not entered). The pairs being visited are a list, not the call stack: any depth is merged."""
+    levels = [(source, destination, _names_when_needed(source))]
     try:
-        inner_destination = open_folder(name, destination)
-        try:
-            action(inner_source, inner_destination)
-        finally:
-            os.close(inner_destination)
+        yield source, destination
+        while levels:
+            inner_source, inner_destination, entries = levels[-1]
+            name = next(entries, None)
+            if name is None:
+                levels.pop()
+                if levels:  # the caller's own pair stays open
+                    os.close(inner_source)
+                    os.close(inner_destination)
+                continue
+            if _is_folder(inner_source, name) and _is_folder(inner_destination, name):
+                deeper_source = open_folder(name, inner_source)
+                try:
+                    deeper_destination = open_folder(name, inner_destination)
+                except BaseException:
+                    os.close(deeper_source)
+                    raise
+                levels.append((deeper_source, deeper_destination, _names_when_needed(deeper_source)))
+                yield deeper_source, deeper_destination
     finally:
-        os.close(inner_source)
+        for inner_source, inner_destination, _ in levels[1:]:
+            os.close(inner_source)
+            os.close(inner_destination)
+
+
+def _names_when_needed(folder: int) -> Iterator[str]:
+    yield from names(folder)
