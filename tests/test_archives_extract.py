@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import tarfile
+import threading
 import zipfile
 
 import pytest
@@ -275,3 +276,27 @@ def test_an_archive_swapped_for_one_outside_after_the_check_is_not_read(world):
     assert (caught.value.status, caught.value.message) == (
         400, "Invalid archive path: symlink leads outside the server directory")
     assert not (server / "out").exists()
+
+
+def test_a_fifo_named_like_an_archive_is_refused_not_waited_on(world):
+    server, _, _ = world
+    os.mkfifo(server / "pipe.tar")  # what an app can make; nothing will ever write to it
+    outcome = {}
+
+    def attempt():
+        try:
+            unpack(server, "/pipe.tar", "/out")
+        except ApiError as error:
+            outcome["error"] = error
+
+    worker = threading.Thread(target=attempt)
+    worker.start()
+    worker.join(5)
+    if worker.is_alive():  # blocked in open(): release it before failing
+        os.close(os.open(server / "pipe.tar", os.O_WRONLY))
+        worker.join()
+        pytest.fail("decompressing a FIFO blocked")
+    error = outcome["error"]
+    assert (error.status, error.message, error.extra) == (
+        500, "An error occurred while decompressing archive!", {"detail": "the archive is not a regular file"})
+    assert sorted(os.listdir(server)) == ["pipe.tar"]

@@ -76,11 +76,7 @@ def extract(archive: ServerPath, destination: ServerPath, kind: str, limit: int,
             journal: TemporaryJournal = UNRECORDED) -> None:
     """Unpack into a staging folder (listed in ``journal`` meanwhile), check it, merge it into ``destination``;
     all or nothing."""
-    try:
-        reading = open(check_opened(os.open(archive.absolute, os.O_RDONLY | os.O_CLOEXEC),
-                                    archive.root, "archive path"), "rb")
-    except OSError as error:
-        raise ApiError(500, FAILED, detail=error.strerror) from None
+    reading = _open_archive(archive)
     with reading:
         try:
             parent, target, made = _open_destination(destination)
@@ -96,6 +92,20 @@ def extract(archive: ServerPath, destination: ServerPath, kind: str, limit: int,
             os.close(target)
             if parent is not None:
                 os.close(parent)
+
+
+def _open_archive(archive: ServerPath):
+    """The archive open for reading; a FIFO (or anything but a regular file) swapped in is refused, not waited on."""
+    try:
+        fd = check_opened(os.open(archive.absolute, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC),
+                          archive.root, "archive path")
+    except OSError as error:
+        raise ApiError(500, FAILED, detail=error.strerror) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ApiError(500, FAILED, detail="the archive is not a regular file")
+    os.set_blocking(fd, True)
+    return open(fd, "rb")
 
 
 def _open_destination(destination: ServerPath) -> tuple[int | None, int, bool]:
