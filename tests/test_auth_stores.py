@@ -4,6 +4,7 @@ import json
 import os
 import threading
 import time
+import tracemalloc
 
 import pytest
 
@@ -103,6 +104,19 @@ def test_concurrent_guesses_are_counted_before_any_is_checked():
 
 def write_users(path, users):
     path.write_text(json.dumps(users))
+
+
+def test_guesses_with_8_kb_usernames_from_many_addresses_keep_no_copy_of_the_names():
+    throttle = LoginThrottle()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for index in range(2000):  # 40 addresses x 50 guesses, each a new 8 KB name (the header limit)
+            throttle.attempt(f"127.0.1.{index // 50}", f"{index}-" + "u" * 8000, lambda: None)
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 2000 * 2048  # the names themselves would be 16 MB
 
 
 def test_store_ignores_invalid_names_and_keeps_last_good_users(tmp_path):
