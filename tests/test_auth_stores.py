@@ -209,3 +209,23 @@ def test_permission_names_are_known_and_typos_are_not():
     assert is_known_permission("serverconfig.view")  # a server may be called "config"
     for typo in ("config.veiw", "server.view", "serverlobby.files.veiw", "lobby.view", ""):
         assert not is_known_permission(typo)
+
+
+def test_an_unknown_username_costs_an_argon2_check_like_a_known_one(tmp_path, monkeypatch):
+    """Answer time must not tell which accounts exist: both paths run exactly one Argon2id verification."""
+    from argon2 import low_level
+
+    from tests.harness import ADMIN_HASH
+
+    path = tmp_path / "users.json"
+    path.write_text(json.dumps({"admin": ADMIN_HASH}))
+    store = UserStore(str(path))
+    verifications = []
+    real_verify = low_level.verify_secret
+    monkeypatch.setattr(low_level, "verify_secret", lambda *args: verifications.append(1) or real_verify(*args))
+    store.check_password("admin", b"wrong")
+    store.check_password("admin", b"wrong")  # the decoy hash is made once, on first use: count after it exists
+    known = len(verifications)
+    assert store.check_password("nobody-by-this-name", b"wrong") is False
+    store.check_password("nobody-by-this-name", b"wrong")
+    assert len(verifications) - known == 2 and known == 2

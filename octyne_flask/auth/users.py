@@ -20,7 +20,7 @@ import threading
 from typing import Callable
 
 from octyne_flask.atomicfile import write_atomically
-from octyne_flask.auth.passwords import hash_password, verify_password
+from octyne_flask.auth.passwords import hash_password, spend_like_a_check, verify_password
 from octyne_flask.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -110,10 +110,15 @@ class UserStore:
             return name in self._users
 
     def check_password(self, name: str, password: bytes) -> bool:
-        """Whether the user exists and the password matches (hashing happens outside the lock)."""
+        """Whether the user exists and the password matches (hashing happens outside the lock).
+
+        An unknown user costs a hash too, so timing does not reveal which names exist.
+        """
         with self._lock:
             stored = self._users.get(name)
-        return stored is not None and verify_password(password, stored)
+        if stored is None:
+            return spend_like_a_check(password)
+        return verify_password(password, stored)
 
     # -- changing --------------------------------------------------------
     def create(self, name: str, password: str) -> None:
