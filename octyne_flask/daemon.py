@@ -21,7 +21,7 @@ from octyne_flask.config import Config, ConfigError, load_config, parse_config
 from octyne_flask.errors import INVALID_JSON, ApiError
 from octyne_flask.files.archives.tasks import CompressionTasks
 from octyne_flask.files.temp_journal import TemporaryJournal, journal_path
-from octyne_flask.supervisor import Supervisor, apps_lock_path
+from octyne_flask.supervisor import Supervisor, apps_guard
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class Daemon:
         self.tickets = TicketStore()
         self.throttle = LoginThrottle()
         self.permissions = AllowEveryone()
-        self.supervisor = Supervisor(self.config, apps_lock_path(config_path))
+        self.supervisor = Supervisor(self.config, apps_guard(config_path))
         self.temporaries = TemporaryJournal(journal_path(config_path))  # swept at start after a crash
         self.compressions = CompressionTasks(self.temporaries)  # every /compress build, sync and async
         self._known_users = set(self.users.snapshot())

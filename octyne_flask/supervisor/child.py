@@ -52,11 +52,11 @@ class Child:
         self._reaped = False
 
     @classmethod
-    def spawn(cls, config: ServerConfig) -> "Child":
+    def spawn(cls, config: ServerConfig, environment: dict[str, str] | None = None) -> "Child":
         """Start the app in its own session with merged output; raises OSError if it cannot start."""
         try:
             popen = subprocess.Popen(
-                config.argv(), cwd=config.directory, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                config.argv(), cwd=config.directory, env=environment, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT, start_new_session=True, close_fds=True, bufsize=0,
             )
         except ValueError as error:  # an unbalanced quote, or a NUL character in the command or the directory

@@ -9,7 +9,8 @@ the daemon died, it stops every group still registered.
 It also keeps a new daemon worker from starting apps while the dead one's apps
 still run (gunicorn starts a new worker at once, so both would run in the same
 directory): the helper holds the apps lock until every group it knew is gone,
-and a keeper is ready to accept new groups only once it holds that lock itself.
+and a keeper is ready to accept new groups only once it holds that lock itself
+and has stopped whatever apps were left with nothing to stop them (``orphans.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import sys
 import threading
 
 from . import keeper_helper
+from .lock import AppsGuard
+from .orphans import app_environment, stop_orphans
 
 log = logging.getLogger(__name__)
 
@@ -31,19 +34,20 @@ LOCK_POLL = 0.05  # seconds between tries for the apps lock while a previous wor
 class GroupKeeper:
     """Registers app process groups with the helper; ``wait_ready()`` before the first, ``close()`` at shutdown.
 
-    Without an ``apps_lock`` (a path) the keeper is ready at once and waits for nobody.
+    Without a ``guard`` the keeper is ready at once, waits for nobody and marks no app.
     """
 
-    def __init__(self, grace: float, apps_lock: str | None = None):
+    def __init__(self, grace: float, guard: AppsGuard | None = None):
         self._grace = grace
+        self._guard = guard
         self._cond = threading.Condition()
         self._helper: subprocess.Popen | None = None
         self._failure: str | None = None
         self._given_up = False
-        if apps_lock is None:
+        if guard is None:
             self._helper = self._start_helper(())
         else:
-            threading.Thread(target=self._take_over, args=(apps_lock,), name="octyne-apps-lock", daemon=True).start()
+            threading.Thread(target=self._take_over, args=(guard,), name="octyne-apps-lock", daemon=True).start()
 
     def wait_ready(self) -> bool:
         """Block until no earlier worker's app runs and the helper is up; False once shutting down.
@@ -55,6 +59,10 @@ class GroupKeeper:
             if self._failure:
                 raise OSError(self._failure)
             return not self._given_up
+
+    def app_environment(self) -> dict[str, str] | None:
+        """The environment to start an app with (None: the daemon's own)."""
+        return None if self._guard is None else app_environment(self._guard.mark)
 
     def stop_waiting(self) -> None:
         """The daemon is shutting down: ``wait_ready`` answers False from now on."""
@@ -80,12 +88,14 @@ class GroupKeeper:
             helper.stdin.close()
         helper.wait()
 
-    def _take_over(self, apps_lock: str) -> None:
-        """Wait for the apps lock (an earlier helper holds it while its groups run), then start ours holding it."""
-        fd = os.open(apps_lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    def _take_over(self, guard: AppsGuard) -> None:
+        """Wait for the apps lock (an earlier helper holds it while its groups run), stop the apps nothing
+        was left to stop, then start our helper holding the lock."""
+        fd = os.open(guard.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             if not self._wait_for_lock(fd):
                 return
+            stop_orphans(guard.mark, self._grace)
             with self._cond:
                 if not self._given_up:
                     self._helper = self._start_helper((fd,))

@@ -262,7 +262,7 @@ class ManagedProcess:
                     return None
                 self._run_config = config = self._config
                 self._spawning = True
-            return Child.spawn(config)
+            return Child.spawn(config, self._keeper.app_environment())
         except Exception as error:  # OSError: the command cannot run; anything else is a bug, but the same to the user
             if not isinstance(error, OSError):
                 log.exception("Starting server %s failed unexpectedly", self.name)
