@@ -21,6 +21,7 @@ import json
 import os
 import random
 import secrets
+import shutil
 import signal
 import tarfile
 import threading
@@ -57,6 +58,8 @@ class Scene:
         for name in ("alpha", "beta", "gamma"):
             (self.servers / name).mkdir(parents=True)
         self.data = write_data(self.servers / "alpha" / "data")
+        self.tree = write_tree(self.servers / "beta" / "src")  # beta is in both configs
+        shutil.make_archive(str(self.servers / "beta" / "src"), "zip", self.servers / "beta", "src")
         self.config = daemon_config(self.state, stopGracePeriod=1)
         # B disables beta (still running: it stops at the next start) and adds gamma (started at once).
         self.texts = [self._config_text(alpha=True, beta=True), self._config_text(alpha=True, beta=False, gamma=True)]
@@ -98,6 +101,21 @@ def write_data(folder: Path) -> dict[str, bytes]:
     return files
 
 
+def write_tree(folder: Path) -> dict[str, bytes]:
+    """What copies, transactions and decompressions work on: 40 files in 4 folders; relative name -> bytes."""
+    files = {f"d{n % 4}/f{n}.bin": random.Random(n).randbytes(24 << 10) for n in range(40)}
+    for name, content in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(content)
+    return files
+
+
+def tree_files(folder: Path) -> dict[str, bytes]:
+    """Relative name -> bytes of the files under ``folder``, leaving out temporaries (the next start sweeps them)."""
+    return {str(path.relative_to(folder)): path.read_bytes() for path in folder.rglob("*")
+            if path.is_file() and not any(part.startswith(TEMPORARY_PREFIX) for part in path.relative_to(folder).parts)}
+
+
 def upload_content(name: str) -> bytes:
     return random.Random(name).randbytes(UPLOAD_SIZE)
 
@@ -128,10 +146,12 @@ class Work:
         self.failures: list[str] = []
         self.uploads: list[str] = []
         self.archives: list[str] = []
+        self.copies: list[str] = []
         self.config = Sequential((scene.state / "config.json").read_bytes())
         self.users = Sequential(frozenset(users))
         self._threads = [threading.Thread(target=self._run, args=(client,), daemon=True)
-                         for client in (self._upload, self._compress, self._patch_config, self._change_accounts)]
+                         for client in (self._upload, self._compress, self._patch_config, self._change_accounts,
+                                       self._copy_and_unpack)]
 
     def start(self) -> None:
         for thread in self._threads:
@@ -193,6 +213,21 @@ class Work:
         while not self._request("GET", f"/server/alpha/compress/v2?token={token}").json()["finished"]:
             time.sleep(0.02)
 
+    def _copy_and_unpack(self) -> None:
+        """A folder copy, a transaction (copy + remove of an earlier copy) or a decompression, in beta."""
+        name = f"cp-{self.round}-{len(self.copies)}"
+        self.copies.append(name)
+        kind = self.rng.choice(["copy", "transaction", "decompress"])
+        if kind == "copy":
+            self._request("PATCH", "/server/beta/file", data=json.dumps({"operation": "cp", "src": "/src", "dest": f"/{name}"}))
+        elif kind == "transaction":
+            steps = [{"operation": "cp", "src": "/src", "dest": f"/{name}"}]
+            if len(self.copies) > 1:
+                steps.append({"operation": "rm", "path": f"/{self.copies[-2]}"})
+            self._request("PATCH", "/server/beta/files", data=json.dumps({"operations": steps}))
+        else:
+            self._request("POST", f"/server/beta/decompress?path=/src.zip", data=f"/{name}")
+
     def _patch_config(self) -> None:
         text = self.scene.texts[1] if self.config.answered == self.scene.texts[0].encode() else self.scene.texts[0]
         self.config.change(text.encode(), lambda: self._request("PATCH", "/config", data=text))
@@ -247,6 +282,11 @@ def check_files(scene: Scene, work: Work) -> None:
     assert frozenset(users) in allowed, f"users.json has {sorted(users)}, not one of {allowed}"
     assert users["admin"] == ADMIN_HASH and all(stored.startswith("$argon2id$") for stored in users.values())
     for name in visible(scene.servers / "beta"):
+        if name in ("src", "src.zip"):
+            continue
+        if name in work.copies:
+            check_copy(scene, scene.servers / "beta" / name)
+            continue
         assert name in work.uploads, f"unexpected file {name} in beta"
         assert (scene.servers / "beta" / name).read_bytes() == upload_content(name), f"upload {name} is not whole"
         os.unlink(scene.servers / "beta" / name)
@@ -256,6 +296,15 @@ def check_files(scene: Scene, work: Work) -> None:
             assert archived_files(scene.servers / "alpha" / name) == scene.data, f"archive {name} is not whole"
             os.unlink(scene.servers / "alpha" / name)
     assert visible(scene.servers / "gamma") == []
+
+
+def check_copy(scene: Scene, copy: Path) -> None:
+    """A copy is the whole source; a decompression stopped midway holds whole files of it (then removed)."""
+    copied = tree_files(copy)
+    unpacked = copied.keys() <= {f"src/{file}" for file in scene.tree}
+    expected = {file: scene.tree[file.removeprefix("src/")] for file in copied} if unpacked else scene.tree
+    assert copied == expected, f"{copy.name} is neither a whole copy nor whole unpacked files"
+    shutil.rmtree(copy)
 
 
 def visible(folder: Path) -> list[str]:
@@ -316,7 +365,7 @@ def test_kill_9_at_random_moments_loses_and_leaves_nothing(tmp_path):
             assert not work.failures, f"requests failed before the kill: {work.failures}"
             check_files(scene, work)
             users = set(json.loads((scene.state / "users.json").read_text()))
-            history[-1] += f" ({len(work.uploads)} uploads, {len(work.archives)} archives)"
+            history[-1] += f" ({len(work.uploads)} uploads, {len(work.archives)} archives, {len(work.copies)} copies)"
         daemon = RunningDaemon(scene.state, scene.config, None, keep_files=True)
         check_restart(scene, daemon)
     except Exception as error:
