@@ -50,7 +50,7 @@ def write_atomically(path: str, data: bytes) -> None:
     os.replace(temporary, path)
 
 
-def _file_signature(path: str) -> tuple | None:
+def file_signature(path: str) -> tuple | None:
     try:
         info = os.stat(path)
     except FileNotFoundError:
@@ -78,7 +78,7 @@ class UserStore:
     def reload(self) -> bool:
         """Re-read the file; returns False (and keeps the old users) when it is broken."""
         with self._lock:
-            signature = _file_signature(self.path)
+            signature = file_signature(self.path)
             try:
                 with open(self.path, "rb") as handle:
                     document = json.loads(handle.read().decode("utf-8"))
@@ -173,7 +173,7 @@ class UserStore:
         document = {**users, **kept}
         write_atomically(self.path, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
         self._users = users
-        self._signature = _file_signature(self.path)
+        self._signature = file_signature(self.path)
         self._notify()
 
     # -- watching --------------------------------------------------------
@@ -204,7 +204,7 @@ class UserStore:
     def _watch(self) -> None:
         while not self._stop.wait(self.POLL_SECONDS):
             with self._lock:
-                unchanged = _file_signature(self.path) == self._signature
+                unchanged = file_signature(self.path) == self._signature
             if not unchanged:
                 self.reload()
 
