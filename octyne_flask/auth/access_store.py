@@ -13,13 +13,12 @@ import json
 import logging
 import os
 import tempfile
-import threading
 from typing import Callable, Collection
 
 from octyne_flask.auth.access import (
     ACCESS_OFF, LAST_ADMINISTRATOR, AccessError, AccessSnapshot, first_document, patched, validate_document,
     with_account_removed, with_account_renamed, with_defaults_for)
-from octyne_flask.auth.users import file_signature
+from octyne_flask.auth.filewatch import WatchedFile, file_signature
 from octyne_flask.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -78,18 +77,12 @@ class SnapshotSource:
                 log.exception("Access change listener failed")
 
 
-class AccessStore(SnapshotSource):
+class AccessStore(SnapshotSource, WatchedFile):
     """The access rules of this node, backed by ``access.json``."""
 
-    POLL_SECONDS = 1.0
-
     def __init__(self, path: str):
-        super().__init__()
-        self.path = path
-        self._lock = threading.RLock()
-        self._signature: tuple | None = None
-        self._stop = threading.Event()
-        self._watcher: threading.Thread | None = None
+        SnapshotSource.__init__(self)
+        WatchedFile.__init__(self, path, "access-watcher")
         self.reload()
 
     # -- reading ---------------------------------------------------------------------------
@@ -164,19 +157,3 @@ class AccessStore(SnapshotSource):
         write_private_file(self.path, text.encode("utf-8"))
         self._signature = file_signature(self.path)
         self._swap(AccessSnapshot(document))
-
-    # -- watching --------------------------------------------------------------------------
-    def start_watching(self) -> None:
-        if self._watcher is None:
-            self._watcher = threading.Thread(target=self._watch, name="access-watcher", daemon=True)
-            self._watcher.start()
-
-    def stop_watching(self) -> None:
-        self._stop.set()
-
-    def _watch(self) -> None:
-        while not self._stop.wait(self.POLL_SECONDS):
-            with self._lock:
-                unchanged = file_signature(self.path) == self._signature
-            if not unchanged:
-                self.reload()
