@@ -348,6 +348,6 @@ def test_without_rules_in_redis_a_secondary_is_octyne(daemon_factory, redis_serv
     """A cluster whose primary never wrote rules (access control off, or a Go Octyne primary): all may do all."""
     primary = daemon_factory(config=redis_config(redis_server, "primary"), users={"admin": ADMIN_HASH, "bob": ADMIN_HASH})
     secondary = daemon_factory(config=redis_config(redis_server, "secondary"), users={})
-    assert redis_server.client().get("octyne-access") == "null"
+    wait_until(lambda: redis_server.client().get("octyne-access") == "null", timeout=2)
     bob = login(primary, "bob").json()["token"]
     assert requests.get(secondary.url + "/config", headers={"Authorization": bob}, timeout=10).status_code == 200
