@@ -57,7 +57,8 @@ class ActionLog:
             os.makedirs(self._settings.path, exist_ok=True)
             path = self.path
             self._rotate_if_full(path)
-            with open(path, "a", encoding="utf-8") as handle:
+            # A file name that is not UTF-8 carries surrogates; written as \udcXX they stay a JSON escape.
+            with open(path, "a", encoding="utf-8", errors="backslashreplace") as handle:
                 handle.write(line)
 
     @staticmethod

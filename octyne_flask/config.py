@@ -1,10 +1,10 @@
 """The config file: JSON5 text in (Octyne's HuJSON is a subset), a frozen ``Config`` out.
 
-Every key is declared once in ``SCHEMA`` (name, type, default, meaning); the
-parser, the validation messages and the README's config table all come from
-that one declaration. Octyne's own keys keep Octyne's names and defaults; our
-extensions are named in the same camelCase style. Unknown keys are ignored, so
-one file serves both daemons.
+Every key is declared once in ``SCHEMA`` (name, type, default, meaning, and
+for numbers the allowed range); the parser, the validation messages and the
+README's config table all come from that one declaration. Octyne's own keys
+keep Octyne's names and defaults; our extensions are named in the same
+camelCase style. Unknown keys are ignored, so one file serves both daemons.
 """
 
 from __future__ import annotations
@@ -34,12 +34,44 @@ class Key:
     default: Any
     doc: str
     octyne: bool = True  # False for our own extensions
+    bounds: tuple | None = None  # (lowest, highest) allowed, inclusive; required for "int" and "number"
 
+    def __post_init__(self):
+        if (self.kind in _NUMERIC) != (self.bounds is not None):
+            raise TypeError(f"config key {self.path}: bounds go with, and only with, a numeric kind")
+
+    def check(self, value: Any, where: str = "") -> Any:
+        """``value`` if it is of this key's kind (and in range, for numbers); else ConfigError naming the key."""
+        if not _KIND_CHECKS[self.kind](value):
+            raise ConfigError(f"'{where}{self.path}' must be {_KIND_NAMES[self.kind]}")
+        # A comparison is False for NaN and refuses infinities, without converting huge integers to float.
+        if self.bounds is not None and not self.bounds[0] <= value <= self.bounds[1]:
+            low, high = self.bounds
+            raise ConfigError(f"'{where}{self.path}' must be {_KIND_NAMES[self.kind]} from {low} to {high}")
+        return value
+
+
+_NUMERIC = ("int", "number")
+_KIND_CHECKS = {
+    "bool": lambda v: isinstance(v, bool),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "string": lambda v: isinstance(v, str),
+    "object": lambda v: isinstance(v, dict),
+    "list": lambda v: isinstance(v, list),
+}
+_KIND_NAMES = {"bool": "a boolean", "int": "an integer", "number": "a number",
+               "string": "a string", "object": "an object", "list": "a list"}
+
+_PORT = (1, 65535)
+_DAY = 24 * 60 * 60  # seconds: the longest wait any key may ask for
+_MIB = 1024 * 1024
+_TB = 10**12
 
 SCHEMA: tuple[Key, ...] = (
-    Key("port", "int", 42069, "TCP port of the API (and the Unix socket's default name)."),
+    Key("port", "int", 42069, "TCP port of the API (and the Unix socket's default name).", bounds=_PORT),
     Key("webUI.enabled", "bool", True, "Serve the web dashboard and the API under `/api` on a second port."),
-    Key("webUI.port", "int", 7877, "Port of the web dashboard."),
+    Key("webUI.port", "int", 7877, "Port of the web dashboard.", bounds=_PORT),
     Key("webUI.directory", "string", "", "Folder of a static dashboard export to serve instead of the built-in dashboard.", False),
     Key("unixSocket.enabled", "bool", True, "Serve the API on a Unix socket without authentication (user `@local`)."),
     Key("unixSocket.location", "string", "", "Socket path; empty means `$TMPDIR/octyne.sock.<port>` (`/tmp` without `TMPDIR`)."),
@@ -55,14 +87,17 @@ SCHEMA: tuple[Key, ...] = (
     Key("logging.path", "string", "logs", "Folder of the action log (`octyne.log`, rotated at about 1 MB)."),
     Key("logging.actions", "object", {}, "Map of action name to `false` to silence that action."),
     Key("trustedProxies", "list", ["127.0.0.1", "::1"], "Peers (IPs or CIDR ranges) whose `X-Forwarded-For` is believed.", False),
-    Key("threads", "int", 512, "Request threads; every open console holds one.", False),
-    Key("stopGracePeriod", "number", 10, "Seconds between SIGTERM and SIGKILL when the daemon stops an app.", False),
-    Key("console.scrollbackLines", "int", 2500, "Lines of scrollback sent to a console on connect.", False),
-    Key("console.scrollbackBytes", "int", 2 * 1024 * 1024, "Bytes of scrollback kept per server (at least 1 MiB).", False),
-    Key("console.maxLagBytes", "int", 16 * 1024 * 1024, "How far a console client may fall behind before it is cut off (at least 1 MiB).", False),
-    Key("console.idleTimeout", "number", 30, "Seconds a console client may stay silent before it is disconnected.", False),
-    Key("files.uploadLimit", "int", 5_000_000_000, "Largest upload in bytes (413 beyond it).", False),
-    Key("files.decompressLimit", "int", 20_000_000_000, "Most bytes one decompression may write (bounded by free disk too).", False),
+    Key("threads", "int", 512, "Request threads; every open console holds one.", False, (4, 10_000)),
+    Key("stopGracePeriod", "number", 10, "Seconds between SIGTERM and SIGKILL when the daemon stops an app.", False, (0, _DAY)),
+    Key("console.scrollbackLines", "int", 2500, "Lines of scrollback sent to a console on connect.", False, (1, 1_000_000)),
+    Key("console.scrollbackBytes", "int", 2 * _MIB, "Bytes of scrollback kept per server.", False, (_MIB, 1024 * _MIB)),
+    Key("console.maxLagBytes", "int", 16 * _MIB, "How far a console client may fall behind before it is cut off.", False,
+        (_MIB, 4096 * _MIB)),
+    Key("console.idleTimeout", "number", 30, "Seconds a console client may stay silent before it is disconnected.", False,
+        (0.1, _DAY)),
+    Key("files.uploadLimit", "int", 5_000_000_000, "Largest upload in bytes (413 beyond it).", False, (1, _TB)),
+    Key("files.decompressLimit", "int", 20_000_000_000, "Most bytes one decompression may write (bounded by free disk too).", False,
+        (1, _TB)),
 )
 
 SERVER_SCHEMA: tuple[Key, ...] = (
@@ -70,20 +105,8 @@ SERVER_SCHEMA: tuple[Key, ...] = (
     Key("directory", "string", None, "Working directory of the app; file paths are relative to it."),
     Key("command", "string", None, "Command line (split like a POSIX shell, never run by one)."),
     Key("stop.command", "string", "", "Console input that stops the app gracefully, written on TERM before SIGTERM.", False),
-    Key("stop.timeout", "number", 30, "Seconds to wait after the stop command before sending SIGTERM.", False),
+    Key("stop.timeout", "number", 30, "Seconds to wait after the stop command before sending SIGTERM.", False, (0, _DAY)),
 )
-
-_KIND_CHECKS = {
-    "bool": lambda v: isinstance(v, bool),
-    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v == v,
-    "string": lambda v: isinstance(v, str),
-    "object": lambda v: isinstance(v, dict),
-    "list": lambda v: isinstance(v, list),
-}
-_KIND_NAMES = {"bool": "a boolean", "int": "an integer", "number": "a number",
-               "string": "a string", "object": "an object", "list": "a list"}
-
 
 @dataclass(frozen=True)
 class StopConfig:
@@ -199,71 +222,56 @@ def _with_line_and_column(error: ValueError) -> str:
     return f"{problem}: line {line} column {column}"
 
 
-def _lookup(document: dict, dotted: str, kind: str, default: Any, where: str = "") -> Any:
-    """The value at a dotted path, checked against its kind, or the default when absent."""
+_TOP_KEYS = {key.path: key for key in SCHEMA}
+_SERVER_KEYS = {key.path: key for key in SERVER_SCHEMA}
+_SERVERS = Key("servers", "object", {}, "The apps by name; each entry holds the `servers.<name>` keys.")
+
+
+def _value(document: dict, key: Key, where: str = "") -> Any:
+    """The value of ``key`` in ``document`` (``where`` prefixes its path in messages), checked, or its default."""
     node: Any = document
-    parts = dotted.split(".")
+    parts = key.path.split(".")
     for depth, part in enumerate(parts):
         if node is None:
-            return default
+            return key.default
         if not isinstance(node, dict):
             parent = where + ".".join(parts[:depth])
             raise ConfigError(f"'{parent}' must be an object")
         node = node.get(part)
     if node is None:
-        if default is None:
-            raise ConfigError(f"'{where}{dotted}' is required")
-        return default
-    if not _KIND_CHECKS[kind](node):
-        raise ConfigError(f"'{where}{dotted}' must be {_KIND_NAMES[kind]}")
-    return node
-
-
-def _port(document: dict, dotted: str, default: int) -> int:
-    value = _lookup(document, dotted, "int", default)
-    if not 0 <= value <= 65535:
-        raise ConfigError(f"'{dotted}' must be a port number (0-65535)")
-    return value
-
-
-def _at_least(document: dict, dotted: str, default: Any, minimum: float, kind: str = "int") -> Any:
-    value = _lookup(document, dotted, kind, default)
-    if value < minimum:
-        raise ConfigError(f"'{dotted}' must be at least {minimum}")
-    return value
+        if key.default is None:
+            raise ConfigError(f"'{where}{key.path}' is required")
+        return key.default
+    return key.check(node, where)
 
 
 def _parse_server(name: str, entry: Any) -> ServerConfig:
     where = f"servers.{name}."
     if not isinstance(entry, dict):
         raise ConfigError(f"'servers.{name}' must be an object")
-    directory = _lookup(entry, "directory", "string", None, where)
-    command = _lookup(entry, "command", "string", None, where)
+    values = {path: _value(entry, key, where) for path, key in _SERVER_KEYS.items()}
+    command = values["command"]
     try:
         if not shlex.split(command):
             raise ConfigError(f"'{where}command' is empty")
     except ValueError as error:
         raise ConfigError(f"'{where}command' cannot be split: {error}") from None
     stop = None
-    stop_command = _lookup(entry, "stop.command", "string", "", where)
-    if stop_command:
-        timeout = _lookup(entry, "stop.timeout", "number", 30, where)
-        if timeout < 0:
-            raise ConfigError(f"'{where}stop.timeout' must not be negative")
-        stop = StopConfig(stop_command, float(timeout))
+    if values["stop.command"]:
+        stop = StopConfig(values["stop.command"], float(values["stop.timeout"]))
     return ServerConfig(
         name=name,
-        enabled=_lookup(entry, "enabled", "bool", True, where),
-        directory=os.path.abspath(directory),
+        enabled=values["enabled"],
+        directory=os.path.abspath(values["directory"]),
         command=command,
         stop=stop,
     )
 
 
-def _socket_accounts(document: dict) -> dict[int, str]:
+def _socket_accounts(entries: dict) -> dict[int, str]:
     """``unixSocket.accounts`` with every Unix user name resolved to its uid."""
     accounts = {}
-    for peer, account in _lookup(document, "unixSocket.accounts", "object", {}).items():
+    for peer, account in entries.items():
         key = f"'unixSocket.accounts.{peer}'"
         if not isinstance(account, str) or not account:
             raise ConfigError(f"{key} must be an account name")
@@ -278,8 +286,7 @@ def _socket_accounts(document: dict) -> dict[int, str]:
     return accounts
 
 
-def _trusted_proxies(document: dict) -> tuple:
-    entries = _lookup(document, "trustedProxies", "list", ["127.0.0.1", "::1"])
+def _trusted_proxies(entries: list) -> tuple:
     networks = []
     for entry in entries:
         try:
@@ -291,62 +298,40 @@ def _trusted_proxies(document: dict) -> tuple:
 
 def config_from_document(document: dict) -> Config:
     """Validate a parsed document into a Config, or raise ConfigError naming the key."""
-    servers_doc = _lookup(document, "servers", "object", {})
-    servers = {name: _parse_server(name, entry) for name, entry in servers_doc.items()}
-    redis = RedisConfig(
-        enabled=_lookup(document, "redis.enabled", "bool", False),
-        url=_lookup(document, "redis.url", "string", "redis://localhost"),
-        role=_lookup(document, "redis.role", "string", ""),
-    )
+    values = {path: _value(document, key) for path, key in _TOP_KEYS.items()}
+    servers = {name: _parse_server(name, entry) for name, entry in _value(document, _SERVERS).items()}
+    redis = RedisConfig(values["redis.enabled"], values["redis.url"], values["redis.role"])
     if redis.enabled and redis.role not in ("primary", "secondary"):
         raise ConfigError("'redis.role' must be \"primary\" or \"secondary\" when Redis is enabled")
-    https = HttpsConfig(
-        enabled=_lookup(document, "https.enabled", "bool", False),
-        cert=_lookup(document, "https.cert", "string", ""),
-        key=_lookup(document, "https.key", "string", ""),
-    )
+    https = HttpsConfig(values["https.enabled"], values["https.cert"], values["https.key"])
     if https.enabled and not (https.cert and https.key):
         raise ConfigError("'https.cert' and 'https.key' are required when HTTPS is enabled")
-    web_ui_enabled = _lookup(document, "webUI.enabled", "bool", True)
-    if web_ui_enabled and _port(document, "webUI.port", 7877) == _port(document, "port", 42069):
+    web_ui = WebUIConfig(values["webUI.enabled"], values["webUI.port"], values["webUI.directory"])
+    if web_ui.enabled and web_ui.port == values["port"]:
         raise ConfigError("'webUI.port' must differ from 'port'")
-    actions = _lookup(document, "logging.actions", "object", {})
+    actions = values["logging.actions"]
     for action, switch in actions.items():
         if not isinstance(switch, bool):
             raise ConfigError(f"'logging.actions.{action}' must be a boolean")
     return Config(
-        port=_port(document, "port", 42069),
-        web_ui=WebUIConfig(
-            enabled=web_ui_enabled,
-            port=_port(document, "webUI.port", 7877),
-            directory=_lookup(document, "webUI.directory", "string", ""),
-        ),
+        port=values["port"],
+        web_ui=web_ui,
         unix_socket=UnixSocketConfig(
-            enabled=_lookup(document, "unixSocket.enabled", "bool", True),
-            location=_lookup(document, "unixSocket.location", "string", ""),
-            group=_lookup(document, "unixSocket.group", "string", ""),
-            accounts=_socket_accounts(document),
-        ),
+            values["unixSocket.enabled"], values["unixSocket.location"], values["unixSocket.group"],
+            _socket_accounts(values["unixSocket.accounts"])),
         redis=redis,
         https=https,
-        logging=LoggingConfig(
-            enabled=_lookup(document, "logging.enabled", "bool", True),
-            path=_lookup(document, "logging.path", "string", "logs"),
-            actions=dict(actions),
-        ),
-        trusted_proxies=_trusted_proxies(document),
-        threads=_at_least(document, "threads", 512, 4),
-        stop_grace_period=float(_at_least(document, "stopGracePeriod", 10, 0, "number")),
+        logging=LoggingConfig(values["logging.enabled"], values["logging.path"], dict(actions)),
+        trusted_proxies=_trusted_proxies(values["trustedProxies"]),
+        threads=values["threads"],
+        stop_grace_period=float(values["stopGracePeriod"]),
         console=ConsoleConfig(
-            scrollback_lines=_at_least(document, "console.scrollbackLines", 2500, 1),
-            scrollback_bytes=_at_least(document, "console.scrollbackBytes", 2 * 1024 * 1024, 1024 * 1024),
-            max_lag_bytes=_at_least(document, "console.maxLagBytes", 16 * 1024 * 1024, 1024 * 1024),
-            idle_timeout=float(_at_least(document, "console.idleTimeout", 30, 0.1, "number")),
+            scrollback_lines=values["console.scrollbackLines"],
+            scrollback_bytes=values["console.scrollbackBytes"],
+            max_lag_bytes=values["console.maxLagBytes"],
+            idle_timeout=float(values["console.idleTimeout"]),
         ),
-        files=FilesConfig(
-            upload_limit=_at_least(document, "files.uploadLimit", 5_000_000_000, 1),
-            decompress_limit=_at_least(document, "files.decompressLimit", 20_000_000_000, 1),
-        ),
+        files=FilesConfig(values["files.uploadLimit"], values["files.decompressLimit"]),
         servers=servers,
         raw=document,
     )
@@ -376,7 +361,7 @@ def load_config(path: str) -> tuple[Config, bytes]:
 
 def config_reference() -> str:
     """The Markdown table of every key, for the README (kept in sync by a test)."""
-    rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    rows = ["| key | type | default | range | meaning |", "|---|---|---|---|---|"]
     for key in SCHEMA:
         rows.append(_row(key.path, key))
     for key in SERVER_SCHEMA:
@@ -386,5 +371,6 @@ def config_reference() -> str:
 
 def _row(path: str, key: Key) -> str:
     default = "required" if key.default is None else f"`{json.dumps(key.default)}`"
+    bounds = f"{key.bounds[0]}–{key.bounds[1]}" if key.bounds else ""
     origin = "" if key.octyne else " *(extension)*"
-    return f"| `{path}` | {key.kind} | {default} | {key.doc}{origin} |"
+    return f"| `{path}` | {key.kind} | {default} | {bounds} | {key.doc}{origin} |"

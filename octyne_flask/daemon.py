@@ -11,21 +11,24 @@ import logging
 import threading
 
 from octyne_flask.actionlog import ActionLog
+from octyne_flask.atomicfile import write_atomically
 from octyne_flask.auth.access import AccessSnapshot
 from octyne_flask.auth.access_store import AccessStore, SnapshotSource, default_access_path
 from octyne_flask.auth.accounts import Accounts
 from octyne_flask.auth.throttle import LoginThrottle
 from octyne_flask.auth.tickets import TicketStore
 from octyne_flask.auth.tokens import MemoryAuthenticator
-from octyne_flask.auth.users import UserStore, write_atomically
+from octyne_flask.auth.users import UserStore
 from octyne_flask.config import Config, ConfigError, load_config, parse_config
 from octyne_flask.errors import INVALID_JSON, ApiError
 from octyne_flask.files.archives.tasks import CompressionTasks
-from octyne_flask.supervisor import Supervisor
+from octyne_flask.files.temp_journal import TemporaryJournal, journal_path
+from octyne_flask.supervisor import Supervisor, apps_guard
 
 log = logging.getLogger(__name__)
 
 CONFIG_READ_ERROR = "An error occurred while reading config!"
+COMPRESSION_STOP_SECONDS = 10  # a cancelled build gives up within one 1 MiB block
 
 
 class AuthenticatorSwitchError(Exception):
@@ -85,14 +88,16 @@ class Daemon:
         # The rules in force (``access.snapshot``): access.json, or Redis on a secondary.
         self.access, self._access_link = build_access_source(self.config, self.access_store)
         self.access.on_change(self._close_revoked_consoles)
-        self.supervisor = Supervisor(self.config)
-        self.compressions = CompressionTasks()  # async /compress jobs, shared by /compress and /compress/v2
+        self.supervisor = Supervisor(self.config, apps_guard(config_path))
+        self.temporaries = TemporaryJournal(journal_path(config_path))  # swept at start after a crash
+        self.compressions = CompressionTasks(self.temporaries)  # every /compress build, sync and async
         self._known_users = set(self.users.snapshot())
         self.users.on_change(self._close_consoles_of_removed_users)
         self._config_lock = threading.Lock()
 
     def start(self) -> None:
-        """Begin watching users.json and access.json and start the enabled apps."""
+        """Remove what a crash left behind, begin watching users.json and access.json, start the enabled apps."""
+        self.temporaries.sweep()
         self.users.start_watching()
         self.access_store.start_watching()
         self.supervisor.start_enabled()
@@ -119,13 +124,16 @@ class Daemon:
             server.console.close_where(lost)
 
     def shutdown(self) -> None:
-        """Stop every app (TERM, then KILL after the grace period) and release resources."""
+        """Stop every app (TERM, then KILL after the grace period) and every compression, release resources."""
+        self.compressions.cancel()  # builds unwind (removing their temporary files) while the apps stop
         self.supervisor.shutdown()
         self.users.stop_watching()
         self.access_store.stop_watching()
         if self._access_link is not None:
             self._access_link.close()
         self.authenticator.close()
+        if not self.compressions.wait(COMPRESSION_STOP_SECONDS):
+            log.warning("A compression was still running at shutdown; its temporary file may remain")
 
     # -- config ----------------------------------------------------------
     def read_config_bytes(self) -> bytes:

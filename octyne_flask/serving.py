@@ -23,9 +23,9 @@ import ssl
 import threading
 
 from gunicorn.app.base import BaseApplication
-from gunicorn.workers.gthread import ThreadWorker
 
 from octyne_flask.config import Config
+from octyne_flask.connections import GuardedThreadWorker, connection_slots
 from octyne_flask.errors import ApiError
 from octyne_flask.version import API_VERSION, IMPLEMENTATION_VERSION
 
@@ -54,8 +54,8 @@ class _PlainHttpConfig:
         return getattr(self._cfg, name)
 
 
-class OctyneWorker(ThreadWorker):
-    """gunicorn's gthread worker: stops the apps as soon as it is asked to exit, reloads on SIGHUP."""
+class OctyneWorker(GuardedThreadWorker):
+    """The guarded gthread worker: stops the apps as soon as it is asked to exit, reloads on SIGHUP."""
 
     def init_signals(self):
         super().init_signals()
@@ -174,7 +174,7 @@ def gunicorn_settings(config: Config) -> dict:
         "workers": 1,
         "worker_class": WORKER_CLASS,
         "threads": config.threads,
-        "worker_connections": config.threads + 100,
+        "worker_connections": connection_slots(config.threads),
         "timeout": 0,
         "max_requests": 0,
         "graceful_timeout": math.ceil(config.stop_grace_period) + SHUTDOWN_MARGIN_SECONDS,

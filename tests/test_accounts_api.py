@@ -1,6 +1,8 @@
 """/accounts (api.md §5): every status and message, through the Flask test client."""
 
 import json
+import os
+import stat
 import threading
 
 import pytest
@@ -97,6 +99,20 @@ def test_update_errors(client, admin_headers, query, body, status, message):
     client.post("/accounts", headers=admin_headers, data=json.dumps({"username": "bob", "password": "pw"}))
     response = client.patch("/accounts" + query, headers=admin_headers, data=json.dumps(body))
     assert (response.status_code, response.get_json()) == (status, {"error": message})
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o640])
+def test_account_changes_keep_the_users_file_mode(app, client, admin_headers, mode):
+    """users.json holds password hashes: a rewrite must not make it readable by anyone new."""
+    path = app.extensions["octyne"].users_path
+    os.chmod(path, mode)
+    changes = [("POST", "/accounts", {"username": "alice", "password": "pw"}),
+               ("PATCH", "/accounts?username=alice", {"username": "alicia", "password": "new"}),
+               ("DELETE", "/accounts?username=alicia", None)]
+    for method, url, body in changes:
+        response = client.open(url, method=method, headers=admin_headers, data=json.dumps(body) if body else None)
+        assert response.get_json() == {"success": True}
+        assert stat.S_IMODE(os.stat(path).st_mode) == mode, (method, oct(os.stat(path).st_mode))
 
 
 def test_delete_kills_the_users_tokens_at_once(client, admin_headers):

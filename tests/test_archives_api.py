@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
+import threading
 import time
 import zipfile
 
+import psutil
 import pytest
 
-from tests.harness import ADMIN_HASH, RunningDaemon, daemon_config
+from tests.harness import ADMIN_HASH, RunningDaemon, daemon_config, wait_until
 from tests.test_files_api import check_error, last_log
 from tests.test_files_operations import tree_state
 
@@ -96,6 +100,90 @@ def test_async_failure_is_a_500_and_leaves_nothing(daemon, root):
     assert not [name for name in os.listdir(root) if name.startswith(".octyne-archive-")]
 
 
+def worker_of(daemon) -> psutil.Process:
+    """The gunicorn worker: the master's only child (the apps and the keeper are the worker's)."""
+    [worker] = psutil.Process(daemon.proc.pid).children()
+    return worker
+
+
+def peak_memory(process: psutil.Process) -> int:
+    """The process's resident-set high-water mark, in bytes."""
+    with open(f"/proc/{process.pid}/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
+
+
+def test_a_folder_named_4000_times_is_walked_once_in_the_background(daemon_factory, tmp_path):
+    folder = tmp_path / "busy"
+    (folder / "world").mkdir(parents=True)
+    for index in range(250):
+        (folder / "world" / f"f{index:03}.txt").write_text(f"file {index}\n" * 50)
+    daemon = daemon_factory(servers={"busy": {"directory": str(folder), "command": "sleep 100000"}})
+    worker = worker_of(daemon)
+    before = peak_memory(worker)
+    body = json.dumps(["world"] * 4000).encode()  # 32 KB naming the same 251 members 4000 times
+    response = daemon.post("/server/busy/compress?path=/w.zip&async=true", data=body, timeout=2)  # "at once"
+    assert poll(daemon, "/server/busy/compress", response.json()["token"]).json()["finished"] is True
+    names = zipfile.ZipFile(folder / "w.zip").namelist()
+    assert len(names) == len(set(names)) == 251
+    assert peak_memory(worker) - before < 64 * 2**20
+
+
+@pytest.fixture
+def big_server(daemon_factory, tmp_path):
+    """A daemon whose server holds 40 MB of random data: seconds of xz work."""
+    folder = tmp_path / "big"
+    (folder / "world").mkdir(parents=True)
+    for index in range(4):
+        (folder / "world" / f"chunk{index}.bin").write_bytes(os.urandom(10_000_000))
+    return daemon_factory(servers={"big": {"directory": str(folder), "command": "sleep 100000"}}), folder
+
+
+def temporaries(folder) -> list[str]:
+    return [name for name in os.listdir(folder) if name.startswith(".octyne-archive-")]
+
+
+def test_sigterm_during_an_async_compression_leaves_no_temporary_file(big_server):
+    daemon, folder = big_server
+    token = daemon.post("/server/big/compress?path=/w.tar.xz&archiveType=tar&compress=xz&async=true",
+                        data=b'["world"]').json()["token"]
+    wait_until(lambda: daemon.get(f"/server/big/compress?token={token}").json()["progress"] > 0)
+    assert temporaries(folder)  # being written
+    daemon.proc.send_signal(signal.SIGTERM)
+    assert daemon.proc.wait(30) == 0
+    assert sorted(os.listdir(folder)) == ["world"]
+
+
+def test_a_daemon_killed_during_a_compression_removes_the_leftover_at_its_next_start(big_server, daemon_factory):
+    daemon, folder = big_server
+    token = daemon.post("/server/big/compress?path=/w.tar.xz&archiveType=tar&compress=xz&async=true",
+                        data=b'["world"]').json()["token"]
+    wait_until(lambda: daemon.get(f"/server/big/compress?token={token}").json()["progress"] > 0)
+    os.killpg(daemon.proc.pid, signal.SIGKILL)  # master and worker at once: no shutdown code runs
+    daemon.proc.wait(10)
+    assert len(temporaries(folder)) == 1  # what a crash leaves
+    restarted = daemon_factory(servers={"big": {"directory": str(folder), "command": "sleep 100000"}},
+                               directory=daemon.directory)
+    assert sorted(os.listdir(folder)) == ["world"]
+    assert json.loads((restarted.directory / ".config.json.temporaries").read_text()) == []
+
+
+def test_sigterm_during_a_sync_compression_answers_500_and_leaves_nothing(big_server):
+    daemon, folder = big_server
+    answer = {}
+    request = threading.Thread(target=lambda: answer.update(response=daemon.post(
+        "/server/big/compress?path=/w.tar.xz&archiveType=tar&compress=xz", data=b'["world"]')))
+    request.start()
+    wait_until(lambda: temporaries(folder))
+    daemon.proc.send_signal(signal.SIGTERM)
+    request.join(30)
+    assert answer["response"].status_code == 500
+    assert answer["response"].json() == {"error": "Internal Server Error!",
+                                          "detail": "cancelled: the daemon is shutting down"}
+    assert daemon.proc.wait(30) == 0
+    assert sorted(os.listdir(folder)) == ["world"]
+
+
 @pytest.mark.parametrize("query, body, message", [
     ("path=/x.zip&archiveType=rar", b'["world"]', "Invalid archive type!"),
     ("path=/x.zip&compress=bz2", b'["world"]', "Invalid compression type!"),
@@ -104,6 +192,7 @@ def test_async_failure_is_a_500_and_leaves_nothing(daemon, root):
     ("path=/x.zip", b'["ghost"]', "The file ghost does not exist!"),
     ("path=/world", b'["world"]', "A file/folder already exists at the path of requested archive!"),
     ("path=../x.zip", b'["world"]', "Invalid archive path: path escapes from parent"),
+    ("path=/x.zip", json.dumps(["world/region/r.mca"] * 10_001).encode(), "Too many paths to compress!"),
 ])
 def test_compress_errors(daemon, root, query, body, message):
     check_error(daemon.post(f"/server/alpha/compress?{query}", data=body), 400, message)

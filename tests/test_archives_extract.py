@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import subprocess
 import tarfile
+import threading
 import zipfile
 
 import pytest
@@ -14,7 +16,7 @@ from hypothesis import strategies as st
 
 from octyne_flask.errors import ApiError
 from octyne_flask.files.archives.extract import extract, prepare
-from tests.test_files_operations import tree_state
+from tests.test_files_operations import Swapper, assert_nothing_from_outside, big_world, tree_state
 from tests.test_paths import snapshot
 
 SUFFIXES = [".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz", ".tbz", ".tar.bz2", ".tbz2",
@@ -224,3 +226,77 @@ def test_generated_hostile_tars_never_write_outside(tmp_path, members):
             path = os.path.join(parent, entry)
             assert os.path.realpath(path).startswith(root + "/"), f"{path} leads outside"
     assert sorted(os.listdir(base)) == ["outside", "server"]
+
+
+@pytest.mark.parametrize("swap, staging", [
+    (None, "dest/.octyne-unpack-*/data"),  # the folders being unpacked into
+    ("dest/data/sub07", None),  # a folder the staged tree is merged into
+])
+def test_folders_swapped_for_links_while_unpacking_never_lead_a_write_outside(tmp_path, swap, staging):
+    server, outside = big_world(tmp_path)
+    with tarfile.open(os.path.join(server, "big.tar"), "w") as bundle:
+        bundle.add(os.path.join(server, "src"), "data")
+    shutil.copytree(os.path.join(server, "src"), os.path.join(server, "dest", "data"))
+    before = tree_state(outside)
+    with Swapper(server, outside, swap=swap, staging=staging) as swapper:
+        try:
+            unpack(server, "big.tar", "dest")
+        except ApiError as error:
+            assert error.status == 500
+    assert swapper.swaps > 0
+    assert tree_state(outside) == before
+    assert_nothing_from_outside(server)
+
+
+def test_a_destination_swapped_for_a_link_after_the_check_gets_nothing(world):
+    server, outside, source = world
+    make_archive(source, server / "a.tar")
+    (server / "a" / "b").mkdir(parents=True)
+    archive, target, kind = prepare(str(server), "a.tar", "a/b/out")
+    os.rename(server / "a" / "b", server / "parked")
+    os.symlink(outside, server / "a" / "b")
+    before = snapshot(str(outside))
+    with pytest.raises(ApiError) as caught:
+        extract(archive, target, kind, 10**9)
+    assert (caught.value.status, caught.value.message) == (
+        400, "Invalid destination path: symlink leads outside the server directory")
+    assert snapshot(str(outside)) == before
+
+
+def test_an_archive_swapped_for_one_outside_after_the_check_is_not_read(world):
+    server, outside, source = world
+    make_archive(source, outside / "a.tar")
+    (server / "mine").mkdir()
+    make_archive(source, server / "mine" / "a.tar")
+    archive, target, kind = prepare(str(server), "mine/a.tar", "out")
+    os.rename(server / "mine", server / "parked")
+    os.symlink(outside, server / "mine")
+    with pytest.raises(ApiError) as caught:
+        extract(archive, target, kind, 10**9)
+    assert (caught.value.status, caught.value.message) == (
+        400, "Invalid archive path: symlink leads outside the server directory")
+    assert not (server / "out").exists()
+
+
+def test_a_fifo_named_like_an_archive_is_refused_not_waited_on(world):
+    server, _, _ = world
+    os.mkfifo(server / "pipe.tar")  # what an app can make; nothing will ever write to it
+    outcome = {}
+
+    def attempt():
+        try:
+            unpack(server, "/pipe.tar", "/out")
+        except ApiError as error:
+            outcome["error"] = error
+
+    worker = threading.Thread(target=attempt)
+    worker.start()
+    worker.join(5)
+    if worker.is_alive():  # blocked in open(): release it before failing
+        os.close(os.open(server / "pipe.tar", os.O_WRONLY))
+        worker.join()
+        pytest.fail("decompressing a FIFO blocked")
+    error = outcome["error"]
+    assert (error.status, error.message, error.extra) == (
+        500, "An error occurred while decompressing archive!", {"detail": "the archive is not a regular file"})
+    assert sorted(os.listdir(server)) == ["pipe.tar"]

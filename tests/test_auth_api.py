@@ -2,10 +2,12 @@
 
 import base64
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import requests
 
-from tests.harness import ADMIN_PASSWORD
+from tests.harness import ADMIN_HASH, ADMIN_PASSWORD
 
 NOT_AUTHENTICATED = {"error": "You are not authenticated to access this resource!"}
 
@@ -105,6 +107,31 @@ def test_login_throttle_per_ip_allows_fifty_failures(client):
     assert login(client, "user-final", "x").status_code == 429
     other_ip = login(client, "user-final", "x", environ_base={"REMOTE_ADDR": "192.0.2.44"})
     assert other_ip.status_code == 401
+
+
+def parallel_logins(daemon, usernames):
+    """One wrong-password login per name, all at once from one client IP; their statuses in order."""
+    def attempt(username):
+        return requests.get(daemon.url + "/login", headers={"Username": username, "Password": "wrong"},
+                            timeout=30).status_code
+
+    with ThreadPoolExecutor(max_workers=len(usernames)) as pool:
+        return list(pool.map(attempt, usernames))
+
+
+def test_parallel_wrong_logins_for_one_account_check_at_most_ten(daemon_factory):
+    daemon = daemon_factory()
+    statuses = parallel_logins(daemon, ["admin"] * 100)
+    assert (statuses.count(401), statuses.count(429)) == (10, 90)
+    assert requests.get(daemon.url + "/login", headers={"Username": "admin", "Password": ADMIN_PASSWORD},
+                        timeout=30).status_code == 429
+
+
+def test_parallel_wrong_logins_from_one_ip_check_at_most_fifty(daemon_factory):
+    accounts = [f"user{number}" for number in range(20)]
+    daemon = daemon_factory(users={name: ADMIN_HASH for name in ["admin", *accounts]})
+    statuses = parallel_logins(daemon, accounts * 5)  # 5 per account: only the per-IP bound can stop them
+    assert (statuses.count(401), statuses.count(429)) == (50, 50)
 
 
 def test_login_logs_the_action_without_the_password(app, client):

@@ -2,11 +2,14 @@
 
 import json
 import os
+import threading
+import time
+import tracemalloc
 
 import pytest
 
 from octyne_flask.actionlog import ROTATE_AT_BYTES, ActionLog
-from octyne_flask.auth.throttle import LoginThrottle
+from octyne_flask.auth.throttle import LoginThrottle, LoginThrottled
 from octyne_flask.auth.tickets import TicketStore
 from octyne_flask.auth.users import UserStore, ensure_users_file
 from octyne_flask.config import LoggingConfig
@@ -47,19 +50,73 @@ def test_ticket_expires_after_30_seconds():
     assert tickets.redeem(stale, "ip") is None
 
 
+def wrong_guess():
+    return None
+
+
 def test_throttle_window_slides():
     clock = FakeClock()
     throttle = LoginThrottle(clock=clock)
     for _ in range(10):
-        throttle.record_failure("1.1.1.1", "bob")
-    assert throttle.blocked("2.2.2.2", "bob")
-    assert not throttle.blocked("1.1.1.1", "alice")
+        throttle.attempt("1.1.1.1", "bob", wrong_guess)
+    with pytest.raises(LoginThrottled):
+        throttle.attempt("2.2.2.2", "bob", wrong_guess)
+    assert throttle.attempt("1.1.1.1", "alice", lambda: "token") == "token"
     clock.now += 601
-    assert not throttle.blocked("1.1.1.1", "bob")
+    assert throttle.attempt("1.1.1.1", "bob", lambda: "token") == "token"
+
+
+def test_throttle_takes_back_guesses_that_succeed_or_fail_without_a_verdict():
+    throttle = LoginThrottle(clock=FakeClock())
+    for _ in range(20):
+        assert throttle.attempt("1.1.1.1", "bob", lambda: "token") == "token"
+        with pytest.raises(ConnectionError):
+            throttle.attempt("1.1.1.1", "bob", _redis_down)
+    for _ in range(10):
+        throttle.attempt("1.1.1.1", "bob", wrong_guess)
+    with pytest.raises(LoginThrottled):
+        throttle.attempt("1.1.1.1", "bob", lambda: "token")
+
+
+def _redis_down():
+    raise ConnectionError("Redis is down")
+
+
+def test_concurrent_guesses_are_counted_before_any_is_checked():
+    throttle = LoginThrottle()
+    checked, throttled = [], []
+    all_started = threading.Barrier(100, timeout=10)
+
+    def guess(number: int) -> None:
+        all_started.wait()
+        try:
+            throttle.attempt("1.1.1.1", "bob", lambda: checked.append(number) or time.sleep(0.2))
+        except LoginThrottled:
+            throttled.append(number)
+
+    threads = [threading.Thread(target=guess, args=(number,)) for number in range(100)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert (len(checked), len(throttled)) == (10, 90)
 
 
 def write_users(path, users):
     path.write_text(json.dumps(users))
+
+
+def test_guesses_with_8_kb_usernames_from_many_addresses_keep_no_copy_of_the_names():
+    throttle = LoginThrottle()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for index in range(2000):  # 40 addresses x 50 guesses, each a new 8 KB name (the header limit)
+            throttle.attempt(f"127.0.1.{index // 50}", f"{index}-" + "u" * 8000, lambda: None)
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 2000 * 2048  # the names themselves would be 16 MB
 
 
 def test_store_ignores_invalid_names_and_keeps_last_good_users(tmp_path):
@@ -152,3 +209,23 @@ def test_endpoint_permissions_are_known_and_typos_are_not():
     for typo in ("config.veiw", "server{id}.files.veiw", "server.view", "serverlobby.view", "{id}.view", ""):
         with pytest.raises(ValueError):
             split_permission(typo)
+
+
+def test_an_unknown_username_costs_an_argon2_check_like_a_known_one(tmp_path, monkeypatch):
+    """Answer time must not tell which accounts exist: both paths run exactly one Argon2id verification."""
+    from argon2 import low_level
+
+    from tests.harness import ADMIN_HASH
+
+    path = tmp_path / "users.json"
+    path.write_text(json.dumps({"admin": ADMIN_HASH}))
+    store = UserStore(str(path))
+    verifications = []
+    real_verify = low_level.verify_secret
+    monkeypatch.setattr(low_level, "verify_secret", lambda *args: verifications.append(1) or real_verify(*args))
+    store.check_password("admin", b"wrong")
+    store.check_password("admin", b"wrong")  # the decoy hash is made once, on first use: count after it exists
+    known = len(verifications)
+    assert store.check_password("nobody-by-this-name", b"wrong") is False
+    store.check_password("nobody-by-this-name", b"wrong")
+    assert len(verifications) - known == 2 and known == 2

@@ -1,8 +1,12 @@
 """The config file: HuJSON parsing, defaults, and validation messages that name the key."""
 
+import math
+
 import pytest
 
-from octyne_flask.config import SCHEMA, SERVER_SCHEMA, ConfigError, config_reference, load_config, parse_config
+from octyne_flask.config import (
+    SCHEMA, SERVER_SCHEMA, ConfigError, Key, config_from_document, config_reference, load_config, parse_config,
+)
 from tests.harness import REPO
 
 
@@ -69,12 +73,70 @@ def test_unix_socket_defaults_to_tmpdir_and_port(monkeypatch):
     ('{"https": {"enabled": true}}', "'https.cert'"),
     ('{"logging": {"actions": {"auth.login": "no"}}}', "'logging.actions.auth.login' must be a boolean"),
     ('{"trustedProxies": ["nonsense"]}', "'trustedProxies'"),
-    ('{"console": {"maxLagBytes": 10}}', "'console.maxLagBytes' must be at least"),
+    ('{"console": {"maxLagBytes": 10}}', "'console.maxLagBytes' must be an integer from 1048576 to"),
 ])
 def test_invalid_config_is_refused_with_a_message_naming_the_problem(text, fragment):
     with pytest.raises(ConfigError) as raised:
         parse_config(text)
     assert fragment in str(raised.value)
+
+
+def document_with(key: Key, value, server: bool) -> dict:
+    """A minimal document holding ``value`` at ``key``'s path (inside one server for server keys)."""
+    document = node = {}
+    if server:
+        node = document.setdefault("servers", {}).setdefault("a", {"directory": "/srv/a", "command": "run"})
+    *parents, last = key.path.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+    return document
+
+
+NUMERIC_KEYS = ([(key, False) for key in SCHEMA if key.kind in ("int", "number")]
+                + [(key, True) for key in SERVER_SCHEMA if key.kind in ("int", "number")])
+
+
+@pytest.mark.parametrize("key, server", NUMERIC_KEYS, ids=[key.path for key, _ in NUMERIC_KEYS])
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, 1e999, 1e10 ** 30, 10 ** 400, True, False, "1"],
+                         ids=["NaN", "Infinity", "-Infinity", "1e999", "1e300", "10**400", "true", "false", "string"])
+def test_every_number_must_be_finite_and_in_its_declared_range(key, server, value):
+    """Checked on the parsed document, so a parser that reads NaN or Infinity literals changes nothing."""
+    with pytest.raises(ConfigError) as raised:
+        config_from_document(document_with(key, value, server))
+    assert f"'{'servers.a.' if server else ''}{key.path}' must be" in str(raised.value)
+
+
+@pytest.mark.parametrize("key, server", NUMERIC_KEYS, ids=[key.path for key, _ in NUMERIC_KEYS])
+def test_the_edges_of_each_range_are_allowed_and_beyond_them_refused(key, server):
+    low, high = key.bounds
+    for edge in (low, high):
+        config_from_document(document_with(key, edge, server))
+    step = 1 if key.kind == "int" else 0.001
+    for outside in (low - step, high + step):
+        with pytest.raises(ConfigError) as raised:
+            config_from_document(document_with(key, outside, server))
+        assert f"from {low} to {high}" in str(raised.value)
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ('{"stopGracePeriod": 1e999}', "'stopGracePeriod' must be a number from 0 to 86400"),
+    ('{"stopGracePeriod": -1}', "'stopGracePeriod' must be a number from 0 to 86400"),
+    ('{"port": 0}', "'port' must be an integer from 1 to 65535"),
+    ('{"servers": {"a": {"directory": "/x", "command": "x", "stop": {"timeout": 1e10}}}}',
+     "'servers.a.stop.timeout' must be a number from 0 to 86400"),
+])
+def test_out_of_range_numbers_in_the_text_name_the_key_and_the_range(text, fragment):
+    with pytest.raises(ConfigError) as raised:
+        parse_config(text)
+    assert fragment in str(raised.value)
+
+
+def test_a_numeric_key_cannot_be_declared_without_a_range():
+    with pytest.raises(TypeError):
+        Key("some.number", "number", 1, "A number nobody bounded.")
+    with pytest.raises(TypeError):
+        Key("some.text", "string", "", "A string with a range.", bounds=(0, 1))
 
 
 def test_comment_markers_inside_strings_are_text():

@@ -2,6 +2,7 @@
 
 import json
 import os
+import stat
 
 import pytest
 
@@ -32,6 +33,12 @@ def test_get_config_returns_the_file_byte_for_byte(app, client, admin_headers):
     (b'{"servers": []}', "'servers'"),
     (b'{"servers": {"a": {"directory": "/x"}}}', "'servers.a.command'"),
     (b"\xff\xfe", "UTF-8"),
+    (b'{"stopGracePeriod": 1e999}', "'stopGracePeriod' must be a number from 0 to"),
+    (b'{"stopGracePeriod": -0.5}', "'stopGracePeriod' must be a number from 0 to"),
+    (b'{"stopGracePeriod": NaN}', "'stopGracePeriod'"),
+    (b'{"servers": {"a": {"directory": "/x", "command": "x", "stop": {"command": "stop", "timeout": 1e10}}}}',
+     "'servers.a.stop.timeout' must be a number from 0 to"),
+    (b'{"console": {"idleTimeout": true}}', "'console.idleTimeout' must be a number"),
 ])
 def test_patch_with_a_bad_config_is_400_and_leaves_the_file_untouched(app, client, admin_headers, body, detail_fragment):
     before = config_bytes(app)
@@ -57,6 +64,16 @@ def test_patch_writes_trimmed_text_applies_it_and_logs(app, client, admin_header
         entries = [json.loads(line) for line in handle]
     assert entries[-1]["action"] == "config.edit"
     assert entries[-1]["newConfig"] == document
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o640])
+def test_patch_keeps_the_config_file_mode(app, client, admin_headers, mode):
+    """config.json may hold Redis credentials: a rewrite must not make it readable by anyone new."""
+    path = app.extensions["octyne"].config_path
+    os.chmod(path, mode)
+    response = client.patch("/config", headers=admin_headers, data=config_bytes(app))
+    assert response.get_json() == {"success": True}
+    assert stat.S_IMODE(os.stat(path).st_mode) == mode
 
 
 def test_tokens_survive_a_config_change(client, admin_headers, app):

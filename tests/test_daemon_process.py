@@ -26,9 +26,10 @@ OCTYNE_PASSWORDS = {
 }
 
 
-def test_first_start_generates_admin_and_prints_the_password(tmp_path):
+def test_first_start_generates_admin_owner_only_and_prints_the_password(tmp_path):
     daemon = RunningDaemon(tmp_path, daemon_config(tmp_path), users=None)
     try:
+        assert stat.S_IMODE(os.stat(daemon.users_path).st_mode) == 0o600  # it holds a password hash
         match = re.search(r"The file (.+) has been generated with the default user 'admin' and password '([^']+)'\.",
                           daemon.output())
         assert match and match.group(1) == str(daemon.users_path)
@@ -230,6 +231,19 @@ def test_wrong_type_in_config_exits_1_naming_the_key(tmp_path):
     (tmp_path / "config.json").write_text('{"port": "x"}')
     result = run_cli(cwd=tmp_path)
     assert result.returncode == 1 and "'port' must be an integer" in result.stderr
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"stopGracePeriod": 1e999}', "'stopGracePeriod' must be a number from 0 to 86400"),
+    ('{"servers": {"a": {"directory": ".", "command": "x", "stop": {"command": "stop", "timeout": 1e10}}}}',
+     "'servers.a.stop.timeout' must be a number from 0 to 86400"),
+    ('{"threads": -4}', "'threads' must be an integer from 4 to 10000"),
+])
+def test_a_number_out_of_range_exits_1_naming_the_key(tmp_path, text, message):
+    (tmp_path / "config.json").write_text(text)
+    result = run_cli(cwd=tmp_path)
+    assert result.returncode == 1 and message in result.stderr
+    assert not (tmp_path / "users.json").exists()
 
 
 def test_default_paths_resolve_against_the_working_directory(tmp_path):

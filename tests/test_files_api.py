@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from tests.harness import ADMIN_HASH, RunningDaemon, daemon_config
-from tests.test_files_operations import tree_state
+from tests.test_files_operations import Swapper, assert_nothing_from_outside, big_world, tree_state
 
 UPLOAD_LIMIT = 2 * 1024 * 1024
 
@@ -133,6 +133,28 @@ def test_download_honours_range_and_quotes_unicode_names(daemon, root):
     assert response.headers["Content-Range"] == "bytes 100-199/10240"
     disposition = response.headers["Content-Disposition"]
     assert disposition.startswith("attachment;") and "filename*=UTF-8''r%C3%A9sum%C3%A9%201.bin" in disposition
+
+
+@pytest.mark.parametrize("name, fallback, encoded", [
+    ("a\r\nb.txt", "a__b.txt", "a%0D%0Ab.txt"),
+    ("bell\x01.txt", "bell_.txt", "bell%01.txt"),
+    ("del\x7f.txt", "del_.txt", "del%7F.txt"),
+    ('quo"te\\ ✓.txt', 'quo\\"te\\\\ _.txt', "quo%22te%5C%20%E2%9C%93.txt"),
+])
+def test_download_of_names_with_control_characters_has_a_safe_disposition(daemon, root, name, fallback, encoded):
+    (root / name).write_bytes(b"payload " + name.encode())
+    response = daemon.get("/server/alpha/file?path=/" + urllib.parse.quote(name))
+    assert response.status_code == 200 and response.content == b"payload " + name.encode()
+    assert response.headers["Content-Disposition"] == (
+        f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+    assert last_log(daemon, "server.files.download")["path"] == "/" + name
+
+
+def test_a_download_that_is_not_answered_is_not_logged(daemon, root):
+    before = len(daemon.action_log())
+    response = daemon.get("/server/alpha/file?path=/a.txt", headers={"Range": "bytes=500-600"})
+    assert response.status_code == 416
+    assert len(daemon.action_log()) == before
 
 
 @pytest.mark.parametrize("path, status, message", [
@@ -412,3 +434,80 @@ def test_uploading_into_a_missing_folder_is_an_internal_error_like_octyne(daemon
     check_error(daemon.post("/server/alpha/file?path=/missing", files={"upload": ("x.txt", b"x")}), 500,
                 "Internal Server Error!")
     assert not (root / "missing").exists()
+
+
+# -- races, links and paths that cannot name a file (issue #9) -------------------------
+
+def test_a_copy_through_the_api_never_reads_or_writes_outside_while_a_folder_is_swapped(daemon, root, tmp_path):
+    """``PATCH /file`` cp of a 2000-file folder while a subfolder flips to a link to outside, on disk."""
+    server, outside = big_world(tmp_path)
+    for entry in os.listdir(server):
+        shutil.move(os.path.join(server, entry), root / entry)
+    before = tree_state(outside)
+    with Swapper(str(root), outside) as swapper:
+        for attempt in range(4):
+            response = daemon.patch("/server/alpha/file", data=f"cp\n/src\n/copy{attempt}".encode())
+            assert response.status_code in (200, 400, 500), response.text
+    assert swapper.swaps > 0
+    assert tree_state(outside) == before
+    assert_nothing_from_outside(str(root))
+
+
+def test_moving_a_link_where_it_would_lead_outside_is_refused(daemon, root):
+    os.symlink("../../a.txt", root / "folder" / "nested" / "up")
+    before = tree_state(root)
+    for body in ("mv\n/folder/nested/up\n/", "cp\n/folder/nested\n/n2", "mv\n/to_beta\n/folder/beta"):
+        check_error(daemon.patch("/server/alpha/file", data=body.encode()), 400,
+                    f"Invalid destination path: {LINK_OUT}")
+    response = daemon.patch("/server/alpha/files", json={"operations": [
+        {"operation": "mv", "src": "/a.txt", "dest": "/b.txt"},
+        {"operation": "cp", "src": "/folder/nested", "dest": "/n2"}]})
+    assert (response.status_code, response.json()) == (
+        400, {"success": False, "errors": [{"index": 1, "message": f"Invalid destination path: {LINK_OUT}"}]})
+    assert tree_state(root) == before
+
+
+def test_a_transaction_with_a_path_that_cannot_name_a_file_is_a_400_and_moves_nothing(daemon, root):
+    (root / "keep.txt").write_text("keep")
+    before = tree_state(root)
+    body = ('{"operations":[{"operation":"mv","src":"/a.txt","dest":"/b.txt"},'
+            '{"operation":"rm","path":"/keep.txt"},{"operation":"rm","path":"/\\ud800"}]}')
+    response = daemon.patch("/server/alpha/files", data=body.encode())
+    assert (response.status_code, response.json()) == (
+        400, {"success": False, "errors": [{"index": 2, "message": "Invalid source path: invalid path"}]})
+    assert tree_state(root) == before
+    assert not [name for name in os.listdir(root) if name.startswith(".octyne-transaction-")]
+
+
+@pytest.mark.parametrize("method, url, body, message", [
+    ("PATCH", "/file", '{"operation":"mv","src":"/\\ud800","dest":"/x"}', "Invalid source path: invalid path"),
+    ("PATCH", "/file", '{"operation":"cp","src":"/a.txt","dest":"/x\\udfff"}', "Invalid destination path: invalid path"),
+    ("POST", "/compress?path=/out.zip", '["a.txt", "\\ud800"]', "Invalid file path \ud800: invalid path"),
+])
+def test_json_paths_that_cannot_name_a_file_are_a_400(daemon, root, method, url, body, message):
+    before = tree_state(root)
+    check_error(daemon.request(method, f"/server/alpha{url}", data=body.encode()), 400, message)
+    assert tree_state(root) == before
+
+
+@pytest.mark.parametrize("method, url, status", [
+    ("GET", "/file?path=/%ED%A0%80", 404),
+    ("GET", "/files?path=/%ED%A0%80", 404),
+    ("DELETE", "/file?path=/%FF%ED%A0%80", 404),
+    ("POST", "/decompress?path=/%ED%A0%80.zip", 400),
+])
+def test_query_paths_with_bytes_that_are_not_utf8_are_never_a_500(daemon, root, method, url, status):
+    assert daemon.request(method, f"/server/alpha{url}").status_code == status
+
+
+def test_names_that_are_not_utf8_can_be_copied_unpacked_and_logged(daemon, root):
+    """Raw bytes in the legacy text body and the decompress body name files byte for byte (like Octyne)."""
+    (root / os.fsdecode(b"caf\xe9.txt")).write_text("latin-1 name")
+    response = daemon.patch("/server/alpha/file", data=b"cp\n/caf\xe9.txt\n/copy-\xff.txt")
+    assert (response.status_code, response.json()) == (200, {"success": True})
+    assert os.path.exists(os.fsencode(root) + b"/copy-\xff.txt")
+    assert last_log(daemon, "server.files.copy")["dest"] == "/copy-\udcff.txt"
+    assert daemon.post("/server/alpha/compress?path=/a.zip", data=b'["a.txt"]').json() == {"success": True}
+    response = daemon.post("/server/alpha/decompress?path=/a.zip", data=b"/out-\xff")
+    assert (response.status_code, response.json()) == (200, {"success": True})
+    assert os.path.exists(os.fsencode(root) + b"/out-\xff/a.txt")

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import shutil
 import stat
+import subprocess
+import threading
+import time
 
 import pytest
 
 from octyne_flask.errors import ApiError
 from octyne_flask.files.listing import list_folder
 from octyne_flask.files.operations import create_folder, delete_item, move_or_copy
-from octyne_flask.files.paths import resolve
+from octyne_flask.files.paths import ServerPath, resolve
 from octyne_flask.files.transactions import Outcome, Step, TransactionRejected, parse_operations, run_transaction, undo
 
 
@@ -241,7 +245,7 @@ def test_an_undo_that_fails_makes_the_status_500_and_is_reported(server):
     moved = os.path.join(server, "b-moved.txt")
     os.rename(os.path.join(server, "folder", "b.txt"), moved)
     step = Step("mv", resolve(server, "/folder/b.txt", "source path"), resolve(server, "/b-moved.txt", "dest"))
-    step.done = moved
+    step.final = step.dest
     shutil.rmtree(os.path.join(server, "folder"))
     outcome = Outcome(400, [{"index": 1, "message": "The file specified in path does not exist!"}])
     undo([step], outcome)
@@ -250,3 +254,200 @@ def test_an_undo_that_fails_makes_the_status_500_and_is_reported(server):
     assert outcome.body()["errors"][1]["message"] == "Internal Server Error!"
     assert outcome.body()["errors"][1]["detail"] == "No such file or directory"
     assert os.path.isfile(moved)  # nothing lost
+
+
+# -- races and links: nothing ever leaves the server directory ----------------------
+
+LOOT = b"outside the server directory"
+
+
+def big_world(tmp_path):
+    """A server with a folder of 2000 small files (a copy takes a while) and an outside folder full of loot."""
+    server, outside = tmp_path / "server", tmp_path / "outside"
+    for index in range(40):
+        folder = server / "src" / f"sub{index:02}"
+        folder.mkdir(parents=True)
+        for number in range(50):
+            (folder / f"f{number}.txt").write_bytes(b"inside %d" % number)
+    outside.mkdir()
+    for number in range(50):
+        (outside / f"f{number}.txt").write_bytes(LOOT)
+    (outside / "sub00").mkdir()
+    return str(server), str(outside)
+
+
+class Swapper(threading.Thread):
+    """Until stopped (at most ``limit`` seconds), in a tight loop: swaps the folder ``swap`` and every folder
+    inside our hidden work folders (``staging``, a glob) for symlinks to ``outside``, then puts them back."""
+
+    def __init__(self, server: str, outside: str, swap: str | None = "src/sub07",
+                 staging: str | None = ".octyne-copy-*", limit: float = 20):
+        super().__init__(daemon=True)
+        self.server, self.outside, self.deadline = server, outside, time.monotonic() + limit
+        self.swap, self.staging = swap, staging
+        self.swaps = 0
+        self.done = threading.Event()
+
+    def _targets(self) -> list[str]:
+        targets = [os.path.join(self.server, self.swap)] if self.swap else []
+        for staging in glob.glob(os.path.join(self.server, self.staging)) if self.staging else []:
+            try:
+                targets += [entry.path for entry in os.scandir(staging) if entry.is_dir(follow_symlinks=False)]
+            except OSError:
+                pass  # finished meanwhile
+        return targets
+
+    def run(self):
+        while not self.done.is_set() and time.monotonic() < self.deadline:
+            swapped = []
+            for target in self._targets():
+                try:
+                    os.rename(target, target + ".parked")
+                except OSError:
+                    continue  # gone, or being removed under us
+                swapped.append(target)
+                os.symlink(os.path.join(self.outside, "sub00"), target)
+            for target in swapped:
+                self._restore(target)
+            self.swaps += len(swapped)
+
+    @staticmethod
+    def _restore(target: str) -> None:
+        try:
+            os.unlink(target)
+            os.rename(target + ".parked", target)
+        except OSError:
+            pass  # its folder was removed or renamed meanwhile: nothing to restore there
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.join()
+
+
+def assert_nothing_from_outside(server: str) -> None:
+    """No regular file in the server directory holds what only the outside folder has."""
+    for parent, _, files in os.walk(server):
+        for name in files:
+            path = os.path.join(parent, name)
+            if not os.path.islink(path):
+                assert open(path, "rb").read() != LOOT, f"{path} was read from outside"
+
+
+def test_a_folder_swapped_for_a_link_while_it_is_copied_never_leads_the_copy_outside(tmp_path):
+    server, outside = big_world(tmp_path)
+    before = tree_state(outside)
+    with Swapper(server, outside) as swapper:
+        for attempt in range(6):
+            try:
+                move_or_copy("cp", path(server, "src", "source path"), path(server, f"copy{attempt}", "destination path"))
+            except ApiError as error:
+                assert error.status in (400, 500), error.message
+    assert swapper.swaps > 0
+    assert tree_state(outside) == before
+    assert_nothing_from_outside(server)
+
+
+def test_a_folder_swapped_for_a_link_while_it_is_deleted_never_leads_the_delete_outside(tmp_path):
+    server, outside = big_world(tmp_path)
+    before = tree_state(outside)
+    with Swapper(server, outside):
+        time.sleep(0.01)
+        try:
+            delete_item(path(server, "src"))
+        except ApiError as error:
+            assert error.status in (404, 500), error.message  # the tree changed under the delete
+    assert tree_state(outside) == before
+
+
+@pytest.mark.parametrize("operation", ["mv", "cp"])
+@pytest.mark.parametrize("src, dest", [
+    ("folder/nested/up", "/"),  # "../../a.txt" is the top's a.txt where it is, outside from the top
+    ("folder/nested", "/"),  # the same link inside a folder that moves up
+    ("outward", "/folder"),  # already outside where it is
+])
+def test_a_link_that_would_resolve_outside_at_its_new_place_is_refused(server, operation, src, dest):
+    os.symlink("../../a.txt", os.path.join(server, "folder", "nested", "up"))
+    os.symlink("/etc", os.path.join(server, "outward"))
+    before = tree_state(server)
+    with pytest.raises(ApiError) as caught:
+        move_or_copy(operation, path(server, src, "source path"), path(server, dest, "destination path"))
+    assert (caught.value.status, caught.value.message) == (
+        400, "Invalid destination path: symlink leads outside the server directory")
+    assert tree_state(server) == before
+
+
+@pytest.mark.parametrize("operation", ["mv", "cp"])
+def test_links_that_stay_inside_move_and_copy_as_links(server, operation):
+    os.symlink("../b.txt", os.path.join(server, "folder", "nested", "up"))
+    move_or_copy(operation, path(server, "folder/nested", "source path"), path(server, "folder/two", "destination path"))
+    assert os.readlink(os.path.join(server, "folder", "two", "up")) == "../b.txt"
+
+
+@pytest.fixture
+def mounted(server):
+    """A tmpfs mounted at ``ram`` inside the server directory: a second device (needs root)."""
+    mount = os.path.join(server, "ram")
+    os.mkdir(mount)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "octyne-test", mount],
+                      capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    assert os.stat(mount).st_dev != os.stat(server).st_dev
+    yield mount
+    subprocess.run(["umount", "-l", mount], check=True)
+
+
+def test_a_move_across_devices_copies_then_removes(server, mounted):
+    os.symlink("b.txt", os.path.join(server, "folder", "to_b"))
+    expected = tree_state(os.path.join(server, "folder"))
+    move_or_copy("mv", path(server, "folder", "source path"), path(server, "ram", "destination path"))
+    assert tree_state(os.path.join(mounted, "folder")) == expected
+    assert not os.path.lexists(os.path.join(server, "folder"))
+    move_or_copy("mv", path(server, "ram/folder", "source path"), path(server, "/back", "destination path"))
+    assert tree_state(os.path.join(server, "back")) == expected
+    assert os.listdir(mounted) == []
+
+
+def test_a_move_across_devices_that_would_leave_a_link_outside_changes_nothing(server, mounted):
+    os.makedirs(os.path.join(mounted, "a", "b"))
+    os.symlink("../../a.txt", os.path.join(mounted, "a", "b", "link"))  # ram/a.txt where it is
+    before = tree_state(server)
+    with pytest.raises(ApiError) as caught:
+        move_or_copy("mv", path(server, "ram/a/b", "source path"), path(server, "/b", "destination path"))
+    assert (caught.value.status, caught.value.message) == (
+        400, "Invalid destination path: symlink leads outside the server directory")
+    assert tree_state(server) == before
+
+
+def test_paths_that_cannot_name_a_file_are_refused_before_anything_moves(server):
+    before = tree_state(server)
+    with pytest.raises(TransactionRejected) as caught:
+        parse_operations({"operations": [{"operation": "mv", "src": "/a.txt", "dest": "/b.txt"},
+                                         {"operation": "rm", "path": "/page.html"},
+                                         {"operation": "rm", "path": "/\ud800"}]}, server)
+    assert caught.value.outcome.status == 400
+    assert caught.value.outcome.body() == {
+        "success": False, "errors": [{"index": 2, "message": "Invalid source path: invalid path"}]}
+    assert tree_state(server) == before
+    for what in ("file path", "destination path"):
+        with pytest.raises(ApiError) as refused:
+            resolve(server, "a\udfff/b", what)
+        assert (refused.value.status, refused.value.message) == (400, f"Invalid {what}: invalid path")
+    assert resolve(server, "/\udcff", "file path").absolute.endswith("/\udcff")  # the byte 0xff, not UTF-8
+
+
+def test_any_failure_in_a_transaction_rolls_everything_back(server):
+    """A failure that is not an ApiError (here an unencodable name that skipped validation) still undoes all."""
+    before = tree_state(server)
+    steps = parse_operations({"operations": [{"operation": "mv", "src": "/a.txt", "dest": "/b.txt"},
+                                             {"operation": "cp", "src": "/folder", "dest": "/copy"},
+                                             {"operation": "rm", "path": "/page.html"}]}, server)
+    steps.append(Step("rm", ServerPath(os.path.realpath(server), "\ud800", "/\ud800")))
+    outcome = run_transaction(steps, server)
+    assert (outcome.status, outcome.body()) == (
+        500, {"success": False, "errors": [{"index": 3, "message": "Internal Server Error!"}]})
+    assert tree_state(server) == before
+    assert not glob.glob(os.path.join(server, ".octyne-*"))

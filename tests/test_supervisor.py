@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -13,7 +15,7 @@ import time
 import psutil
 import pytest
 
-from octyne_flask.config import config_from_document
+from octyne_flask.config import StopConfig, config_from_document
 from octyne_flask.supervisor import CRASHED, RUNNING, STOPPED, Supervisor, process
 from tests.harness import wait_until
 
@@ -209,6 +211,24 @@ def test_console_input_reaches_stdin_with_a_newline(tmp_path, supervise):
     wait_until(lambda: "got 'hello there\\n'" in lines(server))
 
 
+def test_apps_are_fed_and_waited_for_on_descriptors_above_1023(tmp_path, supervise):
+    """The worker may hold a thousand connections, so an app's pipes and pidfd can be past select()'s limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
+    filler = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        deaf = "import time\nprint('up', flush=True)\ntime.sleep(2)"  # never reads its stdin, then exits
+        sup = supervise({"s": {"command": script(tmp_path, "deaf.py", deaf)}})
+        server = sup.get("s")
+        wait_until(lambda: "up" in lines(server))
+        assert server.write_input("x" * (4 << 20)) is False  # the pipe fills; waiting for room gives up after 1 s
+        wait_until(lambda: server.status == STOPPED)
+    finally:
+        for fd in filler:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 GRACEFUL = """
 import signal, sys, time
 signal.signal(signal.SIGTERM, lambda *a: (print("sigterm", flush=True), sys.exit(0)))
@@ -376,3 +396,41 @@ def test_a_start_after_giving_up_grants_three_restarts_again(tmp_path, supervise
     wait_until(lambda: lines(server).count("[Octyne] Server bad has crashed!") == 8)
     time.sleep(0.3)
     assert lines(server).count("[Octyne] Started server bad") == 8 and server.status == CRASHED
+
+
+def test_a_command_with_a_nul_character_is_a_failed_start_not_a_dead_thread(tmp_path, supervise):
+    """Popen refuses it with ValueError, which used to end the server's thread: every later start hung 30 s."""
+    sup = supervise({"s": {"command": "echo a\u0000b", "enabled": False}})
+    server = sup.get("s")
+    for _ in range(2):
+        asked = time.monotonic()
+        assert server.start() is False
+        assert time.monotonic() - asked < 5
+        assert server.status == CRASHED
+        assert "Failed to start server s" in lines(server)[-1] and "null byte" in lines(server)[-1]
+
+
+def test_a_supervising_thread_that_fails_kills_and_reaps_the_app_and_recovers(tmp_path, caplog):
+    """A stop timeout too large for select() (the config now refuses it) used to kill the thread and wedge the server."""
+    config = config_for(tmp_path, {"s": {"command": script(tmp_path, "s.py", SLEEPER)}})
+    config.servers["s"] = dataclasses.replace(config.servers["s"], stop=StopConfig("stop", 1e10))
+    sup = Supervisor(config)
+    try:
+        sup.start_enabled()
+        server = sup.get("s")
+        pid = pid_of(server)
+        server.term()
+        wait_until(lambda: server.status == CRASHED, timeout=5)
+        assert not psutil.pid_exists(pid)  # killed and reaped: not even a zombie is left
+        assert lines(server)[-1] == "[Octyne] Server s has crashed!"
+        assert "Restarting" not in lines(server)[-2]
+        failure = next(record for record in caplog.records if "Supervising server s failed" in record.getMessage())
+        assert failure.levelname == "ERROR" and failure.exc_info[0] is OverflowError
+        assert server.start() is True and server.status == RUNNING
+        wait_until(lambda: lines(server).count("[Octyne] Started server s") == 2)
+        second = int([line for line in lines(server) if line.startswith("pid ")][-1].split()[1])
+    finally:
+        asked = time.monotonic()
+        sup.shutdown()
+    assert time.monotonic() - asked < 3
+    assert gone([second]) and server.status == STOPPED

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import stat
 
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from octyne_flask.errors import ApiError
 from octyne_flask.files.paths import resolve
+from octyne_flask.files.temp_journal import TemporaryJournal
 from octyne_flask.files.upload import receive_upload
 
 BOUNDARY = "----octyneBoundary7MA4YWxkTrZu0gW"
@@ -50,6 +52,26 @@ class Trickle(io.RawIOBase):
 def upload(folder_root, body, *, stream=None, limit=10**9, folder="/", content_type=CONTENT_TYPE):
     target = resolve(str(folder_root), folder, "file path", follow=True)
     return receive_upload(stream or io.BytesIO(body), content_type, len(body), target, limit)
+
+
+def test_the_temporary_file_is_listed_in_the_journal_while_it_is_written(tmp_path):
+    journal_file = tmp_path / ".config.json.temporaries"
+    journal = TemporaryJournal(str(journal_file))
+    (tmp_path / "server").mkdir()
+    body = form(file_part(os.urandom(300_000)))
+    seen = []
+
+    class Watched(Trickle):
+        def read(self, size=-1):
+            seen.append(json.loads(journal_file.read_text()) if journal_file.exists() else [])
+            return super().read(size)
+
+    target = resolve(str(tmp_path / "server"), "/", "file path", follow=True)
+    receive_upload(Watched(body, 64 * 1024), CONTENT_TYPE, len(body), target, 10**9, journal)
+    during = [paths for paths in seen if paths]
+    assert during and all(len(paths) == 1 and os.path.basename(paths[0]).startswith(".octyne-upload-")
+                          for paths in during)
+    assert json.loads(journal_file.read_text()) == []
 
 
 def leftovers(root) -> list:

@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify, request
 
 from octyne_flask.api.guard import (
     ANY_METHOD, allow_methods, current_daemon, log_action, read_body, read_json_body, requires)
-from octyne_flask.errors import ApiError, internal_error
+from octyne_flask.errors import ApiError
 from octyne_flask.files.archives import compress as compression
 from octyne_flask.files.archives import extract as extraction
 from octyne_flask.files.paths import request_path
@@ -36,10 +36,7 @@ def compress(server):
         token = current_daemon().compressions.start(job)
         log_action("server.files.compress", **fields)
         return jsonify(token=token)
-    try:
-        compression.build_archive(job)
-    except OSError as error:
-        raise internal_error(error) from None
+    current_daemon().compressions.run(job)
     log_action("server.files.compress", **fields)
     return jsonify(success=True)
 
@@ -50,6 +47,7 @@ def decompress(server):
     allow_methods(("POST",), "Only POST is allowed!")
     destination = read_body().decode("utf-8", "surrogateescape")
     archive, target, kind = extraction.prepare(server.directory, request.args.get("path"), destination)
-    extraction.extract(archive, target, kind, current_daemon().config.files.decompress_limit)
+    daemon = current_daemon()
+    extraction.extract(archive, target, kind, daemon.config.files.decompress_limit, daemon.temporaries)
     log_action("server.files.decompress", server=server.name, archive=archive.request, destination=target.request)
     return jsonify(success=True)

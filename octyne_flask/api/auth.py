@@ -4,6 +4,7 @@ from flask import Blueprint, jsonify, request
 
 from octyne_flask.api.guard import (ANY_METHOD, allow_methods, authenticate, client_ip, current_daemon,
                                     is_local, log_action, presented_token)
+from octyne_flask.auth.throttle import LoginThrottled
 from octyne_flask.errors import CREDENTIALS_MISSING, ApiError
 
 blueprint = Blueprint("auth", __name__)
@@ -38,12 +39,13 @@ def login():
     if not username_bytes or not password:
         raise ApiError(400, CREDENTIALS_MISSING)
     username = username_bytes.decode("utf-8", errors="replace")
-    daemon, ip = current_daemon(), client_ip()
-    if daemon.throttle.blocked(ip, username):
-        raise ApiError(429, TOO_MANY_FAILURES)
-    token = daemon.authenticator.login(username, password)
+    daemon = current_daemon()
+    try:
+        token = daemon.throttle.attempt(client_ip(), username,
+                                        lambda: daemon.authenticator.login(username, password))
+    except LoginThrottled:
+        raise ApiError(429, TOO_MANY_FAILURES) from None
     if token is None:
-        daemon.throttle.record_failure(ip, username)
         raise ApiError(401, "Invalid username or password!")
     log_action("auth.login", as_user=username)
     if request.args.get("cookie") == "true":

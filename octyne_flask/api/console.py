@@ -12,6 +12,7 @@ from flask import Blueprint, g, request
 from simple_websocket import ConnectionClosed
 
 from octyne_flask.api.console_session import V2, ConsoleSession, Wakeup, finish, json_frame
+from octyne_flask.api.console_socket import ConsoleSocket
 from octyne_flask.api.guard import (authenticate, authorize, caller_permissions, current_daemon, log_action,
                                     lookup_server)
 from octyne_flask.api.websocket import sock
@@ -21,6 +22,7 @@ blueprint = Blueprint("console", __name__)
 
 MAX_INBOUND_MESSAGE = 1024 * 1024
 CONSOLE_ENDPOINT = "console.console"
+SERVER_SOCKET_KEYS = ("werkzeug.socket", "gunicorn.socket")  # where simple-websocket looks, in its order
 
 
 @blueprint.record_once
@@ -36,14 +38,17 @@ def wants_v2() -> bool:
 
 
 @blueprint.before_request
-def check_v1_before_upgrade():
-    """Console v1: 401/403/404 as HTTP answers, before the upgrade."""
+def prepare_upgrade():
+    """Console v1: 401/403/404 as HTTP answers, before the upgrade. Then hand simple-websocket a ConsoleSocket."""
     if request.endpoint != CONSOLE_ENDPOINT:
         return
     # Output frames are encoded once and shared by every client, so no per-connection compression.
     request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
     if not wants_v2():
         g.console_server = _admit(request.view_args["id"])
+    # simple-websocket takes its socket from the WSGI environ (TransportMiddleware has read it already).
+    key = next(key for key in SERVER_SOCKET_KEYS if key in request.environ)
+    request.environ[key] = ConsoleSocket(request.environ[key])
 
 
 def _admit(server_id: str):
@@ -56,7 +61,7 @@ def _admit(server_id: str):
 def refuse(ws, error: ApiError) -> None:
     """console-v2's answer to a failed check: an error message, then close code 4000+status."""
     try:
-        ws.sock.sendall(json_frame({"type": "error", "message": error.message}))
+        ws.sock.sendall(json_frame({"type": "error", "message": error.message}))  # after the queued 101
         ws.close(reason=4000 + error.status, message=error.message)
     except (ConnectionClosed, OSError):
         pass  # the client has gone already

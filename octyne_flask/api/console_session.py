@@ -1,8 +1,9 @@
 """One open console: the single thread that writes to its WebSocket, and the wire formats.
 
 simple-websocket is not thread-safe, so a socket has one writer at a time: the
-thread running ``ConsoleSession.run`` (output, pongs, errors, the close), or,
-while that thread is parked, the thread appending output to the console log.
+thread running ``ConsoleSession.run`` (output, pongs, errors, the close, and
+what simple-websocket's reader queued on the ``ConsoleSocket``), or, while that
+thread is parked, the thread appending output to the console log.
 The appender hands new output straight to every caught-up client with
 non-blocking sends (no thread wake-up per client, which with hundreds of open
 consoles would cost more than the sends); anything that does not fit at once
@@ -18,8 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
-import ssl
 import struct
 import threading
 import time
@@ -100,17 +99,19 @@ def v2_frames(lines: list[str]) -> bytes:
 
 
 def finish(ws) -> None:
-    """End the connection for good: wait briefly for the client's close reply, then shut the socket.
+    """End the connection for good: send what is queued, wait briefly for the client's close reply, shut the socket.
 
     simple-websocket's reader thread is not a daemon thread; a client that never answers the
     close (a stalled one) would otherwise keep it, and with it the worker's exit, waiting.
     """
+    try:
+        ws.sock.sendall()  # the answer to the client's close, or our own
+    except OSError:
+        pass
+    ws.sock.end()
     ws.thread.join(CLOSE_REPLY_WAIT)
     if ws.thread.is_alive():
-        try:
-            ws.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+        ws.sock.shutdown()
 
 
 def scrollback_text(lines: list[str]) -> str:
@@ -124,6 +125,8 @@ class ConsoleSession:
     def __init__(self, ws, log: ConsoleLog, *, owner: str, v2: bool, read_only: bool, idle_timeout: float,
                  on_input: Callable[[str], None]):
         self._ws = ws
+        self._socket = ws.sock  # a ConsoleSocket
+        self._socket.watch(ws)
         self._log = log
         self._owner = owner
         self._v2 = v2
@@ -135,10 +138,9 @@ class ConsoleSession:
         self._sending = False
         self._cut: str | None = None
         self._writing = threading.Lock()  # held by whichever thread writes to the socket now
-        self._pending = b""  # output a direct delivery could not send without waiting
         self._subscriber = None
         # A TLS socket cannot take a non-blocking send (nor a partial one) from another thread.
-        self._direct = not isinstance(ws.sock, ssl.SSLSocket)
+        self._direct = not self._socket.tls
 
     def run(self) -> None:
         self._writing.acquire()  # held for good once the session ends: nobody writes after the close
@@ -176,12 +178,12 @@ class ConsoleSession:
                     break
                 last_heard = time.monotonic()
                 self._handle(message)
+            self._socket.taken()
             if self._cut is not None:
                 self._end_cut()
                 return
-            if self._pending:
-                pending, self._pending = self._pending, b""
-                self._send(pending)
+            if self._socket.queued:  # what a direct delivery left, or the reader's replies
+                self._send(b"")
             while (batch := self._log.read(subscriber)) is not None:
                 self._send(batch.encoded(self._encode))
 
@@ -194,7 +196,7 @@ class ConsoleSession:
             self._ws.event.set()  # the session thread sends it (it is busy, or the socket is TLS)
             return
         try:
-            if not self._pending and self._cut is None and self._send_without_waiting():
+            if not self._socket.queued and self._cut is None and self._send_without_waiting():
                 return
         except Exception:
             log.exception("Console delivery failed; leaving it to the session thread")
@@ -203,18 +205,13 @@ class ConsoleSession:
         self._ws.event.set()
 
     def _send_without_waiting(self) -> bool:
-        """Send every batch the client has not had; False (the rest kept as pending) when it does not fit."""
+        """Send every batch the client has not had; False when one does not fit (the socket keeps its end)."""
         while (batch := self._log.read(self._subscriber)) is not None:
-            data = batch.encoded(self._encode)
             try:
-                sent = self._ws.sock.send(data, socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                sent = 0
+                if not self._socket.send_now(batch.encoded(self._encode)):
+                    return False
             except OSError:
                 return False  # the session thread finds out the client is gone
-            if sent < len(data):
-                self._pending = data[sent:]
-                return False
         return True
 
     def _handle(self, message) -> None:
@@ -251,20 +248,18 @@ class ConsoleSession:
         self._close(POLICY_VIOLATION if lagged else NORMAL_CLOSURE, message)
 
     def _close(self, code: int, message: str) -> None:
-        self._guarded(self._ws.close, code, message)
+        self._ws.close(code, message)  # queued on the socket
+        self._send(b"")
 
     def _send(self, data: bytes) -> None:
-        self._guarded(self._ws.sock.sendall, data)
-
-    def _guarded(self, send, *args) -> None:
-        """Mark a send in progress; once cut off, a send that stalls is ended by shutting the socket."""
+        """Send (after anything queued); once cut off, a send that stalls is ended by shutting the socket."""
         with self._state:
             self._sending = True
             cut = self._cut is not None
         if cut:
             self._arm_shutdown()
         try:
-            send(*args)
+            self._socket.sendall(data)
         finally:
             self._sending = False  # a plain store; the cutter reads it under the lock
 
@@ -286,7 +281,4 @@ class ConsoleSession:
         with self._state:
             if not self._sending:
                 return
-        try:
-            self._ws.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+        self._socket.shutdown()

@@ -44,7 +44,7 @@ def _transaction(server):
         steps = parse_operations(document, server.directory)
     except TransactionRejected as rejected:
         return jsonify(rejected.outcome.body()), rejected.outcome.status
-    outcome = run_transaction(steps, server.directory)
+    outcome = run_transaction(steps, server.directory, current_daemon().temporaries)
     fields = {"errors": outcome.errors} if outcome.errors else {}
     log_action("server.files.bulk", server=server.name, operations=[step.logged() for step in steps], **fields)
     return jsonify(outcome.body()), outcome.status
@@ -55,11 +55,20 @@ def _transaction(server):
 def download(server):
     target = resolve(server.directory, request.args.get("path"), "file path", follow=True)
     handle, info, mime = open_download(target)
-    log_action("server.files.download", server=server.name, path=target.request)
+    try:
+        response = _file_response(handle, info, mime, target.request.rsplit("/", 1)[-1])
+    except BaseException:  # e.g. 416 for a range beyond the end
+        handle.close()
+        raise
+    log_action("server.files.download", server=server.name, path=target.request)  # only what is answered
+    return response
+
+
+def _file_response(handle, info, mime: str, name: str):
     # gunicorn's wrapper streams with sendfile; a Range answer needs one that can seek.
     body = FileWrapper(handle, RANGE_BUFFER) if "Range" in request.headers else wrap_file(request.environ, handle)
     response = current_app.response_class(body, content_type=mime, direct_passthrough=True)
-    response.headers["Content-Disposition"] = content_disposition(target.request.rsplit("/", 1)[-1])
+    response.headers["Content-Disposition"] = content_disposition(name)
     response.content_length = info.st_size
     response.last_modified = info.st_mtime
     return response.make_conditional(request.environ, accept_ranges=True, complete_length=info.st_size)
@@ -74,15 +83,16 @@ def change_file(server):
 
 def _upload(server):
     folder = resolve(server.directory, request.args.get("path"), "file path", follow=True)
-    limit = current_daemon().config.files.upload_limit
-    saved = receive_upload(request.stream, request.headers.get("Content-Type"), request.content_length, folder, limit)
+    daemon = current_daemon()
+    saved = receive_upload(request.stream, request.headers.get("Content-Type"), request.content_length, folder,
+                           daemon.config.files.upload_limit, daemon.temporaries)
     log_action("server.files.upload", server=server.name, path=folder.request, filename=saved.filename)
     return jsonify(success=True)
 
 
 def _move_or_copy(server):
     step = single_operation(read_body(), server.directory)
-    move_or_copy(step.operation, step.source, step.dest)
+    move_or_copy(step.operation, step.source, step.dest, current_daemon().temporaries)
     action = "server.files.move" if step.operation == "mv" else "server.files.copy"
     log_action(action, server=server.name, src=step.source.request, dest=step.dest.request)
     return jsonify(success=True)

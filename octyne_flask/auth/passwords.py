@@ -58,3 +58,19 @@ def verify_password(password: bytes, stored: str) -> bool:
     if _is_legacy_hash(stored):
         return hmac.compare_digest(hashlib.sha256(password).hexdigest(), stored)
     return False
+
+
+_decoy_hash: str | None = None
+
+
+def spend_like_a_check(password: bytes) -> bool:
+    """Spend what checking a real Argon2id hash costs, then answer False.
+
+    Used for unknown usernames, so a login's answer time does not tell
+    which accounts exist.
+    """
+    global _decoy_hash
+    if _decoy_hash is None:
+        _decoy_hash = hash_password(secrets.token_bytes(16))
+    verify_password(password, _decoy_hash)
+    return False

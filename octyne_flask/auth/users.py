@@ -2,9 +2,10 @@
 
 One ``UserStore`` owns the file. Changes made through the API go through one
 lock (read-modify-write is serialised), are written to ``<path>~`` and renamed
-into place, and apply to the live set at once. A watcher re-reads the file
-when it changes on disk (content, mtime or inode: a rename-replace counts), and
-keeps the last good users when the new content is broken.
+into place (keeping the file's mode and owner: it holds password hashes), and
+apply to the live set at once. A watcher re-reads the file when it changes on
+disk (content, mtime or inode: a rename-replace counts), and keeps the last
+good users when the new content is broken.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import re
 import secrets
 from typing import Callable
 
+from octyne_flask.atomicfile import write_atomically
 from octyne_flask.auth.filewatch import WatchedFile, file_signature
-from octyne_flask.auth.passwords import hash_password, verify_password
+from octyne_flask.auth.passwords import hash_password, spend_like_a_check, verify_password
 from octyne_flask.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -38,16 +40,6 @@ def username_problem(name: str) -> str | None:
         return (f"The username '{name}' is invalid. A valid username can contain only "
                 "letters, numbers, -, _ or @.")
     return None
-
-
-def write_atomically(path: str, data: bytes) -> None:
-    """Write ``data`` to ``<path>~``, flush it to disk, then rename over ``path``."""
-    temporary = path + "~"
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
 
 
 class UserStore(WatchedFile):
@@ -104,10 +96,15 @@ class UserStore(WatchedFile):
             return name in self._users
 
     def check_password(self, name: str, password: bytes) -> bool:
-        """Whether the user exists and the password matches (hashing happens outside the lock)."""
+        """Whether the user exists and the password matches (hashing happens outside the lock).
+
+        An unknown user costs a hash too, so timing does not reveal which names exist.
+        """
         with self._lock:
             stored = self._users.get(name)
-        return stored is not None and verify_password(password, stored)
+        if stored is None:
+            return spend_like_a_check(password)
+        return verify_password(password, stored)
 
     # -- changing --------------------------------------------------------
     def create(self, name: str, password: str) -> None:

@@ -33,13 +33,21 @@ _TOKEN = set(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmn
 def content_disposition(name: str) -> str:
     """``attachment; filename=<name>`` as Octyne sends it, quoted per RFC 6266 when the name needs it.
 
-    Non-ASCII names get an ASCII fallback plus ``filename*=UTF-8''<percent-encoded>``.
+    Any other name gets a printable-ASCII fallback (a header must not carry control
+    characters, and gunicorn refuses them) plus ``filename*=UTF-8''<percent-encoded>``
+    holding the real name.
     """
     encoded = name.encode("utf-8", "surrogateescape")
     if encoded and all(byte in _TOKEN for byte in encoded):
         return f"attachment; filename={name}"
-    fallback = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    fallback = _ascii_fallback(name)
     quoted = '"' + fallback.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if encoded.isascii():
+    if fallback == name:
         return f"attachment; filename={quoted}"
     return f"attachment; filename={quoted}; filename*=UTF-8''{quote(encoded, safe='')}"
+
+
+def _ascii_fallback(name: str) -> str:
+    """``name`` in printable ASCII: accents dropped (é -> e), anything else, controls included, as ``_``."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    return "".join(char if " " <= char <= "~" else "_" for char in decomposed if not unicodedata.combining(char))

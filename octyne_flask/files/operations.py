@@ -1,8 +1,13 @@
 """Delete, create-folder, move and copy, with Octyne's rules and nothing left half-done.
 
-Copies are written under a hidden temporary name beside the destination and
-put in place only when complete, so a failed copy leaves nothing behind and
-never replaces anything (api.md §8: no overwrites anywhere).
+Everything runs through the open parent folders of source and destination
+and walks trees by folder descriptors (``files/tree.py``), so a folder swapped
+for a symlink while an operation runs never leads it out of the server
+directory. Copies are written under a hidden temporary name beside the
+destination and put in place only when complete, so a failed copy leaves
+nothing behind and never replaces anything (api.md §8: no overwrites
+anywhere). A move or copy that would leave a symlink resolving outside the
+server directory from its new place is refused and undone.
 """
 
 from __future__ import annotations
@@ -10,23 +15,17 @@ from __future__ import annotations
 import errno
 import os
 import posixpath
-import shutil
+import secrets
 import stat
-import tempfile
 from contextlib import contextmanager
 
 from octyne_flask.errors import ApiError, internal_error
-from octyne_flask.files.paths import ServerPath, anchored, is_inside, open_parent
+from octyne_flask.files.paths import LINK_ESCAPES, ServerPath, is_inside, open_parent
+from octyne_flask.files.temp_journal import UNRECORDED, TemporaryJournal
+from octyne_flask.files.tree import copy_entry, discard, has_link_leading_outside, remove_entry
 
 DANGEROUS = "This operation is dangerous and has been forbidden!"
-
-
-def remove_tree(path: str) -> None:
-    """Remove a file, a symlink (not what it points to) or a folder recursively."""
-    if stat.S_ISDIR(os.lstat(path).st_mode):
-        shutil.rmtree(path)
-    else:
-        os.unlink(path)
+LINK_REFUSED = f"Invalid destination path: {LINK_ESCAPES}"
 
 
 @contextmanager
@@ -59,10 +58,7 @@ def delete_item(target: ServerPath) -> None:
     if target.is_root:
         raise ApiError(403, DANGEROUS)
     with in_parent_folder(target, "file path", ApiError(404, "This file does not exist!")) as (folder, name):
-        if stat.S_ISDIR(os.lstat(name, dir_fd=folder).st_mode):
-            shutil.rmtree(name, dir_fd=folder)
-        else:
-            os.unlink(name, dir_fd=folder)
+        remove_entry(folder, name)
 
 
 def create_folder(target: ServerPath) -> None:
@@ -101,60 +97,70 @@ def _real_location(path: str) -> str:
     return os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
 
 
-def move_or_copy(operation: str, source: ServerPath, dest: ServerPath) -> ServerPath:
-    """Run ``mv`` or ``cp`` from ``source`` to ``dest`` and return where the item now is."""
+def move_or_copy(operation: str, source: ServerPath, dest: ServerPath,
+                 journal: TemporaryJournal = UNRECORDED) -> ServerPath:
+    """Run ``mv`` or ``cp`` from ``source`` to ``dest`` and return where the item now is
+    (a copy's staging listed in ``journal`` while it is written)."""
     if not os.path.lexists(source.absolute):
         raise ApiError(400, "The file specified in src does not exist!")
     final = destination_for(source, dest)
-    folders = []
-    try:
-        folders.append(open_parent(source.absolute, source.root, "source path"))
-        folders.append(open_parent(final.absolute, final.root, "destination path"))
-        origin, target = (anchored(folder, name) for folder, name in folders)
-        if operation == "mv":
-            move_item(origin, target)
-        else:
-            copy_item(origin, target)
-    except OSError as error:
-        raise internal_error(error) from None
-    finally:
-        for folder, _ in folders:
-            os.close(folder)
+    relocate = move_entry if operation == "mv" else copy_into_place
+    with in_parent_folder(source, "source path") as (origin, name), \
+            in_parent_folder(final, "destination path") as (target, new_name):
+        relocate(origin, name, target, new_name, final.root, journal)
     return final
 
 
-def move_item(source: str, dest: str) -> None:
-    """Rename; across file systems, copy then remove the original."""
+def move_entry(origin: int, name: str, target: int, new_name: str, root: str | None,
+               journal: TemporaryJournal = UNRECORDED) -> None:
+    """Rename ``name`` in the open folder ``origin`` to ``new_name`` in ``target``; across file systems, copy
+    then remove the original. With a ``root``, a symlink that would resolve outside it from the new place
+    refuses the move (it is put back); an undo putting an item back passes None."""
     try:
-        os.rename(source, dest)
+        os.rename(name, new_name, src_dir_fd=origin, dst_dir_fd=target)
     except OSError as error:
         if error.errno != errno.EXDEV:
             raise
-        copy_item(source, dest)
-        remove_tree(source)
-
-
-def copy_item(source: str, dest: str) -> None:
-    """Copy a file, a symlink (as a link) or a folder (recursively), keeping permissions; all or nothing."""
-    info = os.lstat(source)
-    if stat.S_ISLNK(info.st_mode):
-        os.symlink(os.readlink(source), dest)
+        copy_into_place(origin, name, target, new_name, root, journal)
+        remove_entry(origin, name)
         return
-    parent = os.path.dirname(dest)
-    if stat.S_ISDIR(info.st_mode):
-        staging = tempfile.mkdtemp(prefix=".octyne-copy-", dir=parent)
-        try:
-            os.rmdir(staging)
-            shutil.copytree(source, staging, symlinks=True)
-            os.rename(staging, dest)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        return
-    handle, staging = tempfile.mkstemp(prefix=".octyne-copy-", dir=parent)
-    os.close(handle)
     try:
-        shutil.copy2(source, staging)
-        os.link(staging, dest)  # fails instead of replacing something that appeared meanwhile
-    finally:
-        os.unlink(staging)
+        _check_links(target, new_name, root)
+    except BaseException:
+        os.rename(new_name, name, src_dir_fd=target, dst_dir_fd=origin)
+        raise
+
+
+def copy_into_place(origin: int, name: str, target: int, new_name: str, root: str | None,
+                    journal: TemporaryJournal = UNRECORDED) -> None:
+    """Copy ``name`` in ``origin`` under a hidden name in ``target`` (listed in ``journal`` meanwhile, so a
+    killed daemon's half copy is swept at the next start), then give it ``new_name``; all or nothing.
+    With a ``root``, a symlink that would resolve outside it from the new place refuses the copy (removed)."""
+    staging = f".octyne-copy-{secrets.token_hex(8)}"
+    with journal.recorded(target, staging):
+        try:
+            copy_entry(origin, name, target, staging)
+            _name_copy(target, staging, new_name)
+        except BaseException:
+            discard(target, staging)
+            raise
+    try:
+        _check_links(target, new_name, root)
+    except BaseException:
+        discard(target, new_name)
+        raise
+
+
+def _check_links(folder: int, name: str, root: str | None) -> None:
+    """Refuse when ``name`` in ``folder`` is or holds a symlink resolving outside ``root`` (None: no check)."""
+    if root is not None and has_link_leading_outside(folder, name, root):
+        raise ApiError(400, LINK_REFUSED)
+
+
+def _name_copy(folder: int, staging: str, name: str) -> None:
+    """A folder is renamed; anything else gets a hard link, which fails instead of replacing what appeared meanwhile."""
+    if stat.S_ISDIR(os.stat(staging, dir_fd=folder, follow_symlinks=False).st_mode):
+        os.rename(staging, name, src_dir_fd=folder, dst_dir_fd=folder)
+    else:
+        os.link(staging, name, src_dir_fd=folder, dst_dir_fd=folder, follow_symlinks=False)
+        os.unlink(staging, dir_fd=folder)

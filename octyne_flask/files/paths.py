@@ -1,7 +1,8 @@
 """One resolver for every client-supplied path, so nothing escapes a server's directory.
 
 Rules (api.md §8): a rooted path is normalised first (``/../../x`` is ``/x``),
-a relative path that climbs out is refused, NUL bytes are refused, and
+a relative path that climbs out is refused, NUL bytes and text that names
+no file (a lone surrogate from a JSON ``\\ud800`` escape) are refused, and
 (**Better:**) a symlink in the directories leading to the target must not
 lead outside the server directory. The target itself, when it is a symlink,
 is left alone unless the caller wants to read or write through it.
@@ -69,18 +70,22 @@ class ServerPath:
         return not is_inside(os.path.realpath(self.absolute), self.root)
 
 
+def opened_path(fd: int) -> str:
+    """Where the file or folder open as ``fd`` is now, in the kernel's own record (``/proc/self/fd``)."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return ""  # no /proc: callers refuse rather than trust an unchecked path
+
+
 def check_opened(fd: int, root: str, what: str) -> int:
     """Return ``fd`` if what it opened really is inside ``root``; otherwise close it and refuse.
 
     Closes the gap between checking a path and opening it, in which a folder
-    on the way could have been swapped for a symlink: the kernel's own record
-    of the opened file (``/proc/self/fd``) is what gets checked.
+    on the way could have been swapped for a symlink: where the descriptor
+    really is gets checked, not the path.
     """
-    try:
-        opened = os.readlink(f"/proc/self/fd/{fd}")
-    except OSError:
-        opened = ""  # no /proc: refuse rather than trust an unchecked path
-    if not is_inside(opened, root):
+    if not is_inside(opened_path(fd), root):
         os.close(fd)
         raise ApiError(400, f"Invalid {what}: {LINK_ESCAPES}")
     return fd
@@ -93,10 +98,13 @@ def open_parent(path: str, root: str, what: str) -> tuple[int, str]:
     return check_opened(fd, root, what), os.path.basename(path)
 
 
-def anchored(folder_fd: int, name: str) -> str:
-    """A path to ``name`` in the folder open as ``folder_fd``, which the kernel resolves through that very
-    folder (for calls that take only paths, such as ``shutil.copytree``)."""
-    return f"/proc/self/fd/{folder_fd}/{name}"
+def _names_a_file(raw: str) -> bool:
+    """Whether the text can be a file name at all (bytes that are not UTF-8 arrive as ``\\udc80``-``\\udcff``)."""
+    try:
+        os.fsencode(raw)
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def resolve(directory: str, raw: str | None, what: str, *, base: str = "",
@@ -110,7 +118,7 @@ def resolve(directory: str, raw: str | None, what: str, *, base: str = "",
     through it); ``allow_root`` refuses the server directory itself.
     """
     raw = raw or ""
-    if "\x00" in raw:
+    if "\x00" in raw or not _names_a_file(raw):
         raise ApiError(400, f"Invalid {what}: {INVALID}")
     relative = relative_path(raw)
     if relative is None:

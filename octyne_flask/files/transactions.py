@@ -1,21 +1,27 @@
 """``PATCH /server/{id}/files``: a batch of mv/cp/rm run in order and undone in reverse on failure.
 
-Every operation is validated before anything runs (name and path
-containment only); existence checks happen as each one runs, so later
-operations may use what earlier ones created. ``rm`` moves the item into a
-hidden ``.octyne-transaction-*`` folder so it can be put back.
+Every operation is validated before anything runs (name, path containment,
+and text that cannot name a file); existence checks happen as each one runs,
+so later operations may use what earlier ones created. ``rm`` moves the item
+into a hidden ``.octyne-transaction-*`` folder so it can be put back. Any
+failure, expected or not, undoes what ran before it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
-import tempfile
+import secrets
 from dataclasses import dataclass, field
 
-from octyne_flask.errors import INVALID_JSON, ApiError, internal_error
-from octyne_flask.files.operations import in_parent_folder, move_or_copy, remove_tree
+from octyne_flask.errors import INTERNAL, INVALID_JSON, ApiError, internal_error
+from octyne_flask.files.operations import in_parent_folder, move_entry, move_or_copy
 from octyne_flask.files.paths import ServerPath, resolve
+from octyne_flask.files.temp_journal import UNRECORDED, TemporaryJournal
+from octyne_flask.files.tree import FOLLOWING_FOLDER_FLAGS, open_folder, remove_entry
+
+log = logging.getLogger(__name__)
 
 OPERATIONS = ("mv", "cp", "rm")
 INVALID_OPERATION = "Invalid operation! Operations available: mv,cp,rm"
@@ -24,12 +30,12 @@ MOVE_COPY_ONLY = "Invalid operation! Operations available: mv,cp"
 
 @dataclass
 class Step:
-    """One validated operation; ``done`` is where its effect is, for the undo."""
+    """One validated operation; ``final`` is where a mv/cp put the item, for the undo."""
 
     operation: str
     source: ServerPath
     dest: ServerPath | None = None
-    done: str | None = None
+    final: ServerPath | None = None
 
     def logged(self) -> dict:
         """The operation as the action log shows it (cleaned request paths)."""
@@ -117,48 +123,102 @@ def _validate(entry: dict, directory: str) -> Step:
     return Step(operation, source, dest)
 
 
-def run_transaction(steps: list[Step], directory: str) -> Outcome:
-    """Run the steps in order; on the first failure undo the earlier ones in reverse."""
+def run_transaction(steps: list[Step], directory: str, journal: TemporaryJournal = UNRECORDED) -> Outcome:
+    """Run the steps in order; on the first failure, whatever it is, undo the earlier ones in reverse.
+    The trash and copies in progress are listed in ``journal``: a killed daemon's are swept at the next start."""
     outcome = Outcome(200, steps=steps)
     trash = None
     for index, step in enumerate(steps):
         try:
             if step.operation == "rm":
-                trash = trash or tempfile.mkdtemp(prefix=".octyne-transaction-", dir=os.path.realpath(directory))
-                step.done = _remove_into(step.source, os.path.join(trash, str(index)))
+                trash = trash or Trash(directory, journal)
+                trash.park(step.source, str(index))
             else:
-                step.done = move_or_copy(step.operation, step.source, step.dest).absolute
-        except ApiError as error:
-            outcome.status = error.status
-            outcome.errors.append(error_entry(index, error))
-            undo(steps[:index], outcome)
+                step.final = move_or_copy(step.operation, step.source, step.dest, journal)
+        except Exception as error:  # any failure, not only an ApiError: never leave the batch half-done
+            failure = _failure(error)
+            outcome.status = failure.status
+            outcome.errors.append(error_entry(index, failure))
+            undo(steps[:index], outcome, trash)
             break
-    if trash and len(outcome.errors) < 2:  # keep removed items if an undo failed
+    if trash:
         try:
-            remove_tree(trash)
+            trash.close(empty=len(outcome.errors) < 2)  # keep removed items if an undo failed
         except OSError as error:
             outcome.status = 500
             outcome.errors.append(error_entry(-1, internal_error(error)))
     return outcome
 
 
-def _remove_into(source: ServerPath, parked: str) -> str:
-    """Move the item into the transaction's hidden folder, through its checked parent folder."""
-    missing = ApiError(400, "The file specified in path does not exist!")
-    with in_parent_folder(source, "source path", missing) as (folder, name):
-        os.rename(name, parked, src_dir_fd=folder)
-    return parked
+def _failure(error: Exception) -> ApiError:
+    if isinstance(error, ApiError):
+        return error
+    if isinstance(error, OSError):
+        return internal_error(error)
+    log.exception("Unexpected failure in a file transaction")
+    return ApiError(500, INTERNAL)
 
 
-def undo(done: list[Step], outcome: Outcome) -> None:
+class Trash:
+    """The hidden folder in the server directory where ``rm`` parks items until the transaction ends.
+
+    It is listed in the journal while it exists: after a kill -9 the items parked in it are removed
+    at the next start, as their ``rm`` asked (which items came from where is not recorded).
+    """
+
+    def __init__(self, directory: str, journal: TemporaryJournal = UNRECORDED):
+        self.root = os.open(os.path.realpath(directory), FOLLOWING_FOLDER_FLAGS)
+        self.name = f".octyne-transaction-{secrets.token_hex(8)}"
+        self.journal = journal
+        try:
+            self.listed = journal.add(self.root, self.name)
+        except BaseException:
+            os.close(self.root)
+            raise
+        try:
+            os.mkdir(self.name, 0o700, dir_fd=self.root)
+            self.folder = open_folder(self.name, self.root)
+        except BaseException:
+            journal.remove(self.listed)
+            os.close(self.root)
+            raise
+
+    def park(self, source: ServerPath, key: str) -> None:
+        """Move the item into the trash as ``key``, through its checked parent folder."""
+        missing = ApiError(400, "The file specified in path does not exist!")
+        with in_parent_folder(source, "source path", missing) as (folder, name):
+            move_entry(folder, name, self.folder, key, None)
+
+    def restore(self, key: str, source: ServerPath) -> None:
+        """Put the item parked as ``key`` back where it was."""
+        with in_parent_folder(source, "source path") as (folder, name):
+            move_entry(self.folder, key, folder, name, None)
+
+    def close(self, empty: bool) -> None:
+        """Release the trash, removing it with its contents when ``empty`` (else it stays for the operator)."""
+        try:
+            if empty:
+                remove_entry(self.root, self.name)
+        finally:
+            self.journal.remove(self.listed)
+            os.close(self.folder)
+            os.close(self.root)
+
+
+def undo(done: list[Step], outcome: Outcome, trash: Trash | None = None) -> None:
     """Reverse ``done`` (last first); each failure is added to ``outcome`` and makes it a 500."""
     for index in range(len(done) - 1, -1, -1):
         step = done[index]
         try:
-            if step.operation == "cp":
-                remove_tree(step.done)
-            else:
-                os.rename(step.done, step.source.absolute)
-        except OSError as error:
+            if step.operation == "rm":
+                trash.restore(str(index), step.source)
+                continue
+            with in_parent_folder(step.final, "destination path") as (folder, name):
+                if step.operation == "cp":
+                    remove_entry(folder, name)
+                else:
+                    with in_parent_folder(step.source, "source path") as (origin, old_name):
+                        move_entry(folder, name, origin, old_name, None)
+        except Exception as error:  # report it and carry on undoing the rest
             outcome.status = 500
-            outcome.errors.append(error_entry(index, internal_error(error)))
+            outcome.errors.append(error_entry(index, _failure(error)))

@@ -3,7 +3,8 @@
 The file never sits in memory and is written once. Until the closing
 boundary has arrived it lives under a hidden temporary name in the
 destination folder, so an aborted upload leaves nothing behind and never
-replaces the existing file of that name.
+replaces the existing file of that name; the daemon's journal lists it
+meanwhile, so even a killed daemon's leftover goes at the next start.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from octyne_flask.errors import INTERNAL, ApiError
 from octyne_flask.files.multipart import MultipartReader, boundary_of, invalid_form
 from octyne_flask.files.paths import LINK_ESCAPES, ServerPath, open_parent
+from octyne_flask.files.temp_journal import UNRECORDED, TemporaryJournal
 
 FIELD = "upload"
 FORM_OVERHEAD = 1 << 20  # room for the multipart framing and small fields beside the file
@@ -43,8 +45,9 @@ def base_name(filename: str) -> str:
 
 
 def receive_upload(stream, content_type: str | None, content_length: int | None,
-                   folder: ServerPath, limit: int) -> Uploaded:
-    """Read the whole form from ``stream``; save the first ``upload`` file part in ``folder``."""
+                   folder: ServerPath, limit: int, journal: TemporaryJournal = UNRECORDED) -> Uploaded:
+    """Read the whole form from ``stream``; save the first ``upload`` file part in ``folder``
+    (its temporary file listed in ``journal`` meanwhile)."""
     boundary = boundary_of(content_type)
     if content_length is not None and content_length > limit + FORM_OVERHEAD:
         raise too_large(limit)
@@ -53,7 +56,7 @@ def receive_upload(stream, content_type: str | None, content_length: int | None,
     try:
         while (part := reader.next_part()) is not None:
             if pending is None and part.name == FIELD and part.filename is not None:
-                pending = _PendingFile(folder, base_name(part.filename), limit)
+                pending = _PendingFile(folder, base_name(part.filename), limit, journal)
                 reader.copy_data(pending.write)
             else:
                 reader.copy_data(_discard)
@@ -76,8 +79,9 @@ class _PendingFile:
     so swapping a folder on the way for a symlink cannot redirect the write.
     """
 
-    def __init__(self, folder: ServerPath, name: str, limit: int):
+    def __init__(self, folder: ServerPath, name: str, limit: int, journal: TemporaryJournal):
         self.target = folder.child(name)
+        self.journal = journal
         self.name = name
         self.limit = limit
         self.size = 0
@@ -94,10 +98,12 @@ class _PendingFile:
         except BaseException:
             os.close(self.folder)
             raise
+        self.listed = journal.add(self.folder, self.temporary)
         try:
             fd = os.open(self.temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                          0o666, dir_fd=self.folder)
         except OSError:
+            journal.remove(self.listed)
             os.close(self.folder)
             raise ApiError(500, INTERNAL) from None
         self.file = open(fd, "wb", buffering=0)  # pieces are large; a buffer would only add a copy
@@ -137,6 +143,7 @@ class _PendingFile:
         except OSError:
             raise ApiError(500, INTERNAL) from None
         self.temporary = None
+        self.journal.remove(self.listed)
         return Uploaded(self.name, self.target)
 
     def discard(self) -> None:
@@ -147,4 +154,5 @@ class _PendingFile:
                 os.unlink(self.temporary, dir_fd=self.folder)
             except OSError:
                 pass
+            self.journal.remove(self.listed)
         os.close(self.folder)

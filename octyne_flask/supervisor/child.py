@@ -12,11 +12,13 @@ from __future__ import annotations
 import fcntl
 import os
 import select
+import signal
 import subprocess
 import threading
 import time
 
 from ..config import ServerConfig
+from .keeper_helper import running_groups
 
 _F_SETPIPE_SZ = 1031  # Linux fcntl: a larger pipe lets a fast app write without waiting for us
 _PIPE_SIZE = 1024 * 1024
@@ -25,6 +27,14 @@ _PIPE_SIZE = 1024 * 1024
 def exit_code(returncode: int) -> int:
     """A shell-style exit code: death by signal N counts as 128+N (SIGTERM -> 143)."""
     return 128 - returncode if returncode < 0 else returncode
+
+
+def poll_ready(fds: list[int], events: int, timeout: float | None) -> set[int]:
+    """Those of ``fds`` ready for ``events`` within ``timeout`` s (poll, as select() refuses fds above 1023)."""
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, events)
+    return {fd for fd, _ in poller.poll(None if timeout is None else timeout * 1000)}
 
 
 class Child:
@@ -42,21 +52,25 @@ class Child:
         self._reaped = False
 
     @classmethod
-    def spawn(cls, config: ServerConfig) -> "Child":
+    def spawn(cls, config: ServerConfig, environment: dict[str, str] | None = None) -> "Child":
         """Start the app in its own session with merged output; raises OSError if it cannot start."""
         try:
-            argv = config.argv()
-        except ValueError as error:
-            raise OSError(f"cannot split command: {error}") from None
-        popen = subprocess.Popen(
-            argv, cwd=config.directory, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, start_new_session=True, close_fds=True, bufsize=0,
-        )
+            popen = subprocess.Popen(
+                config.argv(), cwd=config.directory, env=environment, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True, bufsize=0,
+            )
+        except ValueError as error:  # an unbalanced quote, or a NUL character in the command or the directory
+            raise OSError(f"cannot run the command: {error}") from None
         try:
             fcntl.fcntl(popen.stdout.fileno(), _F_SETPIPE_SZ, _PIPE_SIZE)
         except OSError:
             pass  # the system limit is lower; the default pipe still works
-        return cls(popen)
+        try:
+            return cls(popen)
+        except OSError:  # e.g. out of file descriptors: an app we cannot watch must not run
+            os.killpg(popen.pid, signal.SIGKILL)
+            popen.wait()
+            raise
 
     def signal(self, sig: int) -> None:
         """Send ``sig`` to the app's whole process group (no-op once reaped or gone)."""
@@ -67,24 +81,14 @@ class Child:
         except (ProcessLookupError, PermissionError):
             pass
 
-    def members_left(self) -> bool:
-        """Whether processes other than the exited (zombie) leader remain in the group."""
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit() or int(entry) == self.pid:
-                continue
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as handle:
-                    fields = handle.read().rsplit(b")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == self.pid and fields[0] != b"Z":
-                return True
-        return False
+    def group_running(self) -> bool:
+        """Whether any process of the group still runs (the exited leader, a zombie until reaped, does not)."""
+        return self.pid in running_groups()
 
-    def wait_group_empty(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` s for every process but the zombie leader to go; True if they did."""
+    def wait_group_gone(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for every process of the group to go; True if they did."""
         deadline = time.monotonic() + timeout
-        while self.members_left():
+        while self.group_running():
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.02)
@@ -112,7 +116,7 @@ class Child:
                     view = view[os.write(self._stdin_fd, view):]
                 except BlockingIOError:
                     left = deadline - time.monotonic()
-                    if left <= 0 or not select.select([], [self._stdin_fd], [], left)[1]:
+                    if left <= 0 or not poll_ready([self._stdin_fd], select.POLLOUT, left):
                         return False
                 except OSError:
                     return False

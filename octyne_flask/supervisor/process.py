@@ -11,11 +11,15 @@ stop requested. Transitions, all under one condition lock:
 One long-lived thread per server spawns every run of the app (so nothing
 tied to the forking thread dies early), waits for it on a pidfd, applies the
 stop escalation steps, and decides what the exit means. A second thread per
-run reads the output into the console.
+run reads the output into the console. The thread never starts an app while
+an earlier daemon process's run of it may still be stopping (GroupKeeper), and
+never dies with a run: if watching one fails (a bug), it logs the error, kills
+the group, reaps it and reports a crash (no automatic restart).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import signal
@@ -25,11 +29,13 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..config import ServerConfig
-from .child import Child
+from .child import Child, poll_ready
 from .console import ConsoleLog
 from .keeper import GroupKeeper
 from .output import pump
 from .stats import TreeStats
+
+log = logging.getLogger(__name__)
 
 STOPPED, RUNNING, CRASHED = 0, 1, 2
 MAX_RESTARTS = 3
@@ -67,6 +73,7 @@ class ManagedProcess:
         self._removed = False
         self._closing = False
         self._child: Child | None = None
+        self._spawning = False  # between the decision to start and the child being known
         self._run_config = config  # the config the running child was started with
         self._stats: TreeStats | None = None
         self._started_ns = 0
@@ -203,9 +210,9 @@ class ManagedProcess:
             self._wake()
 
     def wait_stopped(self, timeout: float) -> bool:
-        """Wait until no child of this server runs."""
+        """Wait until no child of this server runs or is being spawned."""
         with self._cond:
-            return self._cond.wait_for(lambda: self._child is None, timeout=timeout)
+            return self._cond.wait_for(lambda: self._child is None and not self._spawning, timeout=timeout)
 
     # -- the owner thread ------------------------------------------------------------
 
@@ -235,57 +242,83 @@ class ManagedProcess:
         with self._cond:
             self._cond.wait_for(lambda: self._start_wanted or self._closing or self._removed)
             if self._closing or self._removed:
-                self._starts_done = self._starts_requested
-                self._last_start_ok = False
-                self._cond.notify_all()
+                self._report_start(False)
                 return False
             self._start_wanted = False
             return True
 
+    def _report_start(self, ok: bool) -> None:
+        """Answer every start request made so far (called with the lock held)."""
+        self._starts_done, self._last_start_ok = self._starts_requested, ok
+        self._cond.notify_all()
+
     def _spawn(self) -> Child | None:
-        with self._cond:
-            config = self._config
+        """Start the app once no earlier run of it can still be running; None if it did not start."""
         try:
-            child = Child.spawn(config)
-        except OSError as error:
+            ready = self._keeper.wait_ready()
             with self._cond:
+                if not ready or self._closing:
+                    self._report_start(False)
+                    return None
+                self._run_config = config = self._config
+                self._spawning = True
+            return Child.spawn(config, self._keeper.app_environment())
+        except Exception as error:  # OSError: the command cannot run; anything else is a bug, but the same to the user
+            if not isinstance(error, OSError):
+                log.exception("Starting server %s failed unexpectedly", self.name)
+            with self._cond:
+                self._spawning = False
                 self._status = CRASHED
                 self.console.append([f"[Octyne] Failed to start server {self.name}! The following error occurred: {error}"])
-                self._starts_done, self._last_start_ok = self._starts_requested, False
-                self._cond.notify_all()
+                self._report_start(False)
             return None
-        self._keeper.add(child.pid)
+
+    def _supervise(self, child: Child) -> None:
+        """Watch one run to its end. Whatever goes wrong, the group is stopped and the leader reaped."""
+        reader = None
+        lost = False
+        try:
+            self._keeper.add(child.pid)
+            self._begin_run(child)
+            reader = threading.Thread(target=pump, args=(child.output_fd, self.console.append),
+                                      name=f"octyne-output-{self.name}", daemon=True)
+            reader.start()
+            self._wait_exit(child)
+            self._clear_group(child)
+        except Exception:
+            log.exception("Supervising server %s failed; killing its process group", self.name)
+            lost = True
+            child.signal(signal.SIGKILL)
+            child.wait_group_gone(KILL_WAIT)
+        if reader is not None and reader.ident is not None:
+            reader.join(OUTPUT_DRAIN_WAIT)
+        else:
+            os.close(child.output_fd)  # no reader took it over
         with self._cond:
-            self._child, self._run_config = child, config
+            code = child.reap()
+            self._keeper.remove(child.pid)
+            if self._child is None:  # the run never began: the start request is still waiting
+                self._report_start(False)
+            self._child, self._stats, self._steps, self._spawning = None, None, [], False
+            self._decide(code, lost)
+            self._runs_done += 1
+            self._cond.notify_all()
+
+    def _begin_run(self, child: Child) -> None:
+        with self._cond:
+            self._child, self._spawning = child, False
             self._status = RUNNING
             self._started_ns = time.monotonic_ns()
             self._stop_requested = False
             self._start_wanted = False  # this start satisfies every request made while spawning
             self._steps = []
-            self._stats = TreeStats(child.pid)
             self.console.append([f"[Octyne] Started server {self.name}"])
-            self._starts_done, self._last_start_ok = self._starts_requested, True
+            self._report_start(True)
             if self._closing:  # the daemon began shutting down while this app was being spawned
                 self._stop_requested = True
                 child.signal(signal.SIGTERM)
                 self._steps = [(time.monotonic() + self._grace, signal.SIGKILL)]
-            self._cond.notify_all()
-        return child
-
-    def _supervise(self, child: Child) -> None:
-        reader = threading.Thread(target=pump, args=(child.output_fd, self.console.append),
-                                  name=f"octyne-output-{self.name}", daemon=True)
-        reader.start()
-        self._wait_exit(child)
-        self._clear_group(child)
-        reader.join(OUTPUT_DRAIN_WAIT)
-        with self._cond:
-            code = child.reap()
-            self._keeper.remove(child.pid)
-            self._child, self._stats, self._steps = None, None, []
-            self._decide(code)
-            self._runs_done += 1
-            self._cond.notify_all()
+            self._stats = TreeStats(child.pid)
 
     def _wait_exit(self, child: Child) -> None:
         """Block until the leader exits, sending due escalation steps meanwhile."""
@@ -299,7 +332,7 @@ class ManagedProcess:
                 timeout = min((deadline for deadline, _ in self._steps), default=None)
             if timeout is not None:
                 timeout = max(0.0, timeout - time.monotonic())
-            ready, _, _ = select.select([child.pidfd, self._wake_r], [], [], timeout)
+            ready = poll_ready([child.pidfd, self._wake_r], select.POLLIN, timeout)
             if child.pidfd in ready:
                 return
             if self._wake_r in ready:
@@ -307,19 +340,19 @@ class ManagedProcess:
 
     def _clear_group(self, child: Child) -> None:
         """The leader has exited: stop what is left of its group (TERM, then KILL after the grace period)."""
-        if not child.members_left():
+        if not child.group_running():
             return
         with self._cond:
             child.signal(signal.SIGTERM)
             grace = self._grace
-        if not child.wait_group_empty(grace):
+        if not child.wait_group_gone(grace):
             with self._cond:
                 child.signal(signal.SIGKILL)
-            child.wait_group_empty(KILL_WAIT)
+            child.wait_group_gone(KILL_WAIT)
 
-    def _decide(self, code: int) -> None:
-        """Apply the exit rules (called with the lock held)."""
-        if self._stop_requested or code in CLEAN_EXIT_CODES:
+    def _decide(self, code: int, lost: bool) -> None:
+        """Apply the exit rules (called with the lock held). A run we lost track of is a crash, never restarted."""
+        if not lost and (self._stop_requested or code in CLEAN_EXIT_CODES):
             self._status = STOPPED
             self._crashes = 0
             self.console.append([f"[Octyne] Server {self.name} has stopped."])
@@ -327,7 +360,7 @@ class ManagedProcess:
             self._status = CRASHED
             self._crashes += 1
             self.console.append([f"[Octyne] Server {self.name} has crashed!"])
-            if self._crashes <= MAX_RESTARTS and not self._to_delete and not self._closing:
+            if not lost and self._crashes <= MAX_RESTARTS and not self._to_delete and not self._closing:
                 self.console.append([f"[Octyne] Restarting server {self.name} due to default behaviour."])
                 self._start_wanted = True
         if self._to_delete:

@@ -14,6 +14,7 @@ from collections.abc import Collection
 from ..config import Config, ServerConfig
 from .console import ConsoleLog
 from .keeper import GroupKeeper
+from .lock import AppsGuard
 from .process import ManagedProcess
 
 SHUTDOWN_SLACK = 5.0  # seconds beyond the grace period for SIGKILLed apps to be reaped
@@ -22,10 +23,11 @@ SHUTDOWN_SLACK = 5.0  # seconds beyond the grace period for SIGKILLed apps to be
 class Supervisor:
     """All managed servers of one daemon. Create it in the process that will serve requests."""
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, guard: AppsGuard | None = None):
+        """``guard``: shared by every process that may run these apps (see GroupKeeper)."""
         self._lock = threading.Lock()
         self._config = config
-        self._keeper = GroupKeeper(config.stop_grace_period)
+        self._keeper = GroupKeeper(config.stop_grace_period, guard)
         self._closed = False
         self._servers: dict[str, ManagedProcess] = {
             name: self._create(server) for name, server in config.servers.items()
@@ -86,6 +88,7 @@ class Supervisor:
         if first:
             for server in servers:
                 server.begin_shutdown()
+            self._keeper.stop_waiting()  # a server still waiting for an earlier worker's apps starts nothing
         for server in servers:
             server.wait_stopped(grace + SHUTDOWN_SLACK)
         for server in servers:  # open consoles would hold the worker until gunicorn's graceful timeout

@@ -1,10 +1,13 @@
 """``POST /server/{id}/compress``: zip or tar (plain, gzip, xz, zstd) of files under ``basePath``.
 
-The archive is built under a hidden temporary name beside its final path and
-linked into place only when complete, so a failed or interrupted
-compression never leaves a corrupt archive behind (and never replaces
-anything). Folders are added recursively; symlinks are stored as links and
-never followed.
+The request only checks its inputs; the members are found while the archive
+is built (in the background for ``async=true``), by a walk through open
+folder descriptors that never leaves the server directory (``members.py``).
+Each place is archived once however often, or however overlapping, the
+inputs name it. The archive is built under a hidden temporary name beside
+its final path and linked into place only when complete, so a failed,
+cancelled or interrupted compression never leaves a corrupt archive behind
+(and never replaces anything). Symlinks are stored as links, never followed.
 
 Levels (chosen against the command-line tools in bench/files_compress.py):
 zip and gzip use DEFLATE level ``DEFLATE_LEVEL`` on every core, entries or
@@ -14,60 +17,46 @@ matching (like ``zstd --long``) on every core; xz uses preset ``XZ_PRESET``.
 
 from __future__ import annotations
 
+import functools
+import grp
 import lzma
 import os
-import posixpath
+import pwd
 import secrets
 import stat
 import struct
 import tarfile
+import threading
 import zlib
 from dataclasses import dataclass
 
 import zstandard
 
-from octyne_flask.errors import ApiError
+from octyne_flask.errors import INVALID_JSON, ApiError
 from octyne_flask.files.archives.deflate import BLOCK, DeflateStream, OrderedPipeline, deflate_small, worker_pool
+from octyne_flask.files.archives.members import TEMPORARY_PREFIX, Cancelled, Member, Root, Walk, distinct_roots
 from octyne_flask.files.archives.zipwriter import DEFLATED, STORED, ZipWriter
-from octyne_flask.files.paths import ServerPath, check_opened, resolve
+from octyne_flask.files.paths import ServerPath, open_parent, resolve
+from octyne_flask.files.temp_journal import UNRECORDED, TemporaryJournal
 
 ARCHIVE_TYPES = ("zip", "tar")
 COMPRESSIONS = ("true", "false", "gzip", "xz", "zstd")
+MAX_PATHS = 10_000
+TOO_MANY_PATHS = "Too many paths to compress!"
 DEFLATE_LEVEL = 3  # zlib's fastest strategy that still matches strings well: ~2x level 5, about 3% larger on logs
 XZ_PRESET = 3
 ZSTD_LEVEL = 3
 ZSTD_WINDOW_LOG = 27  # what `zstd --long` uses
-_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-@dataclass(frozen=True)
-class Item:
-    """One archive member: its name in the archive, where it is on disk, and its lstat."""
-
-    name: str
-    path: str
-    info: os.stat_result
-    root: str  # the server directory it must stay inside
-
-    def open(self) -> int:
-        """A descriptor for reading the file: never through a final link, and checked to be inside."""
-        return check_opened(os.open(self.path, _OPEN_FLAGS), self.root, "file path")
 
 
 @dataclass(frozen=True)
 class CompressRequest:
-    """A validated compress request (everything checked before any work starts)."""
+    """A validated compress request: every input checked, nothing walked yet."""
 
     archive: ServerPath
-    base: ServerPath
     archive_type: str
     compression: str
-    files: list
-    items: list
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(item.info.st_size for item in self.items if stat.S_ISREG(item.info.st_mode))
+    roots: list[Root]
 
 
 def check_options(archive_type: str | None, compression: str | None) -> tuple[str, str]:
@@ -83,9 +72,11 @@ def check_options(archive_type: str | None, compression: str | None) -> tuple[st
 
 def prepare(directory: str, archive_path: str | None, base_path: str | None, archive_type: str,
             compression: str, files) -> CompressRequest:
-    """Validate the body, the base path, every input and the archive path; list every member."""
+    """Validate the body (at most ``MAX_PATHS`` paths), the base path, every input and the archive path."""
     if not isinstance(files, list) or not all(isinstance(name, str) for name in files):
-        raise ApiError(400, "Invalid JSON body!")
+        raise ApiError(400, INVALID_JSON)
+    if len(files) > MAX_PATHS:
+        raise ApiError(400, TOO_MANY_PATHS, detail=f"at most {MAX_PATHS} in one request")
     base = resolve(directory, base_path or "/", "base path", follow=True)
     inputs = []
     for name in files:
@@ -96,86 +87,76 @@ def prepare(directory: str, archive_path: str | None, base_path: str | None, arc
     archive = resolve(directory, archive_path, "archive path")
     if os.path.lexists(archive.absolute):
         raise ApiError(400, "A file/folder already exists at the path of requested archive!")
-    items = []
-    for entry in inputs:
-        items.extend(_walk(entry, base, archive))
-    return CompressRequest(archive, base, archive_type, compression, files, items)
-
-
-def _walk(entry: ServerPath, base: ServerPath, archive: ServerPath) -> list[Item]:
-    """The input and, for a folder, everything below it (links not followed, our own archive skipped)."""
-    found = []
-    relative = posixpath.relpath(entry.relative or ".", base.relative or ".")
-    pending = [(entry.absolute, relative)]
-    while pending:
-        path, name = pending.pop()
-        try:
-            info = os.lstat(path)
-        except FileNotFoundError:
-            continue
-        if name != ".":
-            found.append(Item(name, path, info, entry.root))
-        if stat.S_ISDIR(info.st_mode):
-            with os.scandir(path) as children:
-                for child in children:
-                    if child.name.startswith(".octyne-archive-") or child.path == archive.absolute:
-                        continue
-                    pending.append((child.path, child.name if name == "." else f"{name}/{child.name}"))
-    found.sort(key=lambda item: item.name)
-    return found
+    return CompressRequest(archive, archive_type, compression, distinct_roots(inputs, base))
 
 
 class Progress:
-    """Bytes of file data read so far, out of the total; read from another thread."""
+    """Bytes of file data read so far, out of the total (known once the members are counted); read from
+    another thread. Setting ``stop`` makes the build give up (``Cancelled``) at its next block or entry."""
 
-    def __init__(self, total: int):
-        self.total = total
+    def __init__(self, stop: threading.Event | None = None):
+        self.total: int | None = None
         self.done = 0
+        self.stop = stop
 
     def add(self, count: int) -> None:
         self.done += count
+        if self.stop is not None and self.stop.is_set():
+            raise Cancelled()
 
     @property
     def fraction(self) -> float:
+        if self.total is None:
+            return 0.0
         return 1.0 if not self.total else min(1.0, self.done / self.total)
 
 
-def build_archive(request: CompressRequest, progress: Progress | None = None) -> None:
-    """Write the archive under a temporary name and link it into place when complete."""
-    progress = progress or Progress(request.total_bytes)
-    final = request.archive.absolute
-    temporary = os.path.join(os.path.dirname(final), f".octyne-archive-{secrets.token_hex(8)}")
-    fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+def build_archive(request: CompressRequest, progress: Progress | None = None,
+                  journal: TemporaryJournal = UNRECORDED) -> None:
+    """Count the members (within the walk's limits), then write the archive under a temporary name
+    (listed in ``journal`` meanwhile) and link it into place when complete."""
+    progress = progress or Progress()
+    progress.total = sum(member.info.st_size for member in Walk(request.roots, progress.stop)
+                         if stat.S_ISREG(member.info.st_mode))
+    folder, final = open_parent(request.archive.absolute, request.archive.root, "archive path")
+    temporary = f"{TEMPORARY_PREFIX}{secrets.token_hex(8)}"
     try:
-        with open(fd, "w+b", buffering=BLOCK) as out:
-            if request.archive_type == "zip":
-                _write_zip(out, request, progress)
-            else:
-                _write_tar(out, request, progress)
-        os.link(temporary, final)  # refuses to replace something created meanwhile
+        with journal.recorded(folder, temporary):
+            fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666,
+                         dir_fd=folder)
+            try:
+                with open(fd, "w+b", buffering=BLOCK) as out:
+                    _write(out, request, progress)
+                # link() refuses to replace something created meanwhile
+                os.link(temporary, final, src_dir_fd=folder, dst_dir_fd=folder, follow_symlinks=False)
+            finally:
+                os.unlink(temporary, dir_fd=folder)
     finally:
-        os.unlink(temporary)
+        os.close(folder)
 
 
-def _read_blocks(item: Item, progress: Progress):
-    """The file's content in 1 MiB blocks, opened without following a link swapped in meanwhile."""
-    fd = item.open()
-    try:
-        while block := os.read(fd, BLOCK):
-            progress.add(len(block))
-            yield block
-    finally:
-        os.close(fd)
+def _write(out, request: CompressRequest, progress: Progress) -> None:
+    members = Walk(request.roots, progress.stop)
+    if request.archive_type == "zip":
+        _write_zip(out, members, request.compression != "false", progress)
+    else:
+        _write_tar(out, members, request.compression, progress)
 
 
-def _write_zip(out, request: CompressRequest, progress: Progress) -> None:
+def _read_blocks(fd: int, progress: Progress):
+    """The open file's content in 1 MiB blocks."""
+    while block := os.read(fd, BLOCK):
+        progress.add(len(block))
+        yield block
+
+
+def _write_zip(out, members: Walk, deflate: bool, progress: Progress) -> None:
     writer = ZipWriter(out)
-    deflate = request.compression != "false"
     with worker_pool() as pool:
         pipeline = OrderedPipeline(pool)
         try:
-            for item in request.items:
-                _zip_item(writer, pipeline, item, deflate, progress)
+            for member in members:
+                _zip_member(writer, pipeline, member, deflate, progress)
             pipeline.drain()
         except BaseException:
             pipeline.cancel()
@@ -183,19 +164,35 @@ def _write_zip(out, request: CompressRequest, progress: Progress) -> None:
     writer.close()
 
 
-def _zip_item(writer: ZipWriter, pipeline: OrderedPipeline, item: Item, deflate: bool, progress: Progress) -> None:
-    """Queue one member: folders, links and small files whole; large files block by block."""
-    name, mode, mtime = item.name, item.info.st_mode, item.info.st_mtime
+def _zip_member(writer: ZipWriter, pipeline: OrderedPipeline, member: Member, deflate: bool,
+                progress: Progress) -> None:
+    """Queue one member: folders, links and small files whole; large files block by block.
+
+    Everything is read here, while the walk holds the member's folder open; only writing is queued.
+    """
+    name, mode, mtime = member.name, member.info.st_mode, member.info.st_mtime
     if stat.S_ISDIR(mode):
         pipeline.then(lambda _: writer.add(name + "/", mode, mtime, STORED, b"", 0, 0))
         return
     if stat.S_ISLNK(mode):
-        target = os.fsencode(os.readlink(item.path))
-        pipeline.then(lambda _: writer.add(name, mode, mtime, STORED, target, zlib.crc32(target), len(target)))
+        link = member.read_link()
+        if link is not None:
+            target = os.fsencode(link)
+            pipeline.then(lambda _: writer.add(name, mode, mtime, STORED, target, zlib.crc32(target), len(target)))
         return
-    if not stat.S_ISREG(mode):
-        return  # sockets, FIFOs and devices have no content to archive
-    blocks = _read_blocks(item, progress)
+    opened = member.open()
+    if opened is None:
+        return
+    fd, info = opened
+    try:
+        _zip_file(writer, pipeline, name, info, _read_blocks(fd, progress), deflate)
+    finally:
+        os.close(fd)
+
+
+def _zip_file(writer: ZipWriter, pipeline: OrderedPipeline, name: str, info: os.stat_result, blocks,
+              deflate: bool) -> None:
+    mode, mtime = info.st_mode, info.st_mtime
     first = next(blocks, b"")
     second = next(blocks, None) if len(first) == BLOCK else None
     if second is None:  # the whole file is in hand
@@ -208,7 +205,7 @@ def _zip_item(writer: ZipWriter, pipeline: OrderedPipeline, item: Item, deflate:
         return
     holder = {}
     method = DEFLATED if deflate else STORED
-    pipeline.then(lambda _: holder.setdefault("entry", writer.begin(name, mode, mtime, method, item.info.st_size)))
+    pipeline.then(lambda _: holder.setdefault("entry", writer.begin(name, mode, mtime, method, info.st_size)))
     emit = lambda chunk: writer.data(holder["entry"], chunk)  # noqa: E731 - runs in write order
     if deflate:
         stream = DeflateStream(pipeline, DEFLATE_LEVEL, emit)
@@ -278,25 +275,65 @@ def _compressed_sink(out, compression: str, pool):
     return None
 
 
-def _write_tar(out, request: CompressRequest, progress: Progress) -> None:
+def _write_tar(out, members: Walk, compression: str, progress: Progress) -> None:
+    hard_links: dict[tuple[int, int], str] = {}
     with worker_pool() as pool:
-        sink = _compressed_sink(out, request.compression, pool)
+        sink = _compressed_sink(out, compression, pool)
         with tarfile.TarFile(fileobj=sink or out, mode="w", format=tarfile.PAX_FORMAT, copybufsize=BLOCK) as tar:
-            for item in request.items:
-                _tar_item(tar, item, progress)
+            for member in members:
+                _tar_member(tar, member, progress, hard_links)
+                tar.members.clear()  # TarFile keeps every header to read them back; a writer never needs them
         if sink is not None:
             sink.close()
 
 
-def _tar_item(tar: tarfile.TarFile, item: Item, progress: Progress) -> None:
-    info = tar.gettarinfo(item.path, item.name)
-    if info is None or not (info.isreg() or info.isdir() or info.issym() or info.islnk()):
-        return  # sockets, FIFOs and devices have no content to archive
-    if not info.isreg():
-        tar.addfile(info)
+def _tar_member(tar: tarfile.TarFile, member: Member, progress: Progress, hard_links: dict) -> None:
+    """One member; a file with several names is stored once, its other names as hard links (like tar)."""
+    if stat.S_ISDIR(member.info.st_mode):
+        tar.addfile(_tar_header(member.name, member.info, tarfile.DIRTYPE))
         return
-    fd = item.open()
+    if stat.S_ISLNK(member.info.st_mode):
+        target = member.read_link()
+        if target is not None:
+            tar.addfile(_tar_header(member.name, member.info, tarfile.SYMTYPE, target))
+        return
+    opened = member.open()
+    if opened is None:
+        return
+    fd, info = opened
     try:
-        tar.addfile(info, _CountingReader(fd, progress))
+        identity = (info.st_dev, info.st_ino)
+        if info.st_nlink > 1 and identity in hard_links:
+            tar.addfile(_tar_header(member.name, info, tarfile.LNKTYPE, hard_links[identity]))
+            return
+        if info.st_nlink > 1:
+            hard_links[identity] = member.name
+        tar.addfile(_tar_header(member.name, info, tarfile.REGTYPE), _CountingReader(fd, progress))
     finally:
         os.close(fd)
+
+
+def _tar_header(name: str, info: os.stat_result, kind: bytes, link: str = "") -> tarfile.TarInfo:
+    """The header ``tarfile.gettarinfo`` would make, from a stat taken through the walk's descriptors."""
+    header = tarfile.TarInfo(name)
+    header.type = kind
+    header.mode = stat.S_IMODE(info.st_mode)
+    header.uid, header.gid = info.st_uid, info.st_gid
+    header.uname, header.gname = _owner_names(info.st_uid, info.st_gid)
+    header.mtime = info.st_mtime
+    header.size = info.st_size if kind == tarfile.REGTYPE else 0
+    header.linkname = link
+    return header
+
+
+@functools.lru_cache(maxsize=64)
+def _owner_names(uid: int, gid: int) -> tuple[str, str]:
+    """The user and group names tar stores beside the ids ("" for an id without a name)."""
+    return _name_of(pwd.getpwuid, uid), _name_of(grp.getgrgid, gid)
+
+
+def _name_of(lookup, number: int) -> str:
+    try:
+        return lookup(number)[0]
+    except KeyError:
+        return ""

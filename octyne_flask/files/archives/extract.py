@@ -6,23 +6,32 @@ refused archive (corrupt data, too large) leaves the destination as it was.
 Entries with absolute names or ``..`` are skipped, symlinks and hard links
 that lead outside are skipped, and a bomb guard stops at
 ``files.decompressLimit`` or the free disk space, whichever is smaller.
+Every write and the merge go through open folders entered without following
+links (``files/tree.py``), so a folder swapped for a symlink meanwhile never
+leads a write out: a member whose folders are links or files is skipped.
 """
 
 from __future__ import annotations
 
+import errno
 import os
-import shutil
+import posixpath
+import secrets
 import stat
 import tarfile
-import tempfile
 import time
 import zipfile
+from collections.abc import Iterator
 
 import zstandard
 
 from octyne_flask.errors import ApiError
 from octyne_flask.files.archives.deflate import BLOCK
-from octyne_flask.files.paths import ServerPath, check_opened, is_inside, resolve
+from octyne_flask.files.paths import ServerPath, check_opened, is_inside, opened_path, resolve
+from octyne_flask.files.temp_journal import UNRECORDED, TemporaryJournal
+from octyne_flask.files.tree import (
+    CREATE_FLAGS, FOLLOWING_FOLDER_FLAGS, discard, link_leads_outside, names, open_below, open_folder,
+    open_folder_inside)
 
 FAILED = "An error occurred while decompressing archive!"
 ENTRY_COST = 512  # counted per entry too, so millions of empty files also hit the bound
@@ -63,28 +72,83 @@ def prepare(directory: str, archive_path: str | None, destination: str) -> tuple
     return archive, target, archive_kind(archive.absolute)
 
 
-def extract(archive: ServerPath, destination: ServerPath, kind: str, limit: int) -> None:
-    """Unpack into a staging folder, check it, merge it into ``destination``; all or nothing."""
-    created = not os.path.lexists(destination.absolute)
+def extract(archive: ServerPath, destination: ServerPath, kind: str, limit: int,
+            journal: TemporaryJournal = UNRECORDED) -> None:
+    """Unpack into a staging folder (listed in ``journal`` meanwhile), check it, merge it into ``destination``;
+    all or nothing."""
+    reading = _open_archive(archive)
+    with reading:
+        try:
+            parent, target, made = _open_destination(destination)
+        except OSError as error:
+            raise ApiError(500, FAILED, detail=error.strerror) from None
+        try:
+            _unpack_and_merge(reading, kind, limit, target, destination.root, journal)
+        except Exception as error:
+            if made:
+                discard(parent, posixpath.basename(destination.relative))
+            raise ApiError(500, FAILED, detail=_describe(error)) from None
+        finally:
+            os.close(target)
+            if parent is not None:
+                os.close(parent)
+
+
+def _open_archive(archive: ServerPath):
+    """The archive open for reading; a FIFO (or anything but a regular file) swapped in is refused, not waited on."""
     try:
-        os.makedirs(destination.absolute, exist_ok=True)
-        staging = tempfile.mkdtemp(prefix=".octyne-unpack-", dir=destination.absolute)
+        fd = check_opened(os.open(archive.absolute, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC),
+                          archive.root, "archive path")
     except OSError as error:
         raise ApiError(500, FAILED, detail=error.strerror) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ApiError(500, FAILED, detail="the archive is not a regular file")
+    os.set_blocking(fd, True)
+    return open(fd, "rb")
+
+
+def _open_destination(destination: ServerPath) -> tuple[int | None, int, bool]:
+    """``(parent folder, destination folder, whether it was made here)``, both open and checked to be inside;
+    missing folders on the way are made. The parent is None for the server directory itself."""
+    if destination.is_root:
+        return None, open_folder_inside(destination.root, "", "destination path"), False
+    parent_path, name = posixpath.split(destination.relative)
+    parent = open_folder_inside(destination.root, parent_path, "destination path", create=True)
     try:
-        budget = min(limit, shutil.disk_usage(staging).free)
-        unpacker = _Unpacker(staging, budget)
-        if kind == "zip":
-            unpacker.unpack_zip(archive.absolute)
-        else:
-            unpacker.unpack_tar(archive.absolute, kind.partition(":")[2])
-        _merge(staging, destination.absolute, destination.root, unpacker.links)
-    except Exception as error:
-        if created:
-            shutil.rmtree(destination.absolute, ignore_errors=True)
-        raise ApiError(500, FAILED, detail=_describe(error)) from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            os.mkdir(name, dir_fd=parent)
+            made = True
+        except FileExistsError:
+            made = False
+        opened = os.open(name, FOLLOWING_FOLDER_FLAGS, dir_fd=parent)
+        return parent, check_opened(opened, destination.root, "destination path"), made
+    except BaseException:
+        os.close(parent)
+        raise
+
+
+def _unpack_and_merge(reading, kind: str, limit: int, target: int, root: str, journal: TemporaryJournal) -> None:
+    staging = f".octyne-unpack-{secrets.token_hex(8)}"
+    with journal.recorded(target, staging):  # a killed daemon's staging folder goes at the next start
+        os.mkdir(staging, 0o700, dir_fd=target)
+        try:
+            folder = open_folder(staging, target)
+            try:
+                free = os.statvfs(folder)
+                unpacker = _Unpacker(folder, min(limit, free.f_bavail * free.f_frsize))
+                try:
+                    if kind == "zip":
+                        unpacker.unpack_zip(reading)
+                    else:
+                        unpacker.unpack_tar(reading, kind.partition(":")[2])
+                finally:
+                    unpacker.close()
+                _merge(folder, target, root, unpacker.links)
+            finally:
+                os.close(folder)
+        finally:
+            discard(target, staging)
 
 
 def _describe(error: Exception) -> str:
@@ -106,75 +170,111 @@ def _member_path(name: str) -> str | None:
 
 
 class _Unpacker:
-    """Writes members into the staging folder, counting bytes against the budget."""
+    """Writes members into the open staging folder, counting bytes against the budget."""
 
-    def __init__(self, staging: str, budget: int):
-        self.staging = os.path.realpath(staging)
+    def __init__(self, staging: int, budget: int):
+        self.staging = staging
         self.budget = budget
         self.written = 0
         self.links: list[str] = []
+        self._folder: tuple[str, int] | None = None  # the folder last written into, kept open: members come in runs
+
+    def close(self) -> None:
+        if self._folder is not None:
+            os.close(self._folder[1])
+            self._folder = None
 
     def _spend(self, count: int) -> None:
         self.written += count
         if self.written > self.budget:
             raise ExtractionFailed(f"the archive expands to more than {self.budget} bytes")
 
-    def _place(self, relative: str) -> str | None:
-        """The on-disk path for a member, its folders created; None if they lead outside (via a link)."""
-        path = os.path.join(self.staging, relative)
-        parent = os.path.dirname(path)
-        if not is_inside(os.path.realpath(parent), self.staging):
+    def _open(self, relative: str) -> int | None:
+        """The staging folder at ``relative``, made if missing; None when something on the way is a link or a file."""
+        if self._folder is not None and self._folder[0] == relative:
+            return self._folder[1]
+        self.close()
+        try:
+            folder = open_below(self.staging, relative, create=True)
+        except OSError as error:
+            if error.errno in (errno.ENOTDIR, errno.ELOOP):
+                return None
+            raise
+        self._folder = (relative, folder)
+        return folder
+
+    def _place(self, relative: str) -> tuple[int, str] | None:
+        """``(folder, name)`` for a member, its folders made; None if they lead through a link or a file.
+        A non-folder already there is removed: a later member of the same name replaces the earlier one."""
+        parent, _, name = relative.rpartition("/")
+        folder = self._open(parent)
+        if folder is None:
             return None
-        os.makedirs(parent, exist_ok=True)
-        if not is_inside(os.path.realpath(parent), self.staging):
-            return None
-        if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
-            os.unlink(path)  # a later member of the same name replaces the earlier one
-        return path
+        try:
+            if not stat.S_ISDIR(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode):
+                os.unlink(name, dir_fd=folder)
+        except FileNotFoundError:
+            pass
+        return folder, name
 
     def folder(self, relative: str) -> None:
         self._spend(ENTRY_COST)
-        path = self._place(relative)
-        if path is not None and not os.path.isdir(path):
-            os.mkdir(path)
+        spot = self._place(relative)
+        if spot is not None:
+            try:
+                os.mkdir(spot[1], dir_fd=spot[0])
+            except FileExistsError:
+                pass  # already a folder
 
     def file(self, relative: str, source, mode: int, mtime: float) -> None:
         self._spend(ENTRY_COST)
-        path = self._place(relative)
-        if path is None or os.path.isdir(path):
+        spot = self._place(relative)
+        if spot is None:
             return
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     (mode & 0o777) or 0o644)
-        check_opened(fd, self.staging, "destination path")
+        try:
+            fd = os.open(spot[1], CREATE_FLAGS, (mode & 0o777) or 0o644, dir_fd=spot[0])
+        except FileExistsError:
+            return  # a folder of that name
         with open(fd, "wb", buffering=0) as out:
             while chunk := source.read(BLOCK):
                 self._spend(len(chunk))
                 out.write(chunk)
-        os.utime(path, (mtime, mtime), follow_symlinks=False)
+            os.utime(fd, (mtime, mtime))
 
     def symlink(self, relative: str, target: str) -> None:
         self._spend(ENTRY_COST)
-        path = self._place(relative)
-        if path is None or os.path.isdir(path) or not target or target.startswith("/"):
+        spot = self._place(relative)
+        if spot is None or not target or target.startswith("/"):
             return
-        if not is_inside(os.path.realpath(os.path.join(os.path.dirname(path), target)), self.staging):
+        folder, name = spot
+        if not is_inside(os.path.realpath(os.path.join(opened_path(folder), target)), opened_path(self.staging)):
             return
-        os.symlink(target, path)
+        try:
+            os.symlink(target, name, dir_fd=folder)
+        except FileExistsError:
+            return  # a folder of that name
         self.links.append(relative)
 
     def hardlink(self, relative: str, target: str) -> None:
         self._spend(ENTRY_COST)
         target_relative = _member_path(target)
-        path = self._place(relative)
-        if path is None or target_relative is None:
+        spot = self._place(relative)
+        if spot is None or target_relative is None:
             return
-        source = os.path.join(self.staging, target_relative)
-        if os.path.islink(source) or not os.path.isfile(source):
-            return
-        if is_inside(os.path.realpath(source), self.staging):
-            os.link(source, path)
+        source_parent, _, source_name = target_relative.rpartition("/")
+        try:
+            source = open_below(self.staging, source_parent)
+        except OSError:
+            return  # no such member folder, or a link on the way
+        try:
+            if stat.S_ISREG(os.stat(source_name, dir_fd=source, follow_symlinks=False).st_mode):
+                os.link(source_name, spot[1], src_dir_fd=source, dst_dir_fd=spot[0], follow_symlinks=False)
+        except (FileNotFoundError, FileExistsError):
+            pass  # no such member, or a folder of that name
+        finally:
+            os.close(source)
 
-    def unpack_zip(self, archive: str) -> None:
+    def unpack_zip(self, archive) -> None:
         with zipfile.ZipFile(archive) as bundle:
             for info in bundle.infolist():
                 relative = _member_path(info.filename)
@@ -191,16 +291,15 @@ class _Unpacker:
                     with bundle.open(info) as source:
                         self.file(relative, source, mode, time.mktime(info.date_time + (0, 0, -1)))
 
-    def unpack_tar(self, archive: str, compression: str) -> None:
-        with open(archive, "rb") as raw:
-            if compression == "zstd":
-                source = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW).stream_reader(raw)
-                mode = "r|"
-            else:
-                source, mode = raw, f"r|{compression}"
-            with tarfile.open(fileobj=source, mode=mode, bufsize=BLOCK) as bundle:
-                for member in bundle:
-                    self._tar_member(bundle, member)
+    def unpack_tar(self, archive, compression: str) -> None:
+        if compression == "zstd":
+            source = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW).stream_reader(archive)
+            mode = "r|"
+        else:
+            source, mode = archive, f"r|{compression}"
+        with tarfile.open(fileobj=source, mode=mode, bufsize=BLOCK) as bundle:
+            for member in bundle:
+                self._tar_member(bundle, member)
 
     def _tar_member(self, bundle: tarfile.TarFile, member: tarfile.TarInfo) -> None:
         relative = _member_path(member.name)
@@ -217,35 +316,78 @@ class _Unpacker:
         # devices and FIFOs are skipped
 
 
-def _merge(staging: str, destination: str, root: str, links: list[str]) -> None:
+def _merge(staging: int, destination: int, root: str, links: list[str]) -> None:
     """Move the staged tree into the destination; refuse (before moving anything) to put a file over a folder."""
     _check_conflicts(staging, destination)
     _move_into(staging, destination)
     for relative in links:  # a link that now resolves outside (through existing folders) is dropped
-        path = os.path.join(destination, relative)
-        if os.path.islink(path) and not is_inside(os.path.realpath(path), root):
-            os.unlink(path)
+        parent, _, name = relative.rpartition("/")
+        try:
+            folder = open_below(destination, parent)
+        except OSError:
+            continue  # its folder was replaced meanwhile
+        try:
+            if link_leads_outside(folder, name, root):
+                os.unlink(name, dir_fd=folder)
+        except FileNotFoundError:
+            pass
+        finally:
+            os.close(folder)
 
 
-def _check_conflicts(source: str, destination: str) -> None:
-    with os.scandir(source) as entries:
-        for entry in entries:
-            target = os.path.join(destination, entry.name)
-            if not os.path.lexists(target):
+def _is_folder(folder: int, name: str) -> bool | None:
+    """Whether ``name`` in ``folder`` is a folder (a link is not); None when there is nothing of that name."""
+    try:
+        return stat.S_ISDIR(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode)
+    except FileNotFoundError:
+        return None
+
+
+def _check_conflicts(source: int, destination: int) -> None:
+    for inner_source, inner_destination in _folders_in_both(source, destination):
+        for name in names(inner_source):
+            old_is_folder = _is_folder(inner_destination, name)
+            if old_is_folder is not None and bool(_is_folder(inner_source, name)) != old_is_folder:
+                raise ExtractionFailed(f"{name} would replace a folder by a file or a file by a folder")
+
+
+def _move_into(source: int, destination: int) -> None:
+    for inner_source, inner_destination in _folders_in_both(source, destination):
+        for name in names(inner_source):
+            if not (_is_folder(inner_source, name) and _is_folder(inner_destination, name) is not None):
+                os.replace(name, name, src_dir_fd=inner_source, dst_dir_fd=inner_destination)
+
+
+def _folders_in_both(source: int, destination: int) -> Iterator[tuple[int, int]]:
+    """Each pair of folders at the same place in both trees, the given pair first, entered without
+    following a link; a pair's names are read only after the caller handled it (what it moved away
+    is not entered). The pairs being visited are a list, not the call stack: any depth is merged."""
+    levels = [(source, destination, _names_when_needed(source))]
+    try:
+        yield source, destination
+        while levels:
+            inner_source, inner_destination, entries = levels[-1]
+            name = next(entries, None)
+            if name is None:
+                levels.pop()
+                if levels:  # the caller's own pair stays open
+                    os.close(inner_source)
+                    os.close(inner_destination)
                 continue
-            new_is_folder = entry.is_dir(follow_symlinks=False)
-            old_is_folder = stat.S_ISDIR(os.lstat(target).st_mode)
-            if new_is_folder and old_is_folder:
-                _check_conflicts(entry.path, target)
-            elif new_is_folder or old_is_folder:
-                raise ExtractionFailed(f"{entry.name} would replace a folder by a file or a file by a folder")
+            if _is_folder(inner_source, name) and _is_folder(inner_destination, name):
+                deeper_source = open_folder(name, inner_source)
+                try:
+                    deeper_destination = open_folder(name, inner_destination)
+                except BaseException:
+                    os.close(deeper_source)
+                    raise
+                levels.append((deeper_source, deeper_destination, _names_when_needed(deeper_source)))
+                yield deeper_source, deeper_destination
+    finally:
+        for inner_source, inner_destination, _ in levels[1:]:
+            os.close(inner_source)
+            os.close(inner_destination)
 
 
-def _move_into(source: str, destination: str) -> None:
-    with os.scandir(source) as entries:
-        for entry in entries:
-            target = os.path.join(destination, entry.name)
-            if entry.is_dir(follow_symlinks=False) and os.path.lexists(target):
-                _move_into(entry.path, target)
-            else:
-                os.replace(entry.path, target)
+def _names_when_needed(folder: int) -> Iterator[str]:
+    yield from names(folder)

@@ -1,4 +1,10 @@
-"""Async compressions (``async=true``): a token per task, its progress, forgotten 10 s after it ends."""
+"""Every compression the daemon runs: async ones by token (forgotten 10 s after they end), sync ones too.
+
+All of them stop at shutdown: ``cancel`` makes each build give up at its
+next block or entry (its temporary file is removed as it unwinds), and
+``wait`` lets the daemon exit only once they are gone. Their temporary files
+are listed in the daemon's journal, so even a kill -9 leaves nothing for long.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,13 @@ import threading
 import time
 from dataclasses import dataclass
 
-from octyne_flask.errors import INTERNAL, ApiError
+from octyne_flask.errors import INTERNAL, ApiError, internal_error
 from octyne_flask.files.archives.compress import CompressRequest, Progress, build_archive
+from octyne_flask.files.archives.members import Cancelled
+from octyne_flask.files.temp_journal import UNRECORDED, TemporaryJournal
 
 LINGER = 10.0
+CANCELLED = "cancelled: the daemon is shutting down"
 
 
 @dataclass
@@ -23,28 +32,65 @@ class _Task:
 class CompressionTasks:
     """Tokens shared by ``/compress`` and ``/compress/v2``; each names one background compression."""
 
-    def __init__(self, linger: float = LINGER):
+    def __init__(self, journal: TemporaryJournal = UNRECORDED, linger: float = LINGER):
+        self._journal = journal
         self._linger = linger
         self._tasks: dict[str, _Task] = {}
         self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._building = 0  # builds not yet unwound, sync and async
+        self._idle = threading.Condition(self._lock)
+
+    def run(self, request: CompressRequest) -> None:
+        """Build the archive in the calling thread (a synchronous request); failures become API errors."""
+        self._begin()
+        try:
+            build_archive(request, Progress(self._stop), self._journal)
+        except OSError as error:
+            raise internal_error(error) from None
+        except Cancelled:
+            raise ApiError(500, INTERNAL, detail=CANCELLED) from None
+        finally:
+            self._end()
 
     def start(self, request: CompressRequest) -> str:
-        """Begin building the archive in the background; returns its token (32 hex digits)."""
+        """Begin building the archive in the background; returns its token (32 hex digits) at once."""
         token = secrets.token_hex(16)
-        task = _Task(Progress(request.total_bytes))
+        task = _Task(Progress(self._stop))
         with self._lock:
             self._forget_expired()
             self._tasks[token] = task
+        self._begin()
         threading.Thread(target=self._run, args=(task, request), name=f"compress-{token[:8]}", daemon=True).start()
         return token
 
     def _run(self, task: _Task, request: CompressRequest) -> None:
         try:
-            build_archive(request, task.progress)
+            build_archive(request, task.progress, self._journal)
         except Exception as error:  # reported through the token, never lost in a thread
-            task.error = getattr(error, "strerror", None) or str(error) or type(error).__name__
+            task.error = _reason(error)
+        finally:
+            with self._lock:
+                task.ended = time.monotonic()
+            self._end()
+
+    def _begin(self) -> None:
         with self._lock:
-            task.ended = time.monotonic()
+            self._building += 1
+
+    def _end(self) -> None:
+        with self._idle:
+            self._building -= 1
+            self._idle.notify_all()
+
+    def cancel(self) -> None:
+        """Make every build, running or yet to come, give up (the daemon is stopping)."""
+        self._stop.set()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait until every build has unwound (its temporary file gone); False if some still run."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._building == 0, timeout)
 
     def _forget_expired(self) -> None:
         """Drop tasks that ended more than ``linger`` seconds ago (called with the lock held)."""
@@ -66,3 +112,13 @@ class CompressionTasks:
         if task.error is not None:
             raise ApiError(500, INTERNAL, detail=task.error)
         return {"finished": True, "progress": 1.0}
+
+
+def _reason(error: Exception) -> str:
+    """Why a background build failed, for ``detail`` (never a path)."""
+    if isinstance(error, Cancelled):
+        return CANCELLED
+    if isinstance(error, ApiError):
+        detail = error.extra.get("detail")
+        return f"{error.message} ({detail})" if detail else error.message
+    return getattr(error, "strerror", None) or str(error) or type(error).__name__

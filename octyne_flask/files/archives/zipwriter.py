@@ -5,6 +5,8 @@ core. Here the caller writes each entry's bytes as they come back from the
 pool; the local header is patched with CRC and sizes when the entry ends
 (the archive is a regular file being built under a temporary name, so it
 can seek). ZIP64 records are added only where sizes or offsets need them.
+Each entry's central-directory record is encoded when the entry ends, so an
+archive of a million members holds about 100 bytes per member in memory.
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ class ZipWriter:
     def __init__(self, out):
         self._out = out
         self._position = out.tell()  # tracked here: tell() on a buffered file costs a system call
-        self._entries: list[ZipEntry] = []
+        self._directory = bytearray()  # the central-directory records of the entries ended so far
+        self._count = 0
 
     def _write(self, data) -> None:
         self._out.write(data)
@@ -75,7 +78,6 @@ class ZipWriter:
         self._write(struct.pack("<IHHHHHIIIHH", 0x04034B50, self._needed(entry), flags, method,
                                 *entry.mtime, crc, compressed, size, len(encoded), len(extra)))
         self._write(encoded + extra)
-        self._entries.append(entry)
         return entry
 
     def add(self, name: str, mode: int, mtime: float, method: int, payload: bytes, crc: int, size: int) -> None:
@@ -83,6 +85,7 @@ class ZipWriter:
         entry = self.begin(name, mode, mtime, method, size, known=(crc, len(payload), size))
         self.data(entry, payload)
         entry.crc, entry.size = crc, size
+        self._record(entry)
 
     def data(self, entry: ZipEntry, chunk) -> None:
         self._write(chunk)
@@ -101,14 +104,13 @@ class ZipWriter:
         else:
             self._out.write(struct.pack("<III", crc, entry.compressed, size))
         self._out.seek(self._position)
+        self._record(entry)
 
     def close(self) -> None:
         """Write the central directory and the end records."""
         start = self._position
-        for entry in self._entries:
-            self._central_record(entry)
-        size = self._position - start
-        count = len(self._entries)
+        self._write(self._directory)
+        size, count = len(self._directory), self._count
         if count >= 0xFFFF or start >= LIMIT32 or size >= LIMIT32:
             record = self._position
             self._write(struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, MADE_BY_UNIX, 45, 0, 0,
@@ -117,16 +119,18 @@ class ZipWriter:
         self._write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, min(count, 0xFFFF), min(count, 0xFFFF),
                                     min(size, LIMIT32), min(start, LIMIT32), 0))
 
-    def _central_record(self, entry: ZipEntry) -> None:
+    def _record(self, entry: ZipEntry) -> None:
+        """Encode the ended entry's central-directory record."""
         wide = [value for value in (entry.size, entry.compressed, entry.offset) if value >= LIMIT32]
         extra = struct.pack("<HH", 1, 8 * len(wide)) + struct.pack(f"<{len(wide)}Q", *wide) if wide else b""
         attributes = (entry.mode & 0xFFFF) << 16 | (0x10 if stat.S_ISDIR(entry.mode) else 0)
         needed = 45 if wide or entry.zip64 else self._needed(entry)
-        self._write(struct.pack(
+        self._directory += struct.pack(
             "<IHHHHHHIIIHHHHHII", 0x02014B50, MADE_BY_UNIX, needed, entry.flags, entry.method, *entry.mtime,
             entry.crc, min(entry.compressed, LIMIT32), min(entry.size, LIMIT32), len(entry.name), len(extra),
-            0, 0, 0, attributes, min(entry.offset, LIMIT32)))
-        self._write(entry.name + extra)
+            0, 0, 0, attributes, min(entry.offset, LIMIT32))
+        self._directory += entry.name + extra
+        self._count += 1
 
     @staticmethod
     def _needed(entry: ZipEntry) -> int:

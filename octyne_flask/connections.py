@@ -1,0 +1,198 @@
+"""gunicorn's gthread worker, hardened against slow and idle clients.
+
+Stock gthread lets a client that sends its request head slowly hold a thread
+forever (no read timeout, and the daemon runs with ``timeout = 0``), lets idle
+connections hold connection slots for the whole keep-alive time, and stops
+accepting on every listener, the Unix socket included, once the slots are
+taken. Here:
+
+* a request head (TLS handshake included) must be complete within
+  ``REQUEST_HEAD_TIMEOUT`` seconds of a thread starting on it; the loop shuts
+  the socket of a late one, which ends the blocked read;
+* a new connection waits on the poller, not in a thread, until it sends
+  something, so idle connections cost no thread;
+* when the TCP slots are full, the oldest idle TCP connections (never spoke,
+  or kept alive between requests) are closed to make room;
+* the last ``LOCAL_RESERVE`` slots and a thread pool of its own belong to the
+  Unix socket, so the local admin always gets in.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import resource
+import selectors
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+
+from gunicorn import util
+from gunicorn.workers.gthread import ThreadWorker
+
+log = logging.getLogger(__name__)
+
+REQUEST_HEAD_TIMEOUT = 10.0
+LOCAL_RESERVE = 64  # connection slots TCP clients cannot take
+IDLE_HEADROOM = 100  # slots beyond the threads, for kept-alive and not-yet-speaking connections
+MIN_IDLE_SECONDS = 2.0  # idle for less, a connection is not closed to make room
+
+
+def connection_slots(threads: int) -> int:
+    """gunicorn's ``worker_connections``: every thread busy, room for idle ones, and the Unix socket's reserve."""
+    return threads + IDLE_HEADROOM + LOCAL_RESERVE
+
+
+def is_local(sock: socket.socket) -> bool:
+    return sock.family == socket.AF_UNIX
+
+
+def raise_open_file_limit() -> None:
+    """Every connection is a file descriptor: take the hard limit (systemd's soft default is only 1024)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError) as error:
+        log.warning("Cannot raise the open-file limit from %d to %d: %s", soft, hard, error)
+
+
+class PoolPerTransport:
+    """Two thread pools behind gthread's one: a Unix-socket request never waits behind TCP ones.
+
+    Threads are started on demand, so the local pool costs nothing until it is used.
+    """
+
+    def __init__(self, threads: int):
+        self._tcp = ThreadPoolExecutor(threads, thread_name_prefix="tcp")
+        self._local = ThreadPoolExecutor(threads, thread_name_prefix="local")
+
+    def submit(self, handle, conn):
+        return (self._local if is_local(conn.sock) else self._tcp).submit(handle, conn)
+
+    def shutdown(self, wait: bool = True) -> None:
+        self._tcp.shutdown(wait)
+        self._local.shutdown(wait)
+
+
+class GuardedThreadWorker(ThreadWorker):
+    """gthread with request-head deadlines, idle eviction under pressure and a reserve for the Unix socket."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tcp_connections = self.worker_connections - LOCAL_RESERVE
+        self._listening: set = set()
+        self._heads: dict = {}  # connection -> deadline, while a thread reads its request head
+        self._heads_lock = threading.Lock()
+
+    def init_process(self):
+        raise_open_file_limit()
+        super().init_process()
+
+    def get_thread_pool(self):
+        return PoolPerTransport(self.cfg.threads)
+
+    # -- accepting (main thread) ---------------------------------------------------
+
+    def set_accept_enabled(self, enabled):
+        """gthread's verdict counts every slot; each listener has its own limit (see ``_listen``)."""
+        self._accepting = enabled
+        self._listen()
+
+    def _listen(self) -> None:
+        """Poll TCP listeners while TCP has slots left, the Unix socket while any slot is left."""
+        for listener in self.sockets:
+            limit = self.worker_connections if is_local(listener) else self.tcp_connections
+            wanted = self.alive and self.nr_conns < limit
+            if wanted and listener not in self._listening:
+                listener.setblocking(False)
+                self.poller.register(listener, selectors.EVENT_READ, self.accept)
+                self._listening.add(listener)
+            elif not wanted and listener in self._listening:
+                self.poller.unregister(listener)
+                self._listening.discard(listener)
+
+    def enqueue_req(self, conn):
+        """A new connection gets a thread only once it has sent something."""
+        if conn.initialized or conn.data_ready:
+            super().enqueue_req(conn)
+            return
+        conn.sock.setblocking(False)
+        conn.timeout = time.monotonic() + self.cfg.keepalive
+        self.pending_conns.append(conn)
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_pending_socket_readable, conn))
+
+    def murder_keepalived(self, force=False):
+        """Run by gthread's loop about once a second: also cut late request heads and make room."""
+        if not force:
+            self._cut_late_heads()
+            self._close_idle_under_pressure()
+        super().murder_keepalived(force)
+        if not force:
+            self._listen()
+
+    def _close_idle_under_pressure(self) -> None:
+        """TCP slots all taken: close the oldest idle TCP connections, down to nine tenths of the slots.
+
+        Those that never spoke go first; a connection idle for less than ``MIN_IDLE_SECONDS`` (a
+        client that has only just connected) and the Unix socket's connections are left alone.
+        """
+        if self.nr_conns < self.tcp_connections:
+            return
+        excess = self.nr_conns - self.tcp_connections * 9 // 10
+        idle_before = time.monotonic() - MIN_IDLE_SECONDS + self.cfg.keepalive  # compared with conn.timeout
+        for queue in (self.pending_conns, self.keepalived_conns):
+            idle = [conn for conn in itertools.takewhile(lambda conn: conn.timeout <= idle_before, queue)
+                    if not is_local(conn.sock)]
+            for conn in idle[:excess]:
+                queue.remove(conn)
+                self.poller.unregister(conn.sock)
+                self.nr_conns -= 1
+                conn.close()
+            excess -= min(len(idle), excess)
+
+    # -- request heads ---------------------------------------------------------------
+
+    def handle(self, conn):
+        """In a pool thread: the request head is on the clock until ``handle_request`` starts."""
+        with self._heads_lock:
+            self._heads[conn] = time.monotonic() + REQUEST_HEAD_TIMEOUT
+        try:
+            keep_alive = super().handle(conn)
+        finally:
+            self._stop_clock(conn)
+        if not keep_alive:
+            # gthread would wait for the client's FIN in its main loop, up to 2 s per connection.
+            util.close_graceful(conn.sock)
+        return keep_alive
+
+    def finish_request(self, conn, fs):
+        if conn.sock.fileno() == -1:  # closed by its thread (above, or by gthread after a TLS EOF)
+            self.nr_conns -= 1
+            return
+        super().finish_request(conn, fs)
+
+    def handle_request(self, req, conn):
+        # The head is in: the app (a console, an upload) takes as long as it takes. (HTTP/2, which would
+        # not come through here, is off: gunicorn's default ``http_protocols`` is h1.)
+        self._stop_clock(conn)
+        return super().handle_request(req, conn)
+
+    def _stop_clock(self, conn) -> None:
+        with self._heads_lock:
+            self._heads.pop(conn, None)
+
+    def _cut_late_heads(self) -> None:
+        now = time.monotonic()
+        with self._heads_lock:
+            late = [conn for conn, deadline in self._heads.items() if deadline <= now]
+            for conn in late:
+                del self._heads[conn]
+                try:
+                    socket.socket.shutdown(conn.sock, socket.SHUT_RDWR)  # the plain socket's, also under TLS
+                except OSError:
+                    pass
+        if late:
+            log.warning("Closed %d connection(s) that took over %g s to send a request head",
+                        len(late), REQUEST_HEAD_TIMEOUT)
