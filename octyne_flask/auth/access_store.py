@@ -2,9 +2,10 @@
 
 Access control is off while the file does not exist (Octyne 1.4: every account
 is an administrator); the first PATCH /access creates it, and from then on the
-file is the truth. Every change is validated whole, written to a temporary file
-(mode 0600) and renamed into place, and only then swapped in. A watcher picks
-up hand edits like users.json's; a broken edit keeps the last good rules.
+file is the truth. Every change is validated whole, written atomically (a new
+file is 0600, an existing one keeps its mode), and only then swapped in. A
+watcher picks up hand edits like users.json's; a broken edit keeps the last
+good rules.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from typing import Callable, Collection
 
+from octyne_flask.atomicfile import write_atomically
 from octyne_flask.auth.access import (
     ACCESS_OFF, LAST_ADMINISTRATOR, AccessError, AccessSnapshot, first_document, patched, validate_document,
     with_account_removed, with_account_renamed, with_defaults_for)
@@ -29,29 +30,6 @@ Listener = Callable[[AccessSnapshot, AccessSnapshot], None]
 def default_access_path(users_path: str) -> str:
     """``access.json`` in the users file's folder (``--access=`` overrides it)."""
     return os.path.join(os.path.dirname(os.path.abspath(users_path)), "access.json")
-
-
-def write_private_file(path: str, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically: a temporary file (0600) in the same folder, fsync, rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=folder)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except FileNotFoundError:
-            pass
-        raise
-    folder_descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(folder_descriptor)  # the rename itself survives a crash
-    finally:
-        os.close(folder_descriptor)
 
 
 class SnapshotSource:
@@ -154,6 +132,6 @@ class AccessStore(SnapshotSource, WatchedFile):
     def _commit(self, document: dict) -> None:
         """Write first; the rules in force change only once the new file is in place."""
         text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-        write_private_file(self.path, text.encode("utf-8"))
+        write_atomically(self.path, text.encode("utf-8"))
         self._signature = file_signature(self.path)
         self._swap(AccessSnapshot(document))
