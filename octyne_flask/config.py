@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import pwd
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -75,6 +76,7 @@ SCHEMA: tuple[Key, ...] = (
     Key("unixSocket.enabled", "bool", True, "Serve the API on a Unix socket without authentication (user `@local`)."),
     Key("unixSocket.location", "string", "", "Socket path; empty means `$TMPDIR/octyne.sock.<port>` (`/tmp` without `TMPDIR`)."),
     Key("unixSocket.group", "string", "", "Group that may use the socket (mode 0660); empty means owner only (0600)."),
+    Key("unixSocket.accounts", "object", {}, "Unix user name or uid -> account: such a socket peer acts as that account; when non-empty, unlisted peers other than root and the daemon's own user are refused (see Access control).", False),
     Key("redis.enabled", "bool", False, "Keep users and tokens in Redis so several nodes share logins."),
     Key("redis.url", "string", "redis://localhost", "Redis connection URL."),
     Key("redis.role", "string", "", "`primary` (mirrors users.json into Redis, serves logins) or `secondary` (validates tokens only)."),
@@ -137,6 +139,7 @@ class UnixSocketConfig:
     enabled: bool
     location: str
     group: str
+    accounts: dict = field(default_factory=dict, hash=False)  # peer uid -> account name
 
 
 @dataclass(frozen=True)
@@ -265,6 +268,24 @@ def _parse_server(name: str, entry: Any) -> ServerConfig:
     )
 
 
+def _socket_accounts(entries: dict) -> dict[int, str]:
+    """``unixSocket.accounts`` with every Unix user name resolved to its uid."""
+    accounts = {}
+    for peer, account in entries.items():
+        key = f"'unixSocket.accounts.{peer}'"
+        if not isinstance(account, str) or not account:
+            raise ConfigError(f"{key} must be an account name")
+        if peer.isdigit():
+            uid = int(peer)
+        else:
+            try:
+                uid = pwd.getpwnam(peer).pw_uid
+            except KeyError:
+                raise ConfigError(f"{key}: there is no Unix user called {peer!r}") from None
+        accounts[uid] = account
+    return accounts
+
+
 def _trusted_proxies(entries: list) -> tuple:
     networks = []
     for entry in entries:
@@ -296,7 +317,8 @@ def config_from_document(document: dict) -> Config:
         port=values["port"],
         web_ui=web_ui,
         unix_socket=UnixSocketConfig(
-            values["unixSocket.enabled"], values["unixSocket.location"], values["unixSocket.group"]),
+            values["unixSocket.enabled"], values["unixSocket.location"], values["unixSocket.group"],
+            _socket_accounts(values["unixSocket.accounts"])),
         redis=redis,
         https=https,
         logging=LoggingConfig(values["logging.enabled"], values["logging.path"], dict(actions)),

@@ -197,9 +197,10 @@ def gunicorn_settings(config: Config) -> dict:
 class EmbeddedGunicorn(BaseApplication):
     """gunicorn run from inside ``python -m octyne_flask``; the app is built in the worker."""
 
-    def __init__(self, config_path: str, users_path: str, config: Config):
+    def __init__(self, config_path: str, users_path: str, config: Config, access_path: str | None = None):
         self.config_path = config_path
         self.users_path = users_path
+        self.access_path = access_path
         self.octyne_config = config
         super().__init__()
 
@@ -210,4 +211,4 @@ class EmbeddedGunicorn(BaseApplication):
     def load(self):
         from octyne_flask import create_app
 
-        return create_app(self.config_path, self.users_path)
+        return create_app(self.config_path, self.users_path, self.access_path)

@@ -424,6 +424,81 @@ def test_expired_session_and_unreachable_daemon_show_clear_pages(dashboard):
     expect(page.get_by_role("heading", name="Octyne is unreachable")).to_be_visible()
 
 
+def test_access_page_grants_a_viewer_who_then_sees_only_that_server_read_only(dashboard, browser):
+    """The flow of issue #11: viewer on one server for a new account, then operator; controls follow /access/me."""
+    page, daemon = dashboard.page, dashboard.daemon
+    daemon.post("/accounts", json={"username": "newbie", "password": "newbie-password"})
+    dashboard.open("#/access")
+    dashboard.login()
+    expect(page.get_by_text("Access control is off")).to_be_visible()
+    page.get_by_label("newbie is an administrator").uncheck()  # off: every account starts as an administrator
+    page.get_by_label("newbie on demo").select_option("viewer")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Access saved.")).to_be_visible()
+    expect(page.get_by_text("Access control is on.")).to_be_visible()
+    stored = json.loads((daemon.directory / "access.json").read_text())
+    assert stored["accounts"] == {"admin": {"admin": True}, "newbie": {"servers": {"demo": "viewer"}}}
+    # The daemon's own validation error is shown as it is, and nothing is written.
+    dashboard.problems.expect_failure(409, "/api/access")
+    page.get_by_label("admin is an administrator").uncheck()
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("alert").filter(has_text="administrator")).to_have_text(
+        "At least one administrator must remain!")
+    assert json.loads((daemon.directory / "access.json").read_text()) == stored
+    page.get_by_role("button", name="Revert").click()
+    expect(page.get_by_label("admin is an administrator")).to_be_checked()
+    # A custom role, given to new accounts on the other server.
+    page.get_by_role("button", name="New role…").click()
+    page.get_by_label("Role name", exact=True).fill("moderator")
+    page.get_by_role("button", name="Next").click()
+    checklist = page.get_by_role("dialog", name="Permissions of the role moderator")
+    for permission in ("view", "console.view", "console.write"):
+        checklist.get_by_label(permission, exact=True).check()
+    checklist.get_by_role("button", name="Set").click()
+    expect(page.locator('[data-role="moderator"]')).to_contain_text("view, console.view, console.write")
+    page.get_by_label("new accounts on colours").select_option("moderator")
+    page.get_by_role("button", name="Save").click()
+    wait_until(page, lambda: json.loads((daemon.directory / "access.json").read_text())["defaults"] == {
+        "servers": {"colours": "moderator"}})
+    assert json.loads((daemon.directory / "access.json").read_text())["roles"] == {
+        "moderator": ["view", "console.view", "console.write"]}
+    dashboard.screenshot("access")
+
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(10_000)
+    viewer = Dashboard(daemon, context.new_page(), dashboard.demo_dir)
+    try:
+        viewer.open()
+        viewer.login("newbie", "newbie-password")
+        expect(viewer.card("demo")).to_be_visible()
+        expect(viewer.card("colours")).to_have_count(0)
+        expect(viewer.card("demo").get_by_role("button")).to_have_count(0)  # no Start, Stop or Kill
+        for hidden in ("Accounts", "Access", "Config"):
+            expect(viewer.page.get_by_role("link", name=hidden, exact=True)).to_be_hidden()
+        viewer.page.get_by_role("link", name="demo").click()
+        expect(viewer.page.locator(".console-status")).to_have_text("Connected")
+        expect(viewer.page.locator(".badge.read-only")).to_have_text("read-only")
+        expect(viewer.page.get_by_label("Command for demo")).to_be_disabled()
+        viewer.screenshot("access-viewer-console")
+        viewer.page.get_by_role("link", name="Files").click()
+        expect(viewer.page.get_by_role("button", name="Refresh")).to_be_visible()
+        expect(viewer.page.get_by_role("button", name="Upload…")).to_have_count(0)
+
+        page.get_by_label("newbie on demo").select_option("operator")
+        page.get_by_role("button", name="Save").click()
+        wait_until(page, lambda: json.loads((daemon.directory / "access.json").read_text())["accounts"]["newbie"] == {
+            "servers": {"demo": "operator"}})
+        viewer.open()
+        viewer.page.reload()
+        expect(viewer.card("demo").get_by_role("button", name="Stop demo")).to_be_enabled()
+        viewer.page.get_by_role("link", name="demo").click()
+        expect(viewer.page.get_by_label("Command for demo")).to_be_enabled()
+        expect(viewer.page.locator(".badge.read-only")).to_be_hidden()
+        viewer.problems.assert_clean()
+    finally:
+        context.close()
+
+
 # ansi.js itself, inlined as a module (it has no imports), with its parser exposed to the test.
 ANSI_MODULE_LOADER = ((REPO / "octyne_flask" / "webui" / "static" / "js" / "ansi.js").read_text()
                       + "\nwindow.parseLine = (line) => parseLine(line, initialState());\n")

@@ -10,7 +10,7 @@ import requests
 from openapi_spec_validator import validate
 from werkzeug.exceptions import MethodNotAllowed
 
-from octyne_flask.auth.permissions import is_known_permission
+from octyne_flask.auth.permissions import split_permission
 from octyne_flask.openapi import openapi_document, openapi_path, operations
 
 UNDOCUMENTED_CANDIDATES = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -42,7 +42,9 @@ def test_the_yaml_has_no_accidental_nulls(document):
 
 def test_every_permission_named_is_a_real_permission(document):
     named = [operation["x-permission"] for _, _, operation in operations(document) if "x-permission" in operation]
-    assert named and all(is_known_permission(name.format(id=SERVER)) for name in named)
+    assert named
+    for name in named:
+        split_permission(name)  # ValueError for a name that is not a permission
 
 
 def test_every_error_pattern_matches_its_own_example_and_shows_its_form(document):

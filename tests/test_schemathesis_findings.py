@@ -91,3 +91,28 @@ def test_a_password_with_a_lone_surrogate_is_400_not_500(daemon, method, query, 
     check_error(daemon.request(method, "/accounts" + query, data=body), 400, "Invalid JSON body!")
     assert daemon.get("/accounts").json() == ["admin"]
     assert daemon.login()  # the admin password is unchanged
+
+
+LONG = "a" * 300  # over the 255 bytes a file name may have
+
+
+@pytest.mark.parametrize("method, path, kwargs, message", [
+    ("DELETE", f"/server/{SERVER}/file?path=/{LONG}", {}, "Invalid file path: name too long"),
+    ("POST", f"/server/{SERVER}/folder?path=/{LONG}", {}, "Invalid folder path: name too long"),
+    ("GET", f"/server/{SERVER}/files?path=/{LONG}", {}, "Invalid folder path: name too long"),
+    ("POST", f"/server/{SERVER}/decompress?path=/{LONG}.zip", {}, "Invalid archive path: name too long"),
+    ("POST", f"/server/{SERVER}/compress?path=/{LONG}.zip", {"data": '["server.properties"]'},
+     "Invalid archive path: name too long"),
+    ("PATCH", f"/server/{SERVER}/file", {"data": f'{{"operation": "cp", "src": "/server.properties", "dest": "/{LONG}"}}'},
+     "Invalid destination path: name too long"),
+    ("PATCH", f"/server/{SERVER}/file", {"data": f'{{"operation": "cp", "src": "/server.properties", "dest": "/{"d/" * 2100}x"}}'},
+     "Invalid destination path: name too long"),  # each name short, the whole path over 4095 bytes
+])
+def test_a_name_longer_than_the_os_allows_is_400_not_500(daemon, scratch, method, path, kwargs, message):
+    check_error(daemon.request(method, path, **kwargs), 400, message)
+
+
+def test_compressing_into_a_missing_folder_is_400_not_500(daemon, scratch):
+    response = daemon.post(f"/server/{SERVER}/compress?path=/missing/a.zip", data='["server.properties"]')
+    check_error(response, 400, "Invalid archive path: parent folder does not exist")
+    assert not (scratch / "missing").exists()

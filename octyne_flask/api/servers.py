@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from octyne_flask.api.guard import ANY_METHOD, allow_methods, authenticate, current_daemon, log_action, read_body, requires
-from octyne_flask.auth.permissions import server_permission
+from octyne_flask.api.guard import (ANY_METHOD, allow_methods, authenticate, caller_permissions, current_daemon,
+                                    log_action, read_body, requires)
 from octyne_flask.errors import ApiError
 from octyne_flask.supervisor import total_memory
 
@@ -15,13 +15,12 @@ blueprint = Blueprint("servers", __name__)
 @blueprint.route("/servers", methods=ANY_METHOD)
 def list_servers():
     """Every server the user may view: its status, or status and toDelete with ?extrainfo=true."""
-    user = authenticate()
+    authenticate()
     allow_methods(("GET",), "Only GET is allowed!")
-    daemon = current_daemon()
     extra = request.args.get("extrainfo") == "true"
     servers = {}
-    for name, server in daemon.supervisor.items():
-        if daemon.permissions.allows(user, server_permission(name, "view")):
+    for name, server in current_daemon().supervisor.items():
+        if "view" in caller_permissions(name):
             servers[name] = {"status": server.status, "toDelete": server.to_delete} if extra else server.status
     return jsonify(servers=servers)
 

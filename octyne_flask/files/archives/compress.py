@@ -36,7 +36,7 @@ from octyne_flask.errors import INVALID_JSON, ApiError
 from octyne_flask.files.archives.deflate import BLOCK, DeflateStream, OrderedPipeline, deflate_small, worker_pool
 from octyne_flask.files.archives.members import TEMPORARY_PREFIX, Cancelled, Member, Root, Walk, distinct_roots
 from octyne_flask.files.archives.zipwriter import DEFLATED, STORED, ZipWriter
-from octyne_flask.files.paths import ServerPath, open_parent, resolve
+from octyne_flask.files.paths import PARENT_MISSING, ServerPath, open_parent, resolve
 from octyne_flask.files.temp_journal import UNRECORDED, TemporaryJournal
 
 ARCHIVE_TYPES = ("zip", "tar")
@@ -87,6 +87,8 @@ def prepare(directory: str, archive_path: str | None, base_path: str | None, arc
     archive = resolve(directory, archive_path, "archive path")
     if os.path.lexists(archive.absolute):
         raise ApiError(400, "A file/folder already exists at the path of requested archive!")
+    if not os.path.isdir(os.path.dirname(archive.absolute)):
+        raise ApiError(400, f"Invalid archive path: {PARENT_MISSING}")
     return CompressRequest(archive, archive_type, compression, distinct_roots(inputs, base))
 
 

@@ -5,6 +5,7 @@ import { ApiError, getJson, sendText } from "./api.js";
 import { confirmDialog } from "./dialogs.js";
 import { h, toast } from "./dom.js";
 import { bytes, percent, statusName, uptime } from "./format.js";
+import { mayOn } from "./me.js";
 import { createSparkline } from "./sparkline.js";
 import { recordSample } from "./stats.js";
 
@@ -32,7 +33,8 @@ function stat(label, value, chart = null) {
 
 /**
  * Build the card. `onChanged()` is called after a control action so the
- * owner refreshes at once instead of waiting for its next poll.
+ * owner refreshes at once instead of waiting for its next poll. Without the
+ * `control` permission on the server the card has no start/stop/kill buttons.
  */
 export function createServerCard(id, { linkName = true, onChanged = () => {} } = {}) {
   const badge = h("span", { class: "badge", "data-testid": "status", text: "…" });
@@ -68,7 +70,7 @@ export function createServerCard(id, { linkName = true, onChanged = () => {} } =
       stat("Uptime", uptimeValue),
       stat("CPU", cpuValue, cpuChart.element),
       stat("Memory", memoryValue, memoryChart.element)),
-    h("div", { class: "actions" }, start, stop, kill));
+    mayOn(id, "control") ? h("div", { class: "actions" }, start, stop, kill) : null);
 
   function update(info) {
     const series = recordSample(id, info);
