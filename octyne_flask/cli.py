@@ -77,8 +77,8 @@ def prepare_to_serve(config, config_path: str, users_path: str) -> int:
     Returns the daemon lock's fd, which must stay open (the worker inherits it) until the daemon exits.
     """
     from octyne_flask.auth.users import ensure_users_file
-    from octyne_flask.serving import check_tls_files
-    from octyne_flask.supervisor import DaemonLockError, acquire_daemon_lock
+    from octyne_flask.serving import check_tls_files, isolation_banner
+    from octyne_flask.supervisor import DaemonLockError, acquire_daemon_lock, cgroup_tree, instance_name
 
     try:
         check_tls_files(config)  # a bad pair must not leave anything listening
@@ -88,6 +88,8 @@ def prepare_to_serve(config, config_path: str, users_path: str) -> int:
     message = ensure_users_file(users_path)
     if message:
         print(message, flush=True)
+    # Chosen here, in the process that forks the worker, so the worker inherits the same choice.
+    print("\n".join(isolation_banner(config, cgroup_tree(instance_name(config_path)))), flush=True)
     return lock
 
 

@@ -23,7 +23,7 @@ from octyne_flask.config import Config, ConfigError, load_config, parse_config
 from octyne_flask.errors import INVALID_JSON, ApiError
 from octyne_flask.files.archives.tasks import CompressionTasks
 from octyne_flask.files.temp_journal import TemporaryJournal, journal_path
-from octyne_flask.supervisor import Supervisor, apps_guard
+from octyne_flask.supervisor import Supervisor, apps_guard, cgroup_tree, instance_name
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,8 @@ class Daemon:
         # The rules in force (``access.snapshot``): access.json, or Redis on a secondary.
         self.access, self._access_link = build_access_source(self.config, self.access_store)
         self.access.on_change(self._close_revoked_consoles)
-        self.supervisor = Supervisor(self.config, apps_guard(config_path))
+        self.supervisor = Supervisor(self.config, apps_guard(config_path), cgroup_tree(instance_name(config_path)),
+                                     report=self.action_log.event)
         self.temporaries = TemporaryJournal(journal_path(config_path))  # swept at start after a crash
         self.compressions = CompressionTasks(self.temporaries)  # every /compress build, sync and async
         self._known_users = set(self.users.snapshot())

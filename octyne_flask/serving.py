@@ -138,6 +138,16 @@ def listening_banner(config: Config) -> list[str]:
     return lines
 
 
+def isolation_banner(config: Config, cgroups) -> list[str]:
+    """Which cgroups the apps get, and a warning for each app that would run as root."""
+    lines = [f"Apps' cgroups: {cgroups.describe()}"]
+    if os.geteuid() == 0:
+        for name, server in config.servers.items():
+            if server.run_as is None or server.run_as.uid == 0:
+                lines.append(f"Warning: server {name} runs as root; set servers.{name}.user to run it as another user")
+    return lines
+
+
 def check_tls_files(config: Config) -> None:
     """Raise ValueError with a clear message when HTTPS is on and the cert/key pair cannot be used."""
     if not config.https.enabled:

@@ -38,3 +38,21 @@ def v1_tree() -> V1Tree:
 
 def v2_tree() -> V2Tree:
     return V2Tree(V2_BASE, unique_name())
+
+
+def v1_directory(pid: int, controller: str) -> str:
+    """The v1 cgroup directory ``pid`` is in for ``controller``."""
+    with open(f"/proc/{pid}/cgroup", encoding="utf-8") as handle:
+        for line in handle:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            if controller in controllers.split(","):
+                mount = next(m for m in _MOUNTS if m.fstype == "cgroup" and controller in m.options)
+                return os.path.join(mount.point, path[len(mount.root.rstrip("/")):].lstrip("/"))
+    raise LookupError(f"process {pid} is in no {controller} cgroup")
+
+
+def daemon_parents(config_path) -> list[str]:
+    """The daemon-owned v1 parent directories of the daemon of ``config_path`` (started by this test process)."""
+    from octyne_flask.supervisor import instance_name
+
+    return V1Tree(V1_HIERARCHIES, instance_name(str(config_path))).parents

@@ -33,8 +33,13 @@ def one_server(server):
     if request.method == "POST":
         return control(server)
     stats = server.stats()
-    return jsonify(status=stats.status, uptime=stats.uptime_ns, cpuUsage=stats.cpu_percent or 0,
-                   memoryUsage=stats.memory_bytes, totalMemory=total_memory(), toDelete=server.to_delete)
+    limits = server.limits
+    answer = dict(status=stats.status, uptime=stats.uptime_ns, cpuUsage=stats.cpu_percent or 0,
+                  memoryUsage=stats.memory_bytes, totalMemory=limits.memory or total_memory(), toDelete=server.to_delete)
+    if request.args.get("extrainfo") == "true":  # our addition, like Octyne's GET /servers?extrainfo=true
+        answer["limits"] = {"memory": limits.memory, "cpu": limits.cpu, "pids": limits.pids, "openFiles": limits.open_files}
+        answer["outOfMemory"] = server.out_of_memory
+    return jsonify(**answer)
 
 
 def control(server):

@@ -10,7 +10,9 @@ It also keeps a new daemon worker from starting apps while the dead one's apps
 still run (gunicorn starts a new worker at once, so both would run in the same
 directory): the helper holds the apps lock until every group it knew is gone,
 and a keeper is ready to accept new groups only once it holds that lock itself
-and has stopped whatever apps were left with nothing to stop them (``orphans.py``).
+and has stopped whatever apps were left with nothing to stop them (``orphans.py``)
+and run ``before_ready`` (the supervisor empties the cgroups an earlier daemon
+process left: processes that escaped their group).
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ import os
 import subprocess
 import sys
 import threading
+from typing import Callable
 
 from . import keeper_helper
 from .lock import AppsGuard
-from .orphans import app_environment, stop_orphans
+from .orphans import app_marks, stop_orphans
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +40,16 @@ class GroupKeeper:
     Without a ``guard`` the keeper is ready at once, waits for nobody and marks no app.
     """
 
-    def __init__(self, grace: float, guard: AppsGuard | None = None):
+    def __init__(self, grace: float, guard: AppsGuard | None = None, before_ready: Callable[[], None] = lambda: None):
         self._grace = grace
         self._guard = guard
+        self._before_ready = before_ready
         self._cond = threading.Condition()
         self._helper: subprocess.Popen | None = None
         self._failure: str | None = None
         self._given_up = False
         if guard is None:
+            self._run_before_ready()
             self._helper = self._start_helper(())
         else:
             threading.Thread(target=self._take_over, args=(guard,), name="octyne-apps-lock", daemon=True).start()
@@ -60,9 +65,9 @@ class GroupKeeper:
                 raise OSError(self._failure)
             return not self._given_up
 
-    def app_environment(self) -> dict[str, str] | None:
-        """The environment to start an app with (None: the daemon's own)."""
-        return None if self._guard is None else app_environment(self._guard.mark)
+    def app_marks(self) -> dict[str, str]:
+        """The variables added to every app's environment so its processes can be found later."""
+        return {} if self._guard is None else app_marks(self._guard.mark)
 
     def stop_waiting(self) -> None:
         """The daemon is shutting down: ``wait_ready`` answers False from now on."""
@@ -96,6 +101,7 @@ class GroupKeeper:
             if not self._wait_for_lock(fd):
                 return
             stop_orphans(guard.mark, self._grace)
+            self._run_before_ready()
             with self._cond:
                 if not self._given_up:
                     self._helper = self._start_helper((fd,))
@@ -107,6 +113,12 @@ class GroupKeeper:
                 self._cond.notify_all()
         finally:
             os.close(fd)  # the helper holds its own copy
+
+    def _run_before_ready(self) -> None:
+        try:
+            self._before_ready()
+        except Exception:  # what it could not clean up, each app's start reports again
+            log.exception("Preparing to start apps failed")
 
     def _wait_for_lock(self, fd: int) -> bool:
         """Take the lock on ``fd``; False if shutdown came first."""

@@ -24,10 +24,15 @@ def config_id(config_path: str) -> str:
     return hashlib.sha256(os.path.realpath(config_path).encode()).hexdigest()[:16]
 
 
+def instance_name(config_path: str) -> str:
+    """A name for the daemon of this config file (its locks, its cgroups), the same after a restart."""
+    return f"octyne-flask-{config_id(config_path)}"
+
+
 def lock_path(config_path: str, kind: str = "") -> str:
     """Where the daemon lock file (or the ``kind`` lock, e.g. "apps") for this config lives."""
     suffix = f".{kind}.lock" if kind else ".lock"
-    return os.path.join(os.environ.get("TMPDIR") or "/tmp", f"octyne-flask-{config_id(config_path)}{suffix}")
+    return os.path.join(os.environ.get("TMPDIR") or "/tmp", instance_name(config_path) + suffix)
 
 
 @dataclass(frozen=True)

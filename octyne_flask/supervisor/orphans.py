@@ -22,9 +22,9 @@ log = logging.getLogger(__name__)
 VARIABLE = "OCTYNE_FLASK_APPS"
 
 
-def app_environment(mark: str) -> dict[str, str]:
-    """The environment an app starts with: the daemon's own, plus the mark."""
-    return {**os.environ, VARIABLE: mark}
+def app_marks(mark: str) -> dict[str, str]:
+    """What an app's environment gets on top of what it is configured with: the mark."""
+    return {VARIABLE: mark}
 
 
 def marked_groups(mark: str) -> set[int]:
