@@ -22,6 +22,7 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect, sync_playwright
 
+from tests.cgrouphost import V1_CONTROLLERS
 from tests.harness import ADMIN_PASSWORD, REPO
 
 CHROMIUM = "/usr/bin/chromium"
@@ -495,6 +496,45 @@ def test_access_page_grants_a_viewer_who_then_sees_only_that_server_read_only(da
         expect(viewer.page.get_by_label("Command for demo")).to_be_enabled()
         expect(viewer.page.locator(".badge.read-only")).to_be_hidden()
         viewer.problems.assert_clean()
+    finally:
+        context.close()
+
+
+@pytest.mark.skipif(not V1_CONTROLLERS >= {"memory", "cpu", "pids"}, reason="needs root and cgroup v1 memory, cpu, pids")
+def test_the_memory_bar_shows_the_limit_and_an_oom_kill_shows_in_the_status(daemon_factory, browser, tmp_path):
+    (tmp_path / "hog.py").write_text("hoard = b'x' * (300 << 20)\n")
+    (tmp_path / "hold.py").write_text("import time\nkeep = b'x' * (24 << 20)\nprint('holding', flush=True)\ntime.sleep(600)\n")
+    daemon = daemon_factory(servers={
+        "capped": {"directory": str(tmp_path), "command": f"{sys.executable} hold.py",
+                   "limits": {"memory": "64M", "cpu": 0.5, "pids": 32}},
+        "hog": {"directory": str(tmp_path), "command": f"{sys.executable} hog.py", "limits": {"memory": "64M"}},
+    })
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    dashboard = Dashboard(daemon, page, tmp_path)
+    try:
+        dashboard.open("#/server/capped")
+        dashboard.login()
+        card = dashboard.card("capped")
+        expect(card.get_by_test_id("status")).to_have_text("Running")
+        expect(card.get_by_text(re.compile(r"MiB of 64 MiB limit$"))).to_be_visible()
+        bar = card.get_by_role("meter", name="Memory of capped used")
+        expect(bar).to_have_js_property("max", 64 << 20)
+        wait_until(page, lambda: bar.evaluate("meter => meter.value") >= 24 << 20)
+        expect(card.locator(".limits")).to_have_text("memory 64 MiB · CPU 0.5 cores · 32 processes")
+        expect(card.get_by_text(re.compile(r"% of 50\.0% limit$"))).to_be_visible()
+        dashboard.screenshot("limits")
+
+        wait_until(page, lambda: daemon.get("/server/hog").json()["status"] == 2, timeout=60)
+        dashboard.open("#/server/hog")
+        hog = dashboard.card("hog")
+        expect(hog.get_by_test_id("status")).to_have_text("Crashed · out of memory")
+        expect(page.get_by_role("log")).to_contain_text("[Octyne] hog was killed: out of memory (limit 64M)")
+        dashboard.screenshot("out-of-memory")
+        dashboard.open("#/")
+        expect(dashboard.card("hog").get_by_test_id("status")).to_have_text("Crashed · out of memory")
+        expect(dashboard.card("capped").get_by_test_id("status")).to_have_text("Running")
+        dashboard.problems.assert_clean()
     finally:
         context.close()
 
