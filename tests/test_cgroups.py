@@ -6,11 +6,14 @@ delegated cgroup; v2 limits themselves are not testable here."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -149,6 +152,31 @@ def test_a_daemon_in_systemds_delegate_subgroup_puts_its_apps_beside_itself(tmp_
     assert isinstance(tree, V2Tree) and tree.parents == [str(service / "octyne-flask-x")]
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to check as another user")
+def test_a_daemon_that_is_not_root_sees_delegation_in_owning_its_cgroup():
+    """systemd gives a delegated cgroup to the unit's User=, and only root may read its trusted.delegate mark."""
+    host = Path(tempfile.mkdtemp(prefix="octyne-delegation-"))
+    try:
+        host.chmod(0o755)
+        service = host / "unified" / "system.slice" / "octyne.service"
+        service.mkdir(parents=True)
+        (service / "cgroup.controllers").write_text("cpu memory pids\n")
+        os.chown(service, 65534, 65534)
+        check = textwrap.dedent(f"""
+            import encodings.ascii, os  # imported while Python's own files (under /root here) are readable
+            from octyne_flask.supervisor.cgroups.detect import Mount, choose
+            mounts = [Mount("cgroup2", {str(host / "unified")!r}, "/", frozenset({{"rw"}}))]
+            os.seteuid(65534)
+            tree = choose("octyne-flask-x", mounts, {{"": "/system.slice/octyne.service"}})
+            print(type(tree).__name__, tree.parents)
+        """)
+        done = subprocess.run([PY, "-c", check], capture_output=True, text=True, cwd=REPO, timeout=30,
+                              env={"PYTHONPATH": str(REPO)})
+        assert done.stdout.split(" ", 1) == ["V2Tree", f"{[str(service / 'octyne-flask-x')]}\n"], done.stderr
+    finally:
+        shutil.rmtree(host)
+
+
 def test_this_hosts_mounts_and_own_cgroups_are_read():
     mounts, own = read_mounts(), read_own_cgroups()
     assert all(mount.fstype in ("cgroup", "cgroup2") for mount in mounts)
@@ -204,7 +232,7 @@ def test_v1_kill_reaches_a_process_that_left_the_process_group(tmp_path, trees):
     """)
     escaped = int(output(child, "escaped").split()[-1])
     wait_until(lambda: escaped in cgroup.pids())
-    assert os.getpgid(escaped) != child.pid
+    wait_until(lambda: os.getpgid(escaped) != child.pid)  # setsid has run
     child.signal(signal.SIGKILL)
     assert child.wait_group_gone(5)
     assert cgroup.pids() == set() and not alive(escaped)

@@ -214,7 +214,7 @@ def test_a_fork_bomb_hits_its_pids_limit_and_the_daemon_keeps_serving(daemon_fac
 def test_stop_and_kill_reach_a_process_that_left_the_process_group(daemon_factory, tmp_path, operation):
     daemon = daemon_factory({"app": {"directory": str(tmp_path), "command": app(tmp_path, "escape.py", ESCAPER)}})
     leader, escaped = number_after(daemon, "app", "leader"), number_after(daemon, "app", "escaped")
-    assert os.getsid(escaped) != os.getsid(leader)
+    wait_until(lambda: os.getsid(escaped) != os.getsid(leader))  # setsid has run
     daemon.post("/server/app", data=operation)
     wait_until(lambda: daemon.get("/server/app").json()["status"] == 0)
     wait_until(lambda: not alive(escaped) and not alive(leader), timeout=5)

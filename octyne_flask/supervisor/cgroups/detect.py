@@ -64,6 +64,13 @@ def _directory(mount: Mount, path: str) -> str | None:
 
 
 def _delegated(directory: str) -> bool:
+    """Whether systemd delegated this cgroup to us: its mark (readable by root), or, for a daemon that is
+    not root, the directory being ours (systemd gives a delegated cgroup to the unit's ``User=``)."""
+    if os.geteuid() != 0:
+        try:
+            return os.stat(directory).st_uid == os.geteuid()
+        except OSError:
+            return False
     for name in DELEGATE_XATTRS:
         try:
             os.getxattr(directory, name)
