@@ -39,13 +39,24 @@ class Usage:
 
 
 def read_text(path: str) -> str:
-    with open(path, encoding="ascii") as handle:
-        return handle.read()
+    """A cgroup file's content (plain system calls: stats read several files on every request)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = [os.read(fd, 65536)]
+        while len(chunks[-1]) == 65536:  # a long process list
+            chunks.append(os.read(fd, 65536))
+        return b"".join(chunks).decode("ascii")
+    finally:
+        os.close(fd)
 
 
 def write_text(path: str, text: str) -> None:
-    with open(path, "w", encoding="ascii") as handle:
-        handle.write(text)
+    """Write a cgroup file in one call (the kernel takes each write as one value)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, text.encode("ascii"))
+    finally:
+        os.close(fd)
 
 
 def read_keyed(path: str, key: str) -> int | None:
