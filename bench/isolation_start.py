@@ -4,8 +4,8 @@ Method, as root on a host with cgroups:
 (a) the real daemon (embedded gunicorn, one worker) with two servers running the same ``sleep``:
     one without limits (it still gets a cgroup, as every app does), one with memory, cpu, pids
     and openFiles limits. ``POST /server/{id}`` ``START`` answers once the app is spawned, so its
-    round trip is the start as a client sees it. KILL after each start; the two servers alternate,
-    ROUNDS times, so the machine's background load hits both alike.
+    round trip is the start as a client sees it. KILL after each start; the two servers alternate (each
+    round starting with the other one), ROUNDS times, so the machine's background load hits both alike.
 (b) the same in-process through ``Supervisor`` (no HTTP): unconfined (no cgroup, the spawn path
     before this change), a cgroup without limits, a cgroup with limits.
 Printed as JSON: medians and 90th percentiles in milliseconds, and the differences of the medians.
@@ -30,6 +30,12 @@ def summary(samples: list[float]) -> dict:
             "p90_ms": round(ordered[int(0.9 * len(ordered))] * 1000, 2)}
 
 
+def rotated(cases: list, round_number: int) -> list:
+    """Each round starts with the next case, so no case always follows the same one."""
+    shift = round_number % len(cases)
+    return cases[shift:] + cases[:shift]
+
+
 def through_the_api(directory) -> dict:
     daemon = start_daemon(directory, {"plain": "sleep 1000", "limited": "sleep 1000"})
     try:
@@ -37,8 +43,8 @@ def through_the_api(directory) -> dict:
         document["servers"]["limited"]["limits"] = LIMITS
         assert daemon.patch("/config", data=json.dumps(document)).status_code == 200
         times = {"plain": [], "limited": []}
-        for _ in range(ROUNDS):
-            for name in times:
+        for round_number in range(ROUNDS):
+            for name in rotated(list(times), round_number):
                 began = time.perf_counter()
                 assert daemon.post(f"/server/{name}", data="START").json() == {"success": True}
                 times[name].append(time.perf_counter() - began)
@@ -64,8 +70,8 @@ def in_process(directory) -> dict:
     cases = {"unconfined": unconfined.get("plain"), "cgroup": confined.get("plain"), "cgroup+limits": confined.get("limited")}
     times = {name: [] for name in cases}
     try:
-        for _ in range(ROUNDS):
-            for name, server in cases.items():
+        for round_number in range(ROUNDS):
+            for name, server in rotated(list(cases.items()), round_number):
                 began = time.perf_counter()
                 assert server.start()
                 times[name].append(time.perf_counter() - began)
