@@ -3,6 +3,7 @@ real apps that allocate, spin, fork and escape their process group."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pwd
@@ -10,6 +11,7 @@ import signal
 import sys
 import textwrap
 import time
+import zipfile
 
 import psutil
 import pytest
@@ -351,3 +353,45 @@ def test_on_cgroup_v2_kill_reaches_an_escaped_process_and_stats_use_the_cgroup(t
     finally:
         supervisor.shutdown()
     assert not os.path.exists(tree.parents[0])
+
+
+# -- what the file API creates belongs to the server's user -------------------------------------
+
+def owners(root, relative_paths) -> dict:
+    return {path: (os.lstat(root / path).st_uid, os.lstat(root / path).st_gid) for path in relative_paths}
+
+
+def test_what_the_file_api_creates_belongs_to_the_servers_user(daemon_factory, tmp_path):
+    nobody = pwd.getpwnam("nobody")
+    run_as, daemons = (nobody.pw_uid, nobody.pw_gid), (os.geteuid(), os.getegid())
+    apps = {name: tmp_path / name for name in ("confined", "plain")}
+    for root in apps.values():
+        (root / "existing").mkdir(parents=True)
+        (root / "existing" / "kept.txt").write_text("root's")
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("world/level.dat", b"level")
+        bundle.writestr("world/region/r.0.0.mca", b"region")
+        bundle.writestr("readme.txt", b"hi")
+    daemon = daemon_factory({"confined": {"directory": str(apps["confined"]), "command": "true", "enabled": False,
+                                          "user": "nobody"},
+                             "plain": {"directory": str(apps["plain"]), "command": "true", "enabled": False}})
+    for name, root in apps.items():
+        base = f"/server/{name}"
+        assert daemon.post(f"{base}/file?path=/", files={"upload": ("uploaded.txt", b"data")}).status_code == 200
+        assert daemon.post(f"{base}/file?path=/", files={"upload": ("bundle.zip", archive.getvalue())}).status_code == 200
+        assert daemon.post(f"{base}/folder?path=/made").status_code == 200
+        assert daemon.patch(f"{base}/file", data=json.dumps(
+            {"operation": "cp", "src": "/existing", "dest": "/copied"})).status_code == 200
+        assert daemon.patch(f"{base}/files", json={"operations": [
+            {"operation": "cp", "src": "/existing/kept.txt", "dest": "/made/kept-copy.txt"}]}).status_code == 200
+        assert daemon.post(f"{base}/decompress?path=/bundle.zip", data=b"/new/unpacked").status_code == 200
+        assert daemon.post(f"{base}/compress?path=/archive.tar.gz&archiveType=tar&compress=gzip",
+                           json=["uploaded.txt"]).status_code == 200
+    created = ["uploaded.txt", "bundle.zip", "made", "copied", "copied/kept.txt", "made/kept-copy.txt", "new",
+               "new/unpacked", "new/unpacked/world", "new/unpacked/world/region", "new/unpacked/world/region/r.0.0.mca",
+               "new/unpacked/readme.txt", "archive.tar.gz"]
+    assert owners(apps["confined"], created) == {path: run_as for path in created}
+    assert owners(apps["plain"], created) == {path: daemons for path in created}
+    untouched = ["existing", "existing/kept.txt"]
+    assert owners(apps["confined"], untouched) == {path: daemons for path in untouched}

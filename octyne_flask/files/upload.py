@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from octyne_flask.errors import INTERNAL, ApiError
 from octyne_flask.files.multipart import MultipartReader, boundary_of, invalid_form
+from octyne_flask.files.ownership import KEEP, Owner
 from octyne_flask.files.paths import LINK_ESCAPES, ServerPath, open_parent
 from octyne_flask.files.temp_journal import UNRECORDED, TemporaryJournal
 
@@ -45,9 +46,10 @@ def base_name(filename: str) -> str:
 
 
 def receive_upload(stream, content_type: str | None, content_length: int | None,
-                   folder: ServerPath, limit: int, journal: TemporaryJournal = UNRECORDED) -> Uploaded:
+                   folder: ServerPath, limit: int, journal: TemporaryJournal = UNRECORDED,
+                   owner: Owner = KEEP) -> Uploaded:
     """Read the whole form from ``stream``; save the first ``upload`` file part in ``folder``
-    (its temporary file listed in ``journal`` meanwhile)."""
+    (its temporary file listed in ``journal`` meanwhile), given to ``owner``."""
     boundary = boundary_of(content_type)
     if content_length is not None and content_length > limit + FORM_OVERHEAD:
         raise too_large(limit)
@@ -56,7 +58,7 @@ def receive_upload(stream, content_type: str | None, content_length: int | None,
     try:
         while (part := reader.next_part()) is not None:
             if pending is None and part.name == FIELD and part.filename is not None:
-                pending = _PendingFile(folder, base_name(part.filename), limit, journal)
+                pending = _PendingFile(folder, base_name(part.filename), limit, journal, owner)
                 reader.copy_data(pending.write)
             else:
                 reader.copy_data(_discard)
@@ -79,9 +81,10 @@ class _PendingFile:
     so swapping a folder on the way for a symlink cannot redirect the write.
     """
 
-    def __init__(self, folder: ServerPath, name: str, limit: int, journal: TemporaryJournal):
+    def __init__(self, folder: ServerPath, name: str, limit: int, journal: TemporaryJournal, owner: Owner):
         self.target = folder.child(name)
         self.journal = journal
+        self.owner = owner
         self.name = name
         self.limit = limit
         self.size = 0
@@ -142,6 +145,7 @@ class _PendingFile:
 
     def commit(self) -> Uploaded:
         try:
+            self.owner.take(self.file.fileno())
             self.file.close()
             os.replace(self.temporary, self.final, src_dir_fd=self.folder, dst_dir_fd=self.folder)
         except OSError:
