@@ -35,9 +35,11 @@ def one_server(server):
     stats = server.stats()
     limits = server.limits
     answer = dict(status=stats.status, uptime=stats.uptime_ns, cpuUsage=stats.cpu_percent or 0,
-                  memoryUsage=stats.memory_bytes, totalMemory=limits.memory or total_memory(), toDelete=server.to_delete)
+                  memoryUsage=stats.memory_bytes, totalMemory=limits.memory or total_memory(),
+                  toDelete=server.to_delete)
     if request.args.get("extrainfo") == "true":  # our addition, like Octyne's GET /servers?extrainfo=true
-        answer["limits"] = {"memory": limits.memory, "cpu": limits.cpu, "pids": limits.pids, "openFiles": limits.open_files}
+        answer["limits"] = {"memory": limits.memory, "cpu": limits.cpu, "pids": limits.pids,
+                            "openFiles": limits.open_files}
         answer["outOfMemory"] = server.out_of_memory
     return jsonify(**answer)
 

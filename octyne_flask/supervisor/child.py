@@ -98,7 +98,8 @@ class Child:
             self.cgroup.signal(sig)
 
     def group_running(self) -> bool:
-        """Whether any process of the group or cgroup still runs (the exited leader, a zombie until reaped, does not)."""
+        """Whether any process of the group or cgroup still runs (the exited leader, a zombie until reaped,
+        does not)."""
         if self.cgroup is not None and self.cgroup.pids():
             return True
         return self.pid in running_groups()
