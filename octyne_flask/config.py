@@ -141,7 +141,8 @@ SERVER_SCHEMA: tuple[Key, ...] = (
     Key("stop.command", "string", "", "Console input that stops the app gracefully, written on TERM before SIGTERM.", False),
     Key("stop.timeout", "number", 30, "Seconds to wait after the stop command before sending SIGTERM.", False, (0, _DAY)),
     Key("env", "object", {}, "Environment variables for the app (names to strings), laid over the inherited ones.", False),
-    Key("inheritEnv", "bool", True, "Start from the daemon's environment; `false`: from `PATH`, `HOME` and `LANG` only.", False),
+    Key("inheritEnv", "bool", True, "Start from the daemon's environment; `false`: from `PATH`, `HOME` and `LANG` only "
+        "(and the daemon's `OCTYNE_FLASK_APPS` mark).", False),
     Key("user", "string", "", "Run the app as this user (name or id; its groups and `HOME`). Needs a root daemon.", False),
     Key("group", "string", "", "Run the app with this primary group (default: the user's). Needs a root daemon.", False),
     Key("limits.memory", "size", NO_LIMIT, "Memory limit of the app's cgroup (`128M` = 134217728 bytes).", False,
