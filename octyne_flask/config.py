@@ -55,14 +55,7 @@ class Key:
         return value
 
 
-class _NoLimit:
-    """The default of a limit that is not set: no value, shown as "none" in the README."""
-
-    def __repr__(self):
-        return "none"
-
-
-NO_LIMIT = _NoLimit()
+NO_LIMIT = object()  # the default of a limit: absent, the value is None ("none" in the README)
 _SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
 
 
