@@ -20,6 +20,9 @@ from typing import Any
 
 import json5
 
+from octyne_flask.schedules.entries import (BackupSettings, EntryError, Schedule, parse_backups, parse_schedules,
+                                            parse_timezone)
+
 
 class ConfigError(ValueError):
     """The config text cannot be used; the message names the key or the position."""
@@ -98,6 +101,7 @@ SCHEMA: tuple[Key, ...] = (
     Key("files.uploadLimit", "int", 5_000_000_000, "Largest upload in bytes (413 beyond it).", False, (1, _TB)),
     Key("files.decompressLimit", "int", 20_000_000_000, "Most bytes one decompression may write (bounded by free disk too).", False,
         (1, _TB)),
+    Key("timezone", "string", "", "IANA time zone of every schedule's `cron` (e.g. `Europe/Paris`); empty means the system's.", False),
 )
 
 SERVER_SCHEMA: tuple[Key, ...] = (
@@ -106,6 +110,14 @@ SERVER_SCHEMA: tuple[Key, ...] = (
     Key("command", "string", None, "Command line (split like a POSIX shell, never run by one)."),
     Key("stop.command", "string", "", "Console input that stops the app gracefully, written on TERM before SIGTERM.", False),
     Key("stop.timeout", "number", 30, "Seconds to wait after the stop command before sending SIGTERM.", False, (0, _DAY)),
+    Key("schedules", "list", [], "Timed actions: `{name, cron, action, command?, warnings?}` (see Schedules and backups).", False),
+    Key("backups.path", "string", "", "Folder of this server's backups, outside its directory; empty means `backups/<name>`.", False),
+    Key("backups.keep", "int", 7, "Backups kept after each success (0 = no bound); the oldest go first.", False, (0, 1_000_000)),
+    Key("backups.maxBytes", "int", 0, "Total bytes of backups kept after each success (0 = no bound).", False, (0, 1000 * _TB)),
+    Key("backups.exclude", "list", [], "gitignore-style patterns, relative to the directory, left out of backups.", False),
+    Key("backups.before", "list", [], "Console commands typed before a backup (e.g. `save-off`, `save-all flush`).", False),
+    Key("backups.settle", "number", 0, "Seconds between the `before` commands and the archive.", False, (0, _DAY)),
+    Key("backups.after", "list", [], "Console commands typed after a backup, whether it succeeded or not.", False),
 )
 
 @dataclass(frozen=True)
@@ -121,6 +133,8 @@ class ServerConfig:
     directory: str
     command: str
     stop: StopConfig | None = None
+    schedules: tuple[Schedule, ...] = ()
+    backups: BackupSettings | None = None
 
     def argv(self) -> list[str]:
         """The command split into program and arguments, like a shell would, without one."""
@@ -192,6 +206,7 @@ class Config:
     files: FilesConfig
     servers: dict = field(hash=False)
     raw: dict = field(hash=False, repr=False)  # the parsed document, for the action log
+    timezone: Any = field(default=None, hash=False)  # the tzinfo every cron is evaluated in
 
     def socket_path(self) -> str:
         """Where the Unix socket lives: the configured location or Octyne's default."""
@@ -259,12 +274,21 @@ def _parse_server(name: str, entry: Any) -> ServerConfig:
     stop = None
     if values["stop.command"]:
         stop = StopConfig(values["stop.command"], float(values["stop.timeout"]))
+    directory = os.path.abspath(values["directory"])
+    try:
+        schedules = parse_schedules(values["schedules"])
+        backups = parse_backups(name, directory, {path[len("backups."):]: value for path, value in values.items()
+                                                  if path.startswith("backups.")})
+    except EntryError as error:
+        raise ConfigError(f"'{where}{error.path}' {error.problem}") from None
     return ServerConfig(
         name=name,
         enabled=values["enabled"],
-        directory=os.path.abspath(values["directory"]),
+        directory=directory,
         command=command,
         stop=stop,
+        schedules=schedules,
+        backups=backups,
     )
 
 
@@ -309,6 +333,10 @@ def config_from_document(document: dict) -> Config:
     web_ui = WebUIConfig(values["webUI.enabled"], values["webUI.port"], values["webUI.directory"])
     if web_ui.enabled and web_ui.port == values["port"]:
         raise ConfigError("'webUI.port' must differ from 'port'")
+    try:
+        timezone = parse_timezone(values["timezone"])
+    except ValueError as error:
+        raise ConfigError(f"'timezone' {error}") from None
     actions = values["logging.actions"]
     for action, switch in actions.items():
         if not isinstance(switch, bool):
@@ -333,6 +361,7 @@ def config_from_document(document: dict) -> Config:
         ),
         files=FilesConfig(values["files.uploadLimit"], values["files.decompressLimit"]),
         servers=servers,
+        timezone=timezone,
         raw=document,
     )
 
