@@ -19,6 +19,7 @@ from octyne_flask.auth.throttle import LoginThrottle
 from octyne_flask.auth.tickets import TicketStore
 from octyne_flask.auth.tokens import MemoryAuthenticator
 from octyne_flask.auth.users import UserStore
+from octyne_flask.backups.service import Backups
 from octyne_flask.config import Config, ConfigError, load_config, parse_config
 from octyne_flask.errors import INVALID_JSON, ApiError
 from octyne_flask.files.archives.tasks import CompressionTasks
@@ -92,6 +93,7 @@ class Daemon:
         self.supervisor = Supervisor(self.config, apps_guard(config_path))
         self.temporaries = TemporaryJournal(journal_path(config_path))  # swept at start after a crash
         self.compressions = CompressionTasks(self.temporaries)  # every /compress build, sync and async
+        self.backups = Backups(self.temporaries)
         self.schedules = ScheduleBoard(self.config, self.supervisor, self._scheduled_backup, self._log_schedule_run)
         self._known_users = set(self.users.snapshot())
         self.users.on_change(self._close_consoles_of_removed_users)
@@ -130,13 +132,14 @@ class Daemon:
         """Stop every app (TERM, then KILL after the grace period) and every compression, release resources."""
         self.schedules.close()
         self.compressions.cancel()  # builds unwind (removing their temporary files) while the apps stop
+        self.backups.cancel()
         self.supervisor.shutdown()
         self.users.stop_watching()
         self.access_store.stop_watching()
         if self._access_link is not None:
             self._access_link.close()
         self.authenticator.close()
-        if not self.compressions.wait(COMPRESSION_STOP_SECONDS):
+        if not self.compressions.wait(COMPRESSION_STOP_SECONDS) or not self.backups.wait(COMPRESSION_STOP_SECONDS):
             log.warning("A compression was still running at shutdown; its temporary file may remain")
 
     def _log_schedule_run(self, server: str, schedule: str, last: dict) -> None:
@@ -144,7 +147,7 @@ class Daemon:
                                outcome=last["outcome"], message=last["message"])
 
     def _scheduled_backup(self, server) -> str:
-        raise NotImplementedError("backups are not available yet")
+        return self.backups.make(server, "schedule")
 
     # -- config ----------------------------------------------------------
     def read_config_bytes(self) -> bytes:

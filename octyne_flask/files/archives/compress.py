@@ -28,6 +28,7 @@ import struct
 import tarfile
 import threading
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import zstandard
@@ -57,6 +58,7 @@ class CompressRequest:
     archive_type: str
     compression: str
     roots: list[Root]
+    exclude: Callable[[str, bool], bool] | None = None  # see Walk
 
 
 def check_options(archive_type: str | None, compression: str | None) -> tuple[str, str]:
@@ -118,7 +120,7 @@ def build_archive(request: CompressRequest, progress: Progress | None = None,
     """Count the members (within the walk's limits), then write the archive under a temporary name
     (listed in ``journal`` meanwhile) and link it into place when complete."""
     progress = progress or Progress()
-    progress.total = sum(member.info.st_size for member in Walk(request.roots, progress.stop)
+    progress.total = sum(member.info.st_size for member in Walk(request.roots, progress.stop, request.exclude)
                          if stat.S_ISREG(member.info.st_mode))
     folder, final = open_parent(request.archive.absolute, request.archive.root, "archive path")
     temporary = f"{TEMPORARY_PREFIX}{secrets.token_hex(8)}"
@@ -138,7 +140,7 @@ def build_archive(request: CompressRequest, progress: Progress | None = None,
 
 
 def _write(out, request: CompressRequest, progress: Progress) -> None:
-    members = Walk(request.roots, progress.stop)
+    members = Walk(request.roots, progress.stop, request.exclude)
     if request.archive_type == "zip":
         _write_zip(out, members, request.compression != "false", progress)
     else:
