@@ -17,7 +17,8 @@ BACKUP_PERMISSIONS = {"DELETE": "server{id}.backups.delete", "*": "server{id}.ba
 
 
 def _refusal(error: BackupRefused) -> ApiError:
-    return ApiError(error.status, str(error))
+    extra = {"detail": error.detail} if error.detail else {}
+    return ApiError(error.status, str(error), **extra)
 
 
 @blueprint.route("/server/<id>/backups", methods=ANY_METHOD)
@@ -58,4 +59,18 @@ def one_backup(server, name):
     except BackupRefused as error:
         raise _refusal(error) from None
     log_action("server.backups.delete", server=server.name, backup=name)
+    return jsonify(success=True)
+
+
+@blueprint.route("/server/<id>/backups/<name>/restore", methods=ANY_METHOD)
+@requires("server{id}.backups.restore")
+def restore(server, name):
+    """Replace the (stopped) server's directory with the backup, after a ``pre-restore`` backup of it."""
+    allow_methods(("POST",), "Only POST is allowed!")
+    daemon = current_daemon()
+    try:
+        daemon.backups.restore(server, name, daemon.config.files.decompress_limit)
+    except BackupRefused as error:
+        raise _refusal(error) from None
+    log_action("server.backups.restore", server=server.name, backup=name)
     return jsonify(success=True)

@@ -24,19 +24,22 @@ from octyne_flask.files.temp_journal import TemporaryJournal
 from octyne_flask.supervisor import RUNNING, ManagedProcess
 
 from . import folder as backups_folder
+from .restore import restore_tree
 
 log = logging.getLogger(__name__)
 
 BUSY = "A backup is already in progress!"
+MUST_BE_STOPPED = "The server must be stopped first!"
+RESTORE_FAILED = "An error occurred while restoring the backup!"
 NO_SUCH_BACKUP = "This backup does not exist!"
 
 
 class BackupRefused(Exception):
     """A backup cannot be made or found now; ``status`` and the message are the API's."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, detail: str | None = None):
         super().__init__(message)
-        self.status = status
+        self.status, self.detail = status, detail
 
 
 @dataclass
@@ -170,9 +173,20 @@ class Backups:
         os.unlink(path)
         backups_folder.record_trigger(server.config.backups.path, name, None)
 
-    def busy(self, server: ManagedProcess) -> bool:
-        with self._lock:
-            return server.name in self._running
+    def restore(self, server: ManagedProcess, name: str, limit: int) -> None:
+        """Make a ``pre-restore`` backup, then swap the directory for backup ``name``'s content (``limit`` bytes
+        at most). The archive stays open throughout: retention after the pre-restore backup may delete it."""
+        if server.status == RUNNING:
+            raise BackupRefused(409, MUST_BE_STOPPED)
+        with open(self.path_of(server, name), "rb") as archive:
+            self.make(server, "pre-restore")
+            try:
+                restore_tree(archive, server.directory, exclusion(server.config.backups.exclude), self._journal,
+                             limit)
+            except Exception as error:  # the old tree is still in place
+                log.exception("Restoring %s into %s failed", name, server.name)
+                raise BackupRefused(500, RESTORE_FAILED, str(error) or type(error).__name__) from None
+        log.info("Backup %s restored into %s", name, server.name)
 
     # -- shutdown ----------------------------------------------------------------
     def cancel(self) -> None:
