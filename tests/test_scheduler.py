@@ -106,3 +106,21 @@ def test_a_default_backups_folder_inside_the_directory_loads_but_says_why_backup
     monkeypatch.chdir(tmp_path)
     config = parse_config('{"servers": {"a": {"directory": ".", "command": "x"}}}')
     assert "set backups.path" in config.servers["a"].backups.problem
+
+
+def test_the_thread_sleeps_until_the_next_due_time_instead_of_polling():
+    import time
+
+    readings = []
+
+    def clock():
+        readings.append(1)
+        return time.time()
+
+    scheduler = Scheduler(fire=lambda key: None, clock=clock)
+    scheduler.replace({"hourly": ("hourly", lambda now: now + 3600)})
+    scheduler.start()
+    time.sleep(1)
+    woken = len(readings)
+    scheduler.close()
+    assert woken <= 4  # replace, one pass of the loop and its wait: no tick in between
