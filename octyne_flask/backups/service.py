@@ -28,6 +28,8 @@ from .restore import restore_tree
 
 log = logging.getLogger(__name__)
 
+BACKUP_WINDOW_LOG = 23  # an 8 MiB zstd window: the daemon's memory stays bounded (the 128 MiB window of /compress does not)
+
 BUSY = "A backup is already in progress!"
 MUST_BE_STOPPED = "The server must be stopped first!"
 RESTORE_FAILED = "An error occurred while restoring the backup!"
@@ -135,7 +137,7 @@ class Backups:
         directory = os.path.realpath(server.directory)
         target = ServerPath(os.path.realpath(settings.path), name, name)
         whole = Root(".", ServerPath(directory, "", "/"))
-        return CompressRequest(target, "tar", "zstd", [whole], exclusion(settings.exclude))
+        return CompressRequest(target, "tar", "zstd", [whole], exclusion(settings.exclude), BACKUP_WINDOW_LOG)
 
     @staticmethod
     def _retain(settings, newest: str) -> None:

@@ -47,10 +47,10 @@ def _restart(schedule: Schedule, server: ManagedProcess, cancelled: threading.Ev
     restart_at = time.monotonic() + (warnings[0].before if warnings else 0)
     for warning in warnings:  # longest offset first
         if cancelled.wait(max(0.0, restart_at - warning.before - time.monotonic())):
-            return "failed", "cancelled: the daemon is stopping or the schedule changed"
+            return "failed", "cancelled: the daemon is stopping"
         server.write_input(warning.command)
     if cancelled.wait(max(0.0, restart_at - time.monotonic())):
-        return "failed", "cancelled: the daemon is stopping or the schedule changed"
+        return "failed", "cancelled: the daemon is stopping"
     if server.status != RUNNING:
         return NOT_RUNNING
     server.term()

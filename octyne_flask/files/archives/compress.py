@@ -59,6 +59,7 @@ class CompressRequest:
     compression: str
     roots: list[Root]
     exclude: Callable[[str, bool], bool] | None = None  # see Walk
+    zstd_window_log: int = ZSTD_WINDOW_LOG  # smaller: less memory in the daemon, less long-distance matching
 
 
 def check_options(archive_type: str | None, compression: str | None) -> tuple[str, str]:
@@ -144,7 +145,7 @@ def _write(out, request: CompressRequest, progress: Progress) -> None:
     if request.archive_type == "zip":
         _write_zip(out, members, request.compression != "false", progress)
     else:
-        _write_tar(out, members, request.compression, progress)
+        _write_tar(out, members, request, progress)
 
 
 def _read_blocks(fd: int, progress: Progress):
@@ -266,23 +267,24 @@ class _CountingReader:
         return data
 
 
-def _compressed_sink(out, compression: str, pool):
+def _compressed_sink(out, request: CompressRequest, pool):
     """The file object ``tarfile`` writes to, compressing into ``out``; closing it ends the stream."""
+    compression = request.compression
     if compression in ("true", "gzip"):
         return _GzipSink(out, OrderedPipeline(pool))
     if compression == "xz":
         return lzma.LZMAFile(out, "w", preset=XZ_PRESET)
     if compression == "zstd":
         parameters = zstandard.ZstdCompressionParameters.from_level(
-            ZSTD_LEVEL, window_log=ZSTD_WINDOW_LOG, enable_ldm=True, threads=os.cpu_count() or 2)
+            ZSTD_LEVEL, window_log=request.zstd_window_log, enable_ldm=True, threads=os.cpu_count() or 2)
         return zstandard.ZstdCompressor(compression_params=parameters).stream_writer(out, closefd=False)
     return None
 
 
-def _write_tar(out, members: Walk, compression: str, progress: Progress) -> None:
+def _write_tar(out, members: Walk, request: CompressRequest, progress: Progress) -> None:
     hard_links: dict[tuple[int, int], str] = {}
     with worker_pool() as pool:
-        sink = _compressed_sink(out, compression, pool)
+        sink = _compressed_sink(out, request, pool)
         with tarfile.TarFile(fileobj=sink or out, mode="w", format=tarfile.PAX_FORMAT, copybufsize=BLOCK) as tar:
             for member in members:
                 _tar_member(tar, member, progress, hard_links)
