@@ -117,6 +117,9 @@ def test_kill_9_during_a_restore_leaves_a_complete_tree_and_the_next_start_sweep
     threading.Thread(target=restore, daemon=True).start()
     wait_until(lambda: any(entry.startswith(".octyne-restore-") for entry in os.listdir(tmp_path)),
                timeout=30, interval=0.002)
+    for attempt in (f"/server/app/backups/{name}/restore", "/server/app/backups"):
+        refused = daemon.post(attempt)
+        assert (refused.status_code, refused.json()) == (409, {"error": "A restore is already in progress!"})
     os.killpg(daemon.proc.pid, signal.SIGKILL)
     daemon.proc.wait()
     assert snapshot(directory) in (changed, backed_up)  # in fact the old one: the unpacking had just begun

@@ -32,6 +32,7 @@ BACKUP_WINDOW_LOG = 23  # an 8 MiB zstd window: the daemon's memory stays bounde
 
 BUSY = "A backup is already in progress!"
 MUST_BE_STOPPED = "The server must be stopped first!"
+RESTORING = "A restore is already in progress!"
 RESTORE_FAILED = "An error occurred while restoring the backup!"
 NO_SUCH_BACKUP = "This backup does not exist!"
 
@@ -65,6 +66,7 @@ class Backups:
         self._journal = journal
         self._lock = threading.Lock()
         self._running: dict[str, _Running] = {}  # server name -> its backup in progress
+        self._restoring: set[str] = set()  # servers whose directory is being replaced: no backup, no second restore
         self._stop = threading.Event()
         self._threads: set[threading.Thread] = set()
 
@@ -93,6 +95,8 @@ class Backups:
         with self._lock:
             if server.name in self._running:
                 raise BackupRefused(409, BUSY)
+            if server.name in self._restoring and trigger != "pre-restore":
+                raise BackupRefused(409, RESTORING)
             taken = {running.name for running in self._running.values()}
             name = backups_folder.fresh_name(settings.path, taken=taken)
             running = _Running(name, trigger, time.time(), Progress(self._stop))
@@ -181,13 +185,22 @@ class Backups:
         if server.status == RUNNING:
             raise BackupRefused(409, MUST_BE_STOPPED)
         with open(self.path_of(server, name), "rb") as archive:
-            self.make(server, "pre-restore")
+            with self._lock:
+                if server.name in self._restoring:
+                    raise BackupRefused(409, RESTORING)
+                self._restoring.add(server.name)
             try:
+                self.make(server, "pre-restore")
                 restore_tree(archive, server.directory, exclusion(server.config.backups.exclude), self._journal,
                              limit)
+            except BackupRefused:
+                raise
             except Exception as error:  # the old tree is still in place
                 log.exception("Restoring %s into %s failed", name, server.name)
                 raise BackupRefused(500, RESTORE_FAILED, str(error) or type(error).__name__) from None
+            finally:
+                with self._lock:
+                    self._restoring.discard(server.name)
         log.info("Backup %s restored into %s", name, server.name)
 
     # -- shutdown ----------------------------------------------------------------
