@@ -129,3 +129,20 @@ def test_kill_9_during_a_restore_leaves_a_complete_tree_and_the_next_start_sweep
     assert snapshot(directory) == changed
     assert restarted.post(f"/server/app/backups/{name}/restore").status_code == 200
     assert snapshot(directory) == backed_up
+
+
+def test_a_damaged_backup_fails_the_restore_and_leaves_the_tree_as_it_was(daemon_factory, tmp_path):
+    directory, backups = tmp_path / "app", tmp_path / "b"
+    directory.mkdir()
+    make_tree(directory)
+    daemon = daemon_factory({"app": entry(directory, {"path": str(backups)}, enabled=False)})
+    name = backup_now(daemon, "app")
+    archive = (backups / name).read_bytes()
+    damaged = "2030-01-01T00-00-00Z.tar.zst"
+    (backups / damaged).write_bytes(archive[: len(archive) // 2])  # a backup cut short
+    before = snapshot(directory, skip=())
+    failed = daemon.post(f"/server/app/backups/{damaged}/restore")
+    assert failed.status_code == 500
+    assert failed.json()["error"] == "An error occurred while restoring the backup!"
+    assert snapshot(directory, skip=()) == before
+    assert not [leftover for leftover in os.listdir(tmp_path) if leftover.startswith(".octyne-")]
