@@ -148,3 +148,12 @@ def test_a_backup_schedule_run_now_makes_a_schedule_backup(daemon_factory, tmp_p
     wait_until(lambda: daemon.get("/server/app/schedules").json()[0]["last"] is not None)
     last = daemon.get("/server/app/schedules").json()[0]["last"]
     assert last["outcome"] == "ok" and complete(daemon)[0]["name"] in last["message"]
+
+
+def test_a_default_backups_folder_inside_the_directory_refuses_backups_without_naming_paths(daemon_factory, tmp_path):
+    home = tmp_path / "home"
+    daemon = daemon_factory({"here": {"directory": str(home), "command": "cat", "enabled": False}}, directory=home)
+    refused = daemon.post("/server/here/backups")
+    assert refused.status_code == 500
+    assert refused.json() == {"error": "An error occurred while making the backup!",
+                              "detail": "the default backups folder is inside the server's directory: set backups.path"}

@@ -34,6 +34,7 @@ BUSY = "A backup is already in progress!"
 MUST_BE_STOPPED = "The server must be stopped first!"
 RESTORING = "A restore is already in progress!"
 RESTORE_FAILED = "An error occurred while restoring the backup!"
+BACKUP_FAILED = "An error occurred while making the backup!"
 NO_SUCH_BACKUP = "This backup does not exist!"
 
 
@@ -90,7 +91,7 @@ class Backups:
     def _reserve(self, server: ManagedProcess, trigger: str) -> _Running:
         settings = server.config.backups
         if settings.problem:
-            raise BackupRefused(500, settings.problem)
+            raise BackupRefused(500, BACKUP_FAILED, settings.problem)
         os.makedirs(settings.path, mode=0o700, exist_ok=True)
         with self._lock:
             if server.name in self._running:

@@ -126,7 +126,7 @@ def parse_backups(server: str, directory: str, values: dict) -> BackupSettings:
     if os.path.commonpath([real_path, real_directory]) == real_directory:
         if values["path"]:
             raise EntryError("backups.path", "must be outside the server's directory")
-        problem = f"the default backups folder {path} is inside the server's directory: set backups.path"
+        problem = "the default backups folder is inside the server's directory: set backups.path"
     lists = {}
     for key in ("exclude", "before", "after"):
         items = values[key]
