@@ -120,6 +120,7 @@ def test_kill_9_during_a_restore_leaves_a_complete_tree_and_the_next_start_sweep
     for attempt in (f"/server/app/backups/{name}/restore", "/server/app/backups"):
         refused = daemon.post(attempt)
         assert (refused.status_code, refused.json()) == (409, {"error": "A restore is already in progress!"})
+    assert daemon.post("/server/app", data="START").json() == {"success": False}  # held stopped meanwhile
     os.killpg(daemon.proc.pid, signal.SIGKILL)
     daemon.proc.wait()
     assert snapshot(directory) in (changed, backed_up)  # in fact the old one: the unpacking had just begun

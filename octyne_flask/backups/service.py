@@ -183,12 +183,12 @@ class Backups:
     def restore(self, server: ManagedProcess, name: str, limit: int) -> None:
         """Make a ``pre-restore`` backup, then swap the directory for backup ``name``'s content (``limit`` bytes
         at most). The archive stays open throughout: retention after the pre-restore backup may delete it."""
-        if server.status == RUNNING:
-            raise BackupRefused(409, MUST_BE_STOPPED)
         with open(self.path_of(server, name), "rb") as archive:
             with self._lock:
                 if server.name in self._restoring:
                     raise BackupRefused(409, RESTORING)
+                if not server.hold_stopped():
+                    raise BackupRefused(409, MUST_BE_STOPPED)
                 self._restoring.add(server.name)
             try:
                 self.make(server, "pre-restore")
@@ -202,6 +202,7 @@ class Backups:
             finally:
                 with self._lock:
                     self._restoring.discard(server.name)
+                server.release()
         log.info("Backup %s restored into %s", name, server.name)
 
     # -- shutdown ----------------------------------------------------------------
