@@ -21,6 +21,8 @@ from typing import Any
 import json5
 
 from octyne_flask.runas import RunAs, RunAsError, resolve
+from octyne_flask.schedules.entries import (BackupSettings, EntryError, Schedule, parse_backups, parse_schedules,
+                                            parse_timezone)
 
 
 class ConfigError(ValueError):
@@ -125,6 +127,7 @@ SCHEMA: tuple[Key, ...] = (
     Key("files.uploadLimit", "int", 5_000_000_000, "Largest upload in bytes (413 beyond it).", False, (1, _TB)),
     Key("files.decompressLimit", "int", 20_000_000_000, "Most bytes one decompression may write (bounded by free disk too).", False,
         (1, _TB)),
+    Key("timezone", "string", "", "IANA time zone of every schedule's `cron` (e.g. `Europe/Paris`); empty means the system's.", False),
 )
 
 SERVER_SCHEMA: tuple[Key, ...] = (
@@ -144,6 +147,14 @@ SERVER_SCHEMA: tuple[Key, ...] = (
     Key("limits.pids", "int", NO_LIMIT, "Most processes and threads in the app's cgroup.", False, (1, 4_194_304)),
     Key("limits.openFiles", "int", NO_LIMIT, "Open-file limit (`RLIMIT_NOFILE`, soft and hard) of the app.", False,
         (16, 1_048_576)),
+    Key("schedules", "list", [], "Timed actions: `{name, cron, action, command?, warnings?}` (see Schedules and backups).", False),
+    Key("backups.path", "string", "", "Folder of this server's backups, outside its directory; empty means `backups/<name>`.", False),
+    Key("backups.keep", "int", 7, "Backups kept after each success (0 = no bound); the oldest go first.", False, (0, 1_000_000)),
+    Key("backups.maxBytes", "int", 0, "Total bytes of backups kept after each success (0 = no bound).", False, (0, 1000 * _TB)),
+    Key("backups.exclude", "list", [], "gitignore-style patterns, relative to the directory, left out of backups.", False),
+    Key("backups.before", "list", [], "Console commands typed before a backup (e.g. `save-off`, `save-all flush`).", False),
+    Key("backups.settle", "number", 0, "Seconds between the `before` commands and the archive.", False, (0, _DAY)),
+    Key("backups.after", "list", [], "Console commands typed after a backup, whether it succeeded or not.", False),
 )
 
 @dataclass(frozen=True)
@@ -178,6 +189,8 @@ class ServerConfig:
     inherit_env: bool = True
     run_as: RunAs | None = None
     limits: Limits = Limits()
+    schedules: tuple[Schedule, ...] = ()
+    backups: BackupSettings | None = None
 
     def argv(self) -> list[str]:
         """The command split into program and arguments, like a shell would, without one."""
@@ -249,6 +262,7 @@ class Config:
     files: FilesConfig
     servers: dict = field(hash=False)
     raw: dict = field(hash=False, repr=False)  # the parsed document, for the action log
+    timezone: Any = field(default=None, hash=False)  # the tzinfo every cron is evaluated in
 
     def socket_path(self) -> str:
         """Where the Unix socket lives: the configured location or Octyne's default."""
@@ -320,16 +334,25 @@ def _parse_server(name: str, entry: Any) -> ServerConfig:
         run_as = resolve(values["user"], values["group"])
     except RunAsError as error:
         raise ConfigError(f"'{where}{error.key}' {error}") from None
+    directory = os.path.abspath(values["directory"])
+    try:
+        schedules = parse_schedules(values["schedules"])
+        backups = parse_backups(name, directory, {path[len("backups."):]: value for path, value in values.items()
+                                                  if path.startswith("backups.")})
+    except EntryError as error:
+        raise ConfigError(f"'{where}{error.path}' {error.problem}") from None
     return ServerConfig(
         name=name,
         enabled=values["enabled"],
-        directory=os.path.abspath(values["directory"]),
+        directory=directory,
         command=command,
         stop=stop,
         env=_environment(values["env"], where),
         inherit_env=values["inheritEnv"],
         run_as=run_as,
         limits=Limits(values["limits.memory"], values["limits.cpu"], values["limits.pids"], values["limits.openFiles"]),
+        schedules=schedules,
+        backups=backups,
     )
 
 
@@ -384,6 +407,10 @@ def config_from_document(document: dict) -> Config:
     web_ui = WebUIConfig(values["webUI.enabled"], values["webUI.port"], values["webUI.directory"])
     if web_ui.enabled and web_ui.port == values["port"]:
         raise ConfigError("'webUI.port' must differ from 'port'")
+    try:
+        timezone = parse_timezone(values["timezone"])
+    except ValueError as error:
+        raise ConfigError(f"'timezone' {error}") from None
     actions = values["logging.actions"]
     for action, switch in actions.items():
         if not isinstance(switch, bool):
@@ -408,6 +435,7 @@ def config_from_document(document: dict) -> Config:
         ),
         files=FilesConfig(values["files.uploadLimit"], values["files.decompressLimit"]),
         servers=servers,
+        timezone=timezone,
         raw=document,
     )
 

@@ -19,10 +19,12 @@ from octyne_flask.auth.throttle import LoginThrottle
 from octyne_flask.auth.tickets import TicketStore
 from octyne_flask.auth.tokens import MemoryAuthenticator
 from octyne_flask.auth.users import UserStore
+from octyne_flask.backups.service import Backups
 from octyne_flask.config import Config, ConfigError, load_config, parse_config
 from octyne_flask.errors import INVALID_JSON, ApiError
 from octyne_flask.files.archives.tasks import CompressionTasks
 from octyne_flask.files.temp_journal import TemporaryJournal, journal_path
+from octyne_flask.schedules.board import ScheduleBoard
 from octyne_flask.supervisor import Supervisor, apps_guard, cgroup_tree, instance_name
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,8 @@ class Daemon:
                                      report=self.action_log.event)
         self.temporaries = TemporaryJournal(journal_path(config_path))  # swept at start after a crash
         self.compressions = CompressionTasks(self.temporaries)  # every /compress build, sync and async
+        self.backups = Backups(self.temporaries)
+        self.schedules = ScheduleBoard(self.config, self.supervisor, self._scheduled_backup, self._log_schedule_run)
         self._known_users = set(self.users.snapshot())
         self.users.on_change(self._close_consoles_of_removed_users)
         self._config_lock = threading.Lock()
@@ -102,6 +106,7 @@ class Daemon:
         self.users.start_watching()
         self.access_store.start_watching()
         self.supervisor.start_enabled()
+        self.schedules.start()
 
     def _close_consoles_of_removed_users(self, users: dict[str, str]) -> None:
         """A user deleted (through the API or from users.json) loses their open consoles at once.
@@ -126,15 +131,24 @@ class Daemon:
 
     def shutdown(self) -> None:
         """Stop every app (TERM, then KILL after the grace period) and every compression, release resources."""
+        self.schedules.close()
         self.compressions.cancel()  # builds unwind (removing their temporary files) while the apps stop
+        self.backups.cancel()
         self.supervisor.shutdown()
         self.users.stop_watching()
         self.access_store.stop_watching()
         if self._access_link is not None:
             self._access_link.close()
         self.authenticator.close()
-        if not self.compressions.wait(COMPRESSION_STOP_SECONDS):
+        if not self.compressions.wait(COMPRESSION_STOP_SECONDS) or not self.backups.wait(COMPRESSION_STOP_SECONDS):
             log.warning("A compression was still running at shutdown; its temporary file may remain")
+
+    def _log_schedule_run(self, server: str, schedule: str, last: dict) -> None:
+        self.action_log.record("schedule.ran", "", "", server=server, schedule=schedule,
+                               outcome=last["outcome"], message=last["message"])
+
+    def _scheduled_backup(self, server) -> str:
+        return self.backups.make(server, "schedule")
 
     # -- config ----------------------------------------------------------
     def read_config_bytes(self) -> bytes:
@@ -197,6 +211,7 @@ class Daemon:
             self._switch_access_source(config)
         self.action_log.apply(config.logging)
         self.supervisor.apply(config)
+        self.schedules.apply(config)
         self.config = config
 
     def _switch_access_source(self, config: Config) -> None:

@@ -57,7 +57,7 @@ def download(server):
     target = resolve(server.directory, request.args.get("path"), "file path", follow=True)
     handle, info, mime = open_download(target)
     try:
-        response = _file_response(handle, info, mime, target.request.rsplit("/", 1)[-1])
+        response = file_response(handle, info, mime, target.request.rsplit("/", 1)[-1])
     except BaseException:  # e.g. 416 for a range beyond the end
         handle.close()
         raise
@@ -65,7 +65,7 @@ def download(server):
     return response
 
 
-def _file_response(handle, info, mime: str, name: str):
+def file_response(handle, info, mime: str, name: str):
     # gunicorn's wrapper streams with sendfile; a Range answer needs one that can seek.
     body = FileWrapper(handle, RANGE_BUFFER) if "Range" in request.headers else wrap_file(request.environ, handle)
     response = current_app.response_class(body, content_type=mime, direct_passthrough=True)

@@ -79,6 +79,7 @@ class ManagedProcess:
         self._to_delete = False
         self._removed = False
         self._closing = False
+        self._held = False  # its directory is being replaced (a restore): no start until released
         self._child: Child | None = None
         self._spawning = False  # between the decision to start and the child being known
         self._run_config = config  # the config the running child was started with
@@ -144,7 +145,7 @@ class ManagedProcess:
     def start(self, wait: bool = True) -> bool:
         """Start unless running; a stopping app starts again once stopped. False if it could not start."""
         with self._cond:
-            if self._removed or self._closing:
+            if self._removed or self._closing or self._held:
                 return False
             if self._child is not None:
                 if self._stop_requested:
@@ -159,6 +160,20 @@ class ManagedProcess:
                 return True
             self._cond.wait_for(lambda: self._starts_done >= ticket, timeout=START_WAIT)
             return self._starts_done >= ticket and self._last_start_ok
+
+    def hold_stopped(self) -> bool:
+        """Keep a stopped server stopped (start refused, a pending restart deferred) until ``release``;
+        False, and nothing held, if it is running or starting."""
+        with self._cond:
+            if self._child is not None or self._spawning or self._held:
+                return False
+            self._held = True
+            return True
+
+    def release(self) -> None:
+        with self._cond:
+            self._held = False
+            self._cond.notify_all()
 
     def term(self) -> None:
         """Stop gracefully: the stop command then SIGTERM after its timeout, or SIGTERM at once."""
@@ -259,7 +274,7 @@ class ManagedProcess:
 
     def _next_run(self) -> bool:
         with self._cond:
-            self._cond.wait_for(lambda: self._start_wanted or self._closing or self._removed)
+            self._cond.wait_for(lambda: (self._start_wanted and not self._held) or self._closing or self._removed)
             if self._closing or self._removed:
                 self._report_start(False)
                 return False

@@ -28,6 +28,7 @@ import struct
 import tarfile
 import threading
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import zstandard
@@ -59,6 +60,8 @@ class CompressRequest:
     compression: str
     roots: list[Root]
     owner: Owner = KEEP  # who gets the archive
+    exclude: Callable[[str, bool], bool] | None = None  # see Walk
+    zstd_window_log: int = ZSTD_WINDOW_LOG  # smaller: less memory in the daemon, less long-distance matching
 
 
 def check_options(archive_type: str | None, compression: str | None) -> tuple[str, str]:
@@ -120,7 +123,7 @@ def build_archive(request: CompressRequest, progress: Progress | None = None,
     """Count the members (within the walk's limits), then write the archive under a temporary name
     (listed in ``journal`` meanwhile) and link it into place when complete."""
     progress = progress or Progress()
-    progress.total = sum(member.info.st_size for member in Walk(request.roots, progress.stop)
+    progress.total = sum(member.info.st_size for member in Walk(request.roots, progress.stop, request.exclude)
                          if stat.S_ISREG(member.info.st_mode))
     folder, final = open_parent(request.archive.absolute, request.archive.root, "archive path")
     temporary = f"{TEMPORARY_PREFIX}{secrets.token_hex(8)}"
@@ -141,11 +144,11 @@ def build_archive(request: CompressRequest, progress: Progress | None = None,
 
 
 def _write(out, request: CompressRequest, progress: Progress) -> None:
-    members = Walk(request.roots, progress.stop)
+    members = Walk(request.roots, progress.stop, request.exclude)
     if request.archive_type == "zip":
         _write_zip(out, members, request.compression != "false", progress)
     else:
-        _write_tar(out, members, request.compression, progress)
+        _write_tar(out, members, request, progress)
 
 
 def _read_blocks(fd: int, progress: Progress):
@@ -267,23 +270,24 @@ class _CountingReader:
         return data
 
 
-def _compressed_sink(out, compression: str, pool):
+def _compressed_sink(out, request: CompressRequest, pool):
     """The file object ``tarfile`` writes to, compressing into ``out``; closing it ends the stream."""
+    compression = request.compression
     if compression in ("true", "gzip"):
         return _GzipSink(out, OrderedPipeline(pool))
     if compression == "xz":
         return lzma.LZMAFile(out, "w", preset=XZ_PRESET)
     if compression == "zstd":
         parameters = zstandard.ZstdCompressionParameters.from_level(
-            ZSTD_LEVEL, window_log=ZSTD_WINDOW_LOG, enable_ldm=True, threads=os.cpu_count() or 2)
+            ZSTD_LEVEL, window_log=request.zstd_window_log, enable_ldm=True, threads=os.cpu_count() or 2)
         return zstandard.ZstdCompressor(compression_params=parameters).stream_writer(out, closefd=False)
     return None
 
 
-def _write_tar(out, members: Walk, compression: str, progress: Progress) -> None:
+def _write_tar(out, members: Walk, request: CompressRequest, progress: Progress) -> None:
     hard_links: dict[tuple[int, int], str] = {}
     with worker_pool() as pool:
-        sink = _compressed_sink(out, compression, pool)
+        sink = _compressed_sink(out, request, pool)
         with tarfile.TarFile(fileobj=sink or out, mode="w", format=tarfile.PAX_FORMAT, copybufsize=BLOCK) as tar:
             for member in members:
                 _tar_member(tar, member, progress, hard_links)

@@ -141,7 +141,7 @@ def _unpack_and_merge(reading, kind: str, limit: int, target: int, root: str, jo
             folder = open_folder(staging, target)
             try:
                 free = os.statvfs(folder)
-                unpacker = _Unpacker(folder, min(limit, free.f_bavail * free.f_frsize))
+                unpacker = Unpacker(folder, min(limit, free.f_bavail * free.f_frsize))
                 try:
                     if kind == "zip":
                         unpacker.unpack_zip(reading)
@@ -175,7 +175,7 @@ def _member_path(name: str) -> str | None:
     return "/".join(parts)
 
 
-class _Unpacker:
+class Unpacker:
     """Writes members into the open staging folder, counting bytes against the budget."""
 
     def __init__(self, staging: int, budget: int):

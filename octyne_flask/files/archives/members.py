@@ -17,7 +17,7 @@ import os
 import posixpath
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from octyne_flask.errors import ApiError
@@ -122,12 +122,15 @@ class Walk:
     """The members of ``roots`` in order, each folder's entry first, then its contents sorted by name.
 
     Raises ``ApiError`` past ``MAX_ENTRIES`` members or ``MAX_DEPTH`` levels,
-    and ``Cancelled`` once ``stop`` is set.
+    and ``Cancelled`` once ``stop`` is set. ``exclude(name, is_folder)`` leaves
+    a member out (a folder with everything in it).
     """
 
-    def __init__(self, roots: list[Root], stop: threading.Event | None = None):
+    def __init__(self, roots: list[Root], stop: threading.Event | None = None,
+                 exclude: Callable[[str, bool], bool] | None = None):
         self._roots = roots
         self._stop = stop
+        self._exclude = exclude
         self._count = 0
 
     def __iter__(self) -> Iterator[Member]:
@@ -160,6 +163,8 @@ class Walk:
                 entry, name = found
                 info = _lstat(level.fd, entry)
                 if info is None or entry.startswith(TEMPORARY_PREFIX):
+                    continue
+                if self._exclude is not None and self._exclude(name, stat.S_ISDIR(info.st_mode)):
                     continue
                 self._count += 1
                 if self._count > MAX_ENTRIES:

@@ -30,6 +30,14 @@ const ROUTES = [
       tab: "files", path: (match[2] || "/").split("/").map(decodeSegment).join("/"),
     }),
   },
+  {
+    pattern: /^\/server\/([^/]+)\/backups$/, nav: "servers", title: "Backups",
+    mount: (section, match) => mountServerPage(section, decodeSegment(match[1]), { tab: "backups" }),
+  },
+  {
+    pattern: /^\/server\/([^/]+)\/schedules$/, nav: "servers", title: "Schedules",
+    mount: (section, match) => mountServerPage(section, decodeSegment(match[1]), { tab: "schedules" }),
+  },
   { pattern: /^\/accounts$/, nav: "accounts", title: "Accounts", mount: (section) => mountAccounts(section) },
   { pattern: /^\/access$/, nav: "access", title: "Access", mount: (section) => mountAccess(section) },
   { pattern: /^\/config$/, nav: "config", title: "Config", mount: (section) => mountConfig(section) },

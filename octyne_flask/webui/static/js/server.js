@@ -1,29 +1,37 @@
-// One server's page: its live card on top, then the Console or Files tab
-// (each offered only to an account that may use it).
+// One server's page: its live card on top, then the Console, Files, Backups or
+// Schedules tab (each offered only to an account that may use it).
 
 import { ApiError } from "./api.js";
 import { h, replaceChildren } from "./dom.js";
+import { mountBackups } from "./backups.js";
 import { mountConsole } from "./console.js";
 import { mountFiles } from "./files.js";
 import { mayOn } from "./me.js";
 import { poll } from "./poll.js";
+import { mountSchedules } from "./schedules.js";
 import { createServerCard, fetchServer } from "./servercard.js";
 
 const REFRESH_MS = 3000;
+const TABS = {
+  console: { label: "Console", permission: "console.view", path: "", mount: mountConsole },
+  files: { label: "Files", permission: "files.view", path: "/files/", mount: mountFiles },
+  backups: { label: "Backups", permission: "backups.view", path: "/backups", mount: mountBackups },
+  schedules: { label: "Schedules", permission: "schedules.view", path: "/schedules", mount: mountSchedules },
+};
 
 export function mountServerPage(section, id, { tab, path }) {
   const base = `#/server/${encodeURIComponent(id)}`;
   const card = createServerCard(id, { linkName: false, onChanged: () => poller.now() });
-  const allowed = { console: mayOn(id, "console.view"), files: mayOn(id, "files.view") };
-  const tabLink = (name, label, href) => allowed[name] ? h("a", {
-    href, text: label, class: "tab", "aria-current": tab === name ? "page" : null,
+  const allowed = Object.fromEntries(Object.entries(TABS).map(([name, { permission }]) => [name, mayOn(id, permission)]));
+  const tabLink = (name) => allowed[name] ? h("a", {
+    href: base + TABS[name].path, text: TABS[name].label, class: "tab", "aria-current": tab === name ? "page" : null,
   }) : null;
   const panel = h("div", { class: "tab-panel" });
   section.append(
     h("p", { class: "crumbs" }, h("a", { href: "#/", text: "Servers" }), " / ", id),
     card.element,
     h("nav", { class: "tabs", "aria-label": `${id} sections` },
-      tabLink("console", "Console", base), tabLink("files", "Files", `${base}/files/`)),
+      Object.keys(TABS).map(tabLink)),
     panel);
   let stopTab = () => {};
   const poller = poll(async () => {
@@ -39,9 +47,9 @@ export function mountServerPage(section, id, { tab, path }) {
     }
   }, REFRESH_MS);
   if (!allowed[tab]) {
-    panel.append(h("p", { class: "notice", text: `You may not use the ${tab === "files" ? "files" : "console"} of ${id}.` }));
+    panel.append(h("p", { class: "notice", text: `You may not use the ${TABS[tab].label.toLowerCase()} of ${id}.` }));
   } else {
-    stopTab = tab === "files" ? mountFiles(panel, id, path) : mountConsole(panel, id);
+    stopTab = TABS[tab].mount(panel, id, path);
   }
   return () => {
     poller.stop();

@@ -1,0 +1,1 @@
+"""Schedules (cron-timed actions on a server) and backups. Plain Python, no Flask."""
