@@ -147,3 +147,21 @@ def test_a_damaged_backup_fails_the_restore_and_leaves_the_tree_as_it_was(daemon
     assert failed.json()["error"] == "An error occurred while restoring the backup!"
     assert snapshot(directory, skip=()) == before
     assert not [leftover for leftover in os.listdir(tmp_path) if leftover.startswith(".octyne-")]
+
+
+def test_a_restore_into_a_server_run_as_another_user_gives_that_user_what_it_restored(daemon_factory, tmp_path):
+    """Like an upload or an unpack through the API (extensions.md §D), a restore's files belong to the app's user."""
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    directory = tmp_path / "app"
+    directory.mkdir()
+    make_tree(directory)
+    server = {**entry(directory, {"path": str(tmp_path / "b"), "exclude": ["logs/"]}, enabled=False), "user": "nobody"}
+    daemon = daemon_factory({"app": server})
+    name = backup_now(daemon, "app")
+    change_tree(directory)
+    assert daemon.post(f"/server/app/backups/{name}/restore").status_code == 200
+    owners = {(info.st_uid, info.st_gid) for path in directory.rglob("*") for info in [path.lstat()]}
+    assert owners == {(nobody.pw_uid, nobody.pw_gid)}
+    assert (directory.stat().st_uid, directory.stat().st_gid) == (0, 0)  # the directory itself keeps its owner

@@ -19,13 +19,15 @@ from collections.abc import Callable
 
 from octyne_flask.files.archives.extract import Unpacker
 from octyne_flask.files.exchange import exchange
+from octyne_flask.files.ownership import KEEP, Owner
 from octyne_flask.files.temp_journal import TemporaryJournal
 from octyne_flask.files.tree import FOLLOWING_FOLDER_FLAGS, copy_entry, discard, open_folder, remove_entry
 
 Exclude = Callable[[str, bool], bool]
 
 
-def restore_tree(archive, directory: str, exclude: Exclude | None, journal: TemporaryJournal, limit: int) -> None:
+def restore_tree(archive, directory: str, exclude: Exclude | None, journal: TemporaryJournal, limit: int,
+                 owner: Owner = KEEP) -> None:
     """Replace ``directory`` with the tar.zst read from the open binary file ``archive``; all or nothing."""
     parent_path, name = os.path.split(os.path.realpath(directory))
     parent = os.open(parent_path, FOLLOWING_FOLDER_FLAGS)
@@ -34,7 +36,7 @@ def restore_tree(archive, directory: str, exclude: Exclude | None, journal: Temp
         with journal.recorded(parent, staging):
             os.mkdir(staging, 0o700, dir_fd=parent)
             try:
-                _fill(archive, parent, staging, name, exclude, limit)
+                _fill(archive, parent, staging, name, exclude, limit, owner)
                 exchange(parent, staging, name)
             except BaseException:
                 discard(parent, staging)
@@ -44,8 +46,9 @@ def restore_tree(archive, directory: str, exclude: Exclude | None, journal: Temp
         os.close(parent)
 
 
-def _fill(archive, parent: int, staging: str, name: str, exclude: Exclude | None, limit: int) -> None:
-    """Unpack into the staging folder, carry the excluded entries over, give it the directory's mode."""
+def _fill(archive, parent: int, staging: str, name: str, exclude: Exclude | None, limit: int, owner: Owner) -> None:
+    """Unpack into the staging folder (what it holds given to ``owner``), carry the excluded entries over,
+    give the folder itself the directory's owner and mode."""
     new = open_folder(staging, parent)
     old = open_folder(name, parent)
     try:
@@ -57,7 +60,10 @@ def _fill(archive, parent: int, staging: str, name: str, exclude: Exclude | None
             unpacker.close()
         if exclude is not None:
             _carry_over(old, new, exclude, "")
-        os.fchmod(new, stat.S_IMODE(os.fstat(old).st_mode))
+        owner.take_tree(parent, staging)
+        directory = os.fstat(old)
+        os.fchown(new, directory.st_uid, directory.st_gid)
+        os.fchmod(new, stat.S_IMODE(directory.st_mode))
     finally:
         os.close(new)
         os.close(old)

@@ -19,6 +19,7 @@ import pathspec
 
 from octyne_flask.files.archives.compress import CompressRequest, Progress, build_archive
 from octyne_flask.files.archives.members import Root
+from octyne_flask.files.ownership import Owner
 from octyne_flask.files.paths import ServerPath
 from octyne_flask.files.temp_journal import TemporaryJournal
 from octyne_flask.supervisor import RUNNING, ManagedProcess
@@ -142,7 +143,8 @@ class Backups:
         directory = os.path.realpath(server.directory)
         target = ServerPath(os.path.realpath(settings.path), name, name)
         whole = Root(".", ServerPath(directory, "", "/"))
-        return CompressRequest(target, "tar", "zstd", [whole], exclusion(settings.exclude), BACKUP_WINDOW_LOG)
+        return CompressRequest(target, "tar", "zstd", [whole], exclude=exclusion(settings.exclude),
+                               zstd_window_log=BACKUP_WINDOW_LOG)
 
     @staticmethod
     def _retain(settings, newest: str) -> None:
@@ -193,7 +195,7 @@ class Backups:
             try:
                 self.make(server, "pre-restore")
                 restore_tree(archive, server.directory, exclusion(server.config.backups.exclude), self._journal,
-                             limit)
+                             limit, Owner.of(server.config.run_as))
             except BackupRefused:
                 raise
             except Exception as error:  # the old tree is still in place

@@ -94,7 +94,7 @@ def prepare(directory: str, archive_path: str | None, base_path: str | None, arc
         raise ApiError(400, "A file/folder already exists at the path of requested archive!")
     if not os.path.isdir(os.path.dirname(archive.absolute)):
         raise ApiError(400, f"Invalid archive path: {PARENT_MISSING}")
-    return CompressRequest(archive, archive_type, compression, distinct_roots(inputs, base), owner)
+    return CompressRequest(archive, archive_type, compression, distinct_roots(inputs, base), owner=owner)
 
 
 class Progress:
