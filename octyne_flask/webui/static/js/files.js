@@ -9,6 +9,7 @@ import { createFileActions } from "./fileactions.js";
 import { joinPath, listFolder } from "./fileapi.js";
 import { bytes, date } from "./format.js";
 import { icon } from "./icons.js";
+import { createSftpPanel } from "./sftp.js";
 import { createTaskList } from "./tasks.js";
 import { acceptUploads } from "./uploads.js";
 
@@ -61,6 +62,7 @@ export function mountFiles(container, id, path) {
   const dropZone = h("div", { class: "drop-zone" }, table, message, dropHint);
 
   container.append(
+    createSftpPanel(id),
     breadcrumbs(),
     h("div", { class: "toolbar" },
       h("button", { type: "button", class: "primary", text: "Upload…", onclick: () => picker.click() }),
