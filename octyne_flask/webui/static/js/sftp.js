@@ -28,15 +28,16 @@ export function createSftpPanel(id) {
     const address = sftpUrl(sftp.username, sftp.port);
     const field = h("input", { type: "text", readonly: true, value: address, "aria-label": "SFTP address", class: "sftp-address" });
     replaceChildren(panel,
-      h("h2", { text: "SFTP" }),
-      h("div", { class: "sftp-copy" }, field,
+      h("div", { class: "sftp-copy" }, h("h2", { text: "SFTP" }), field,
         h("button", { type: "button", class: "secondary", text: "Copy", onclick: () => copy(address, field) })),
-      h("dl", { class: "sftp-details" },
-        h("dt", { text: "Host" }), h("dd", { text: window.location.hostname }),
-        h("dt", { text: "Port" }), h("dd", { text: sftp.port }),
-        h("dt", { text: "Username" }), h("dd", { text: sftp.username }),
-        h("dt", { text: "Password" }), h("dd", { text: "your dashboard password" }),
-        h("dt", { text: "Host key" }), h("dd", { class: "mono", text: sftp.hostKey })));
+      h("details", {},
+        h("summary", { text: "Connection details (FileZilla, WinSCP)" }),
+        h("dl", { class: "sftp-details" },
+          h("dt", { text: "Host" }), h("dd", { text: window.location.hostname }),
+          h("dt", { text: "Port" }), h("dd", { text: sftp.port }),
+          h("dt", { text: "Username" }), h("dd", { text: sftp.username }),
+          h("dt", { text: "Password" }), h("dd", { text: "your dashboard password" }),
+          h("dt", { text: "Host key" }), h("dd", { class: "mono", text: sftp.hostKey }))));
     panel.hidden = false;
   }).catch(() => {}); // the file listing below reports what went wrong
   return panel;
