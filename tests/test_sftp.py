@@ -193,6 +193,30 @@ def test_writing_at_offsets_appending_and_resuming_keep_the_existing_content(wor
     assert (chmod["path"], chmod["mode"], utime["mtime"]) == ("/server.properties", "0755", 1_000_000_000)
 
 
+def test_modes_never_lock_the_owner_out_and_the_server_directory_keeps_its_own(world, root):
+    with sftp_session(world.sftp_port) as client:
+        client.chmod("/server.properties", 0o000)
+        client.chmod("/world", 0o000)
+        with pytest.raises(PermissionError, match="server directory itself"):
+            client.chmod("/", 0o000)
+        with client.open("/script.sh", "wb") as handle:
+            handle.chmod(0o4711)
+            handle.write(b"#!/bin/sh\n")
+        assert client.listdir("/world") == ["level.dat"]
+    assert stat.S_IMODE(os.stat(root / "server.properties").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(root / "world").st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(root / "script.sh").st_mode) == 0o711
+
+
+def test_names_that_are_not_utf8_are_left_out_of_listings_and_such_paths_refused(world, root):
+    (root / "world").joinpath(os.fsdecode(b"\xff\xfe.dat")).write_bytes(b"odd name")
+    with sftp_session(world.sftp_port) as client:
+        assert client.listdir("/world") == ["level.dat"]
+        with pytest.raises(PermissionError, match="Invalid file path: invalid path"):
+            client.stat(b"/world/\xff\xfe.dat")
+        assert client.listdir("/") is not None  # the session goes on
+
+
 def test_an_upload_is_put_in_place_only_on_close(world, root):
     with sftp_session(world.sftp_port) as client:
         handle = client.open("/server.properties", "wb")

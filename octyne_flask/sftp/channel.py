@@ -15,8 +15,9 @@ import logging
 import struct
 
 from paramiko import SFTPServer
-from paramiko.sftp import CMD_CLOSE, SFTP_BAD_MESSAGE, SFTP_FAILURE, SFTP_OK, SFTPError
+from paramiko.sftp import CMD_CLOSE, SFTP_BAD_MESSAGE, SFTP_FAILURE, SFTP_OK, SFTP_PERMISSION_DENIED, SFTPError
 
+from octyne_flask.files.paths import INVALID
 from octyne_flask.sftp.refusals import Refused
 from octyne_flask.sftp.view import ServerFilesView
 
@@ -55,6 +56,8 @@ class SftpChannel(SFTPServer):
                 super()._process(t, request_number, msg)
         except Refused as refusal:
             self._send_status(request_number, refusal.code, refusal.message)
+        except UnicodeDecodeError:  # a path that is not UTF-8 text names no file here
+            self._send_status(request_number, SFTP_PERMISSION_DENIED, f"Invalid file path: {INVALID}")
         except Exception:
             if self.sock.closed:  # the connection went away mid-answer: the session ends
                 raise

@@ -15,6 +15,7 @@ the close).
 from __future__ import annotations
 
 import os
+import stat
 
 from paramiko import SFTPAttributes, SFTPHandle
 from paramiko.sftp import SFTP_OK, SFTP_PERMISSION_DENIED
@@ -25,7 +26,13 @@ from octyne_flask.sftp.refusals import Refused, forbidden, refusing, unsupported
 from octyne_flask.sftp.session import Session
 
 MAX_READ = 256 * 1024  # bytes answered per read request, whatever length the client asks for
-MODE_BITS = 0o777  # never setuid, setgid or sticky: the daemon may run as root
+
+
+def allowed_mode(mode: int, *, folder: bool) -> int:
+    """The permission bits a client may set: never setuid, setgid or sticky (the daemon may run as root),
+    and the owner (the daemon, or the app's user) always keeps reading and writing, and entering a folder,
+    so nobody locks the daemon out of a server's files."""
+    return (mode & 0o777) | (0o700 if folder else 0o600)
 
 
 def change_attributes(session: Session, target: ServerPath, fd: int, attr: SFTPAttributes) -> None:
@@ -52,8 +59,9 @@ def _apply(fd: int, attr: SFTPAttributes, truncate) -> dict:
         if flags & attr.FLAG_SIZE:
             truncate(attr.st_size)
         if flags & attr.FLAG_PERMISSIONS:
-            os.chmod(where, attr.st_mode & MODE_BITS)
-            changed["mode"] = f"{attr.st_mode & MODE_BITS:04o}"
+            mode = allowed_mode(attr.st_mode, folder=stat.S_ISDIR(os.fstat(fd).st_mode))
+            os.chmod(where, mode)
+            changed["mode"] = f"{mode:04o}"
         if flags & attr.FLAG_AMTIME:
             os.utime(where, (attr.st_atime, attr.st_mtime))
             changed["mtime"] = attr.st_mtime

@@ -35,7 +35,7 @@ from octyne_flask.files.listing import folder_entries, opened_folder
 from octyne_flask.files.operations import create_folder, in_parent_folder, move_entry
 from octyne_flask.files.paths import LINK_ESCAPES, ServerPath, check_opened, is_inside, relative_path, resolve
 from octyne_flask.files.pending import ALREADY_THERE, PendingFile
-from octyne_flask.sftp.handles import ReadHandle, UploadHandle, change_attributes
+from octyne_flask.sftp.handles import ReadHandle, UploadHandle, allowed_mode, change_attributes
 from octyne_flask.sftp.refusals import Refused, forbidden, refusing, unsupported
 from octyne_flask.sftp.session import Session
 
@@ -74,7 +74,7 @@ class ServerFilesView(SFTPServerInterface):
         self._require("files.view")
         folder = self._resolve(path, "folder path", follow=True)
         with refusing(), opened_folder(folder) as fd:
-            return [SFTPAttributes.from_stat(info, name) for name, info in folder_entries(fd)]
+            return [SFTPAttributes.from_stat(info, name) for name, info in folder_entries(fd) if _is_text(name)]
 
     def stat(self, path):
         self._require("files.view")
@@ -127,7 +127,7 @@ class ServerFilesView(SFTPServerInterface):
             raise Refused(SFTP_FAILURE, ALREADY_THERE)
         if not os.path.isdir(os.path.dirname(target.absolute)):
             raise Refused(SFTP_NO_SUCH_FILE, "The folder of this file does not exist!")
-        mode = attr.st_mode & 0o777 if attr._flags & attr.FLAG_PERMISSIONS else None
+        mode = allowed_mode(attr.st_mode, folder=False) if attr._flags & attr.FLAG_PERMISSIONS else None
         with refusing():
             pending = PendingFile(target, self.session.daemon.config.files.upload_limit,
                                   self.session.daemon.temporaries, keep_content=not flags & os.O_TRUNC, mode=mode)
@@ -136,7 +136,7 @@ class ServerFilesView(SFTPServerInterface):
 
     def chattr(self, path, attr):
         self._require("files.upload")
-        target = self._resolve(path, follow=True)
+        target = self._resolve(path, follow=True, allow_root=False)
         with refusing(), _opened_path(target) as fd:
             change_attributes(self.session, target, fd, attr)
         return SFTP_OK
@@ -185,6 +185,16 @@ class ServerFilesView(SFTPServerInterface):
 
     def symlink(self, target_path, path):
         raise unsupported("Creating links")
+
+
+def _is_text(name: str) -> bool:
+    """Whether a file name is UTF-8 (SFTP v3 paths are UTF-8 text: another name could be listed but
+    never asked for, so listings leave it out; the HTTP API still reaches it)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @contextmanager
