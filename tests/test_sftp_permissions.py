@@ -126,3 +126,24 @@ def test_a_permission_taken_away_applies_to_an_open_session_and_an_open_upload(d
             upload.close()
         assert client.listdir("/world") == []
     wait_until(lambda: sorted(os.listdir(root)) == ["empty", "level.dat", "world"])
+
+
+def test_every_failed_login_costs_one_password_check_whatever_was_wrong(daemon, root):
+    """Same timing class: the password is checked before the server, so no failure answers sooner."""
+    daemon.permissions = Grants({"admin": FILES})
+    checked = []
+    real_check = daemon.authenticator.check_password
+
+    def counted(account, password):
+        checked.append(account)
+        return real_check(account, password)
+
+    daemon.authenticator.check_password = counted
+    try:
+        for name, password in ((f"admin.{SERVER}", "wrong"), ("admin.no-such-server", ADMIN_PASSWORD),
+                               ("nobody.survival", ADMIN_PASSWORD), ("lacking.survival", ADMIN_PASSWORD),
+                               ("admin", ADMIN_PASSWORD)):
+            login_fails(daemon.sftp_port, name, password)
+    finally:
+        del daemon.authenticator.check_password
+    assert checked == ["admin", "admin", "nobody", "lacking", "admin"]

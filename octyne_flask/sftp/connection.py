@@ -134,7 +134,10 @@ class SessionGate(paramiko.ServerInterface):
         return AUTH_SUCCESSFUL
 
     def check_channel_request(self, kind, chanid):
-        if kind != "session" or not self.connection.channel_opened():
+        # paramiko refuses channels before the login; asked again so that an approved key whose
+        # signature then failed can never count as a login here.
+        authenticated = self.connection.transport.is_authenticated()
+        if kind != "session" or not authenticated or not self.connection.channel_opened():
             return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
         if not self.connection.begin_session(self._approved):
             return OPEN_FAILED_RESOURCE_SHORTAGE
