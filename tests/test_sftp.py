@@ -96,7 +96,7 @@ def test_login_as_account_dot_server_roots_the_session_in_that_servers_directory
         assert sorted(client.listdir("/")) == ["server.properties", "world"]
         assert client.normalize(".") == "/"
         assert client.listdir("/world") == ["level.dat"]
-    with sftp_session(world.sftp_port, f"alice.creative", ALICE_PASSWORD) as client:
+    with sftp_session(world.sftp_port, "alice.creative", ALICE_PASSWORD) as client:
         assert client.listdir("/") == ["theirs.txt"]
     login = entries_of(world, "auth.login")[-1]
     assert (login["user"], login["server"], login["via"], login["ip"]) == ("alice", "creative", "sftp", "127.0.0.1")

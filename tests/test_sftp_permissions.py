@@ -11,7 +11,6 @@ import json
 import os
 import stat
 
-import paramiko
 import pytest
 
 from octyne_flask.auth.passwords import hash_password
