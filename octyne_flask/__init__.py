@@ -9,7 +9,8 @@ from flask import Flask
 log = logging.getLogger(__name__)
 
 
-def create_app(config_path: str = "config.json", users_path: str = "users.json") -> Flask:
+def create_app(config_path: str = "config.json", users_path: str = "users.json",
+               access_path: str | None = None) -> Flask:
     """Build the daemon and its API; start the user watcher and the enabled apps.
 
     The launchers (``cli.prepare_to_serve``, also used by deploy/gunicorn.conf.py)
@@ -20,8 +21,8 @@ def create_app(config_path: str = "config.json", users_path: str = "users.json")
     from octyne_flask.transport import TransportMiddleware
     from octyne_flask.webui import Dashboard
 
-    daemon = Daemon(config_path, users_path)
-    app = Flask(__name__)
+    daemon = Daemon(config_path, users_path, access_path)
+    app = Flask(__name__, static_folder=None)  # the API port serves no files of its own
     app.json.sort_keys = False
     app.json.compact = True
     app.extensions["octyne"] = daemon

@@ -48,6 +48,11 @@ class ActionLog:
             return
         self._write({"msg": "user performed action", "action": action, "ip": ip, "user": user, **fields})
 
+    def event(self, action: str, **fields) -> None:
+        """Log something that happened to an app without anyone asking (``server.oom``), unless switched off."""
+        if self.enabled_for(action):
+            self._write({"msg": "server event", "action": action, **fields})
+
     def _write(self, entry: dict) -> None:
         line = json.dumps({"level": "info", "ts": time.time(), **entry}, ensure_ascii=False,
                           separators=(",", ":")) + "\n"

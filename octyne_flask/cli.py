@@ -8,10 +8,11 @@ import sys
 from octyne_flask.config import ConfigError, load_config
 from octyne_flask.version import API_VERSION, IMPLEMENTATION, IMPLEMENTATION_VERSION
 
-USAGE = """Usage: octyne [--version|-v] [--help|-h] [--config=<path>] [--users=<path>]
+USAGE = """Usage: octyne [--version|-v] [--help|-h] [--config=<path>] [--users=<path>] [--access=<path>]
 
   --config=<path>  config file (HuJSON), default config.json in the working directory
   --users=<path>   users file, default users.json in the working directory
+  --access=<path>  access control file, default access.json beside the users file
   --version, -v    print the version
   --help, -h       print this help
 """
@@ -22,7 +23,7 @@ class UsageError(ValueError):
 
 
 def parse_arguments(arguments: list[str]) -> dict:
-    options = {"config": "config.json", "users": "users.json", "version": False, "help": False}
+    options = {"config": "config.json", "users": "users.json", "access": None, "version": False, "help": False}
     remaining = list(arguments)
     while remaining:
         argument = remaining.pop(0)
@@ -30,10 +31,10 @@ def parse_arguments(arguments: list[str]) -> dict:
             options["version"] = True
         elif argument in ("--help", "-h"):
             options["help"] = True
-        elif argument.startswith(("--config=", "--users=")):
+        elif argument.startswith(("--config=", "--users=", "--access=")):
             name, _, value = argument[2:].partition("=")
             options[name] = value
-        elif argument in ("--config", "--users") and remaining:
+        elif argument in ("--config", "--users", "--access") and remaining:
             options[argument[2:]] = remaining.pop(0)
         else:
             raise UsageError(f"unknown argument: {argument}")
@@ -63,7 +64,7 @@ def main(arguments: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"octyne: invalid config: {error}", file=sys.stderr)
         return 1
-    return serve(config, options["config"], options["users"])
+    return serve(config, options["config"], options["users"], options["access"])
 
 
 class StartupError(RuntimeError):
@@ -76,9 +77,9 @@ def prepare_to_serve(config, config_path: str, users_path: str) -> int:
     Returns the daemon lock's fd, which must stay open (the worker inherits it) until the daemon exits.
     """
     from octyne_flask.auth.users import ensure_users_file
-    from octyne_flask.serving import check_tls_files
+    from octyne_flask.serving import check_tls_files, isolation_banner
     from octyne_flask.sftp.service import SftpUnavailable, check_before_start
-    from octyne_flask.supervisor import DaemonLockError, acquire_daemon_lock
+    from octyne_flask.supervisor import DaemonLockError, acquire_daemon_lock, cgroup_tree, instance_name
 
     try:
         check_tls_files(config)  # a bad pair must not leave anything listening
@@ -89,10 +90,12 @@ def prepare_to_serve(config, config_path: str, users_path: str) -> int:
     message = ensure_users_file(users_path)
     if message:
         print(message, flush=True)
+    # Chosen here, in the process that forks the worker, so the worker inherits the same choice.
+    print("\n".join(isolation_banner(config, cgroup_tree(instance_name(config_path)))), flush=True)
     return lock
 
 
-def serve(config, config_path: str, users_path: str) -> int:
+def serve(config, config_path: str, users_path: str, access_path: str | None = None) -> int:
     """Check and prepare, then run gunicorn until stopped."""
     from octyne_flask.serving import EmbeddedGunicorn
 
@@ -101,5 +104,5 @@ def serve(config, config_path: str, users_path: str) -> int:
     except StartupError as error:
         print(f"octyne: {error}", file=sys.stderr)
         return 1
-    EmbeddedGunicorn(config_path, users_path, config).run()
+    EmbeddedGunicorn(config_path, users_path, config, access_path).run()
     return 0

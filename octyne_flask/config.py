@@ -12,12 +12,15 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import pwd
 import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
 import json5
+
+from octyne_flask.runas import RunAs, RunAsError, resolve
 
 
 class ConfigError(ValueError):
@@ -29,7 +32,7 @@ class Key:
     """One config key: where it sits, what it holds, its default and its meaning."""
 
     path: str
-    kind: str  # "bool", "int", "number", "string", "object", "list"
+    kind: str  # "bool", "int", "number", "size", "string", "object", "list"
     default: Any
     doc: str
     octyne: bool = True  # False for our own extensions
@@ -43,6 +46,8 @@ class Key:
         """``value`` if it is of this key's kind (and in range, for numbers); else ConfigError naming the key."""
         if not _KIND_CHECKS[self.kind](value):
             raise ConfigError(f"'{where}{self.path}' must be {_KIND_NAMES[self.kind]}")
+        if self.kind == "size":
+            value = size_in_bytes(value)
         # A comparison is False for NaN and refuses infinities, without converting huge integers to float.
         if self.bounds is not None and not self.bounds[0] <= value <= self.bounds[1]:
             low, high = self.bounds
@@ -50,22 +55,45 @@ class Key:
         return value
 
 
-_NUMERIC = ("int", "number")
+NO_LIMIT = object()  # the default of a limit: absent, the value is None ("none" in the README)
+_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+
+
+def size_in_bytes(value: Any) -> int | None:
+    """Bytes from an integer or a string like ``"128M"`` (binary K/M/G); None if it is neither."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    found = re.fullmatch(r"([0-9]{1,20})([KMG]?)", value.strip().upper()) if isinstance(value, str) else None
+    return int(found[1]) * _SIZE_UNITS[found[2]] if found else None
+
+
+def size_text(size: int) -> str:
+    """``size`` bytes the way the config writes it: the largest binary suffix that divides it."""
+    for suffix in ("G", "M", "K"):
+        if size % _SIZE_UNITS[suffix] == 0:
+            return f"{size // _SIZE_UNITS[suffix]}{suffix}"
+    return str(size)
+
+
+_NUMERIC = ("int", "number", "size")
 _KIND_CHECKS = {
     "bool": lambda v: isinstance(v, bool),
     "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
     "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "size": lambda v: size_in_bytes(v) is not None,
     "string": lambda v: isinstance(v, str),
     "object": lambda v: isinstance(v, dict),
     "list": lambda v: isinstance(v, list),
 }
 _KIND_NAMES = {"bool": "a boolean", "int": "an integer", "number": "a number",
+               "size": "a size (bytes, or a number with a K, M or G suffix)",
                "string": "a string", "object": "an object", "list": "a list"}
 
 _PORT = (1, 65535)
 _DAY = 24 * 60 * 60  # seconds: the longest wait any key may ask for
 _MIB = 1024 * 1024
 _TB = 10**12
+_GIB = 1024 * _MIB
 
 SCHEMA: tuple[Key, ...] = (
     Key("port", "int", 42069, "TCP port of the API (and the Unix socket's default name).", bounds=_PORT),
@@ -75,6 +103,7 @@ SCHEMA: tuple[Key, ...] = (
     Key("unixSocket.enabled", "bool", True, "Serve the API on a Unix socket without authentication (user `@local`)."),
     Key("unixSocket.location", "string", "", "Socket path; empty means `$TMPDIR/octyne.sock.<port>` (`/tmp` without `TMPDIR`)."),
     Key("unixSocket.group", "string", "", "Group that may use the socket (mode 0660); empty means owner only (0600)."),
+    Key("unixSocket.accounts", "object", {}, "Unix user name or uid -> account: such a socket peer acts as that account; when non-empty, unlisted peers other than root and the daemon's own user are refused (see Access control).", False),
     Key("redis.enabled", "bool", False, "Keep users and tokens in Redis so several nodes share logins."),
     Key("redis.url", "string", "redis://localhost", "Redis connection URL."),
     Key("redis.role", "string", "", "`primary` (mirrors users.json into Redis, serves logins) or `secondary` (validates tokens only)."),
@@ -113,6 +142,17 @@ SERVER_SCHEMA: tuple[Key, ...] = (
     Key("command", "string", None, "Command line (split like a POSIX shell, never run by one)."),
     Key("stop.command", "string", "", "Console input that stops the app gracefully, written on TERM before SIGTERM.", False),
     Key("stop.timeout", "number", 30, "Seconds to wait after the stop command before sending SIGTERM.", False, (0, _DAY)),
+    Key("env", "object", {}, "Environment variables for the app (names to strings), laid over the inherited ones.", False),
+    Key("inheritEnv", "bool", True, "Start from the daemon's environment; `false`: from `PATH`, `HOME` and `LANG` only "
+        "(and the daemon's `OCTYNE_FLASK_APPS` mark).", False),
+    Key("user", "string", "", "Run the app as this user (name or id; its groups and `HOME`). Needs a root daemon.", False),
+    Key("group", "string", "", "Run the app with this primary group (default: the user's). Needs a root daemon.", False),
+    Key("limits.memory", "size", NO_LIMIT, "Memory limit of the app's cgroup (`128M` = 134217728 bytes).", False,
+        (4 * _MIB, 16384 * _GIB)),
+    Key("limits.cpu", "number", NO_LIMIT, "CPU limit of the app's cgroup, in cores (`1.5`).", False, (0.01, 1024)),
+    Key("limits.pids", "int", NO_LIMIT, "Most processes and threads in the app's cgroup.", False, (1, 4_194_304)),
+    Key("limits.openFiles", "int", NO_LIMIT, "Open-file limit (`RLIMIT_NOFILE`, soft and hard) of the app.", False,
+        (16, 1_048_576)),
 )
 
 @dataclass(frozen=True)
@@ -122,12 +162,31 @@ class StopConfig:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """Resource limits of one app; None means no limit."""
+
+    memory: int | None = None  # bytes
+    cpu: float | None = None  # cores
+    pids: int | None = None
+    open_files: int | None = None
+
+    def cgroup_limits(self) -> dict[str, float]:
+        """The limits a cgroup applies (openFiles is an rlimit), by config name."""
+        named = {"memory": self.memory, "cpu": self.cpu, "pids": self.pids}
+        return {name: value for name, value in named.items() if value is not None}
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     name: str
     enabled: bool
     directory: str
     command: str
     stop: StopConfig | None = None
+    env: dict = field(default_factory=dict, hash=False)
+    inherit_env: bool = True
+    run_as: RunAs | None = None
+    limits: Limits = Limits()
 
     def argv(self) -> list[str]:
         """The command split into program and arguments, like a shell would, without one."""
@@ -146,6 +205,7 @@ class UnixSocketConfig:
     enabled: bool
     location: str
     group: str
+    accounts: dict = field(default_factory=dict, hash=False)  # peer uid -> account name
 
 
 @dataclass(frozen=True)
@@ -250,7 +310,7 @@ def _value(document: dict, key: Key, where: str = "") -> Any:
     parts = key.path.split(".")
     for depth, part in enumerate(parts):
         if node is None:
-            return key.default
+            break
         if not isinstance(node, dict):
             parent = where + ".".join(parts[:depth])
             raise ConfigError(f"'{parent}' must be an object")
@@ -258,7 +318,7 @@ def _value(document: dict, key: Key, where: str = "") -> Any:
     if node is None:
         if key.default is None:
             raise ConfigError(f"'{where}{key.path}' is required")
-        return key.default
+        return None if key.default is NO_LIMIT else key.default
     return key.check(node, where)
 
 
@@ -276,13 +336,49 @@ def _parse_server(name: str, entry: Any) -> ServerConfig:
     stop = None
     if values["stop.command"]:
         stop = StopConfig(values["stop.command"], float(values["stop.timeout"]))
+    try:
+        run_as = resolve(values["user"], values["group"])
+    except RunAsError as error:
+        raise ConfigError(f"'{where}{error.key}' {error}") from None
     return ServerConfig(
         name=name,
         enabled=values["enabled"],
         directory=os.path.abspath(values["directory"]),
         command=command,
         stop=stop,
+        env=_environment(values["env"], where),
+        inherit_env=values["inheritEnv"],
+        run_as=run_as,
+        limits=Limits(values["limits.memory"], values["limits.cpu"], values["limits.pids"], values["limits.openFiles"]),
     )
+
+
+def _socket_accounts(entries: dict) -> dict[int, str]:
+    """``unixSocket.accounts`` with every Unix user name resolved to its uid."""
+    accounts = {}
+    for peer, account in entries.items():
+        key = f"'unixSocket.accounts.{peer}'"
+        if not isinstance(account, str) or not account:
+            raise ConfigError(f"{key} must be an account name")
+        if peer.isdigit():
+            uid = int(peer)
+        else:
+            try:
+                uid = pwd.getpwnam(peer).pw_uid
+            except KeyError:
+                raise ConfigError(f"{key}: there is no Unix user called {peer!r}") from None
+        accounts[uid] = account
+    return accounts
+
+
+def _environment(env: dict, where: str) -> dict:
+    """``env`` checked: names without ``=`` or NUL, string values without NUL."""
+    for name, value in env.items():
+        if not name or "=" in name or "\0" in name:
+            raise ConfigError(f"'{where}env' has an invalid variable name {name!r}")
+        if not isinstance(value, str) or "\0" in value:
+            raise ConfigError(f"'{where}env.{name}' must be a string without NUL characters")
+    return dict(env)
 
 
 def _trusted_proxies(entries: list) -> tuple:
@@ -320,7 +416,8 @@ def config_from_document(document: dict) -> Config:
         port=values["port"],
         web_ui=web_ui,
         unix_socket=UnixSocketConfig(
-            values["unixSocket.enabled"], values["unixSocket.location"], values["unixSocket.group"]),
+            values["unixSocket.enabled"], values["unixSocket.location"], values["unixSocket.group"],
+            _socket_accounts(values["unixSocket.accounts"])),
         redis=redis,
         https=https,
         logging=LoggingConfig(values["logging.enabled"], values["logging.path"], dict(actions)),
@@ -373,7 +470,10 @@ def config_reference() -> str:
 
 
 def _row(path: str, key: Key) -> str:
-    default = "required" if key.default is None else f"`{json.dumps(key.default)}`"
+    if key.default is None or key.default is NO_LIMIT:
+        default = "required" if key.default is None else "none"
+    else:
+        default = f"`{json.dumps(key.default)}`"
     bounds = f"{key.bounds[0]}–{key.bounds[1]}" if key.bounds else ""
     origin = "" if key.octyne else " *(extension)*"
     return f"| `{path}` | {key.kind} | {default} | {bounds} | {key.doc}{origin} |"

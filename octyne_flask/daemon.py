@@ -12,7 +12,9 @@ import threading
 
 from octyne_flask.actionlog import ActionLog
 from octyne_flask.atomicfile import write_atomically
-from octyne_flask.auth.permissions import AllowEveryone
+from octyne_flask.auth.access import AccessSnapshot
+from octyne_flask.auth.access_store import AccessStore, SnapshotSource, default_access_path
+from octyne_flask.auth.accounts import Accounts
 from octyne_flask.auth.throttle import LoginThrottle
 from octyne_flask.auth.tickets import TicketStore
 from octyne_flask.auth.tokens import MemoryAuthenticator
@@ -22,7 +24,7 @@ from octyne_flask.errors import INVALID_JSON, ApiError
 from octyne_flask.files.archives.tasks import CompressionTasks
 from octyne_flask.files.temp_journal import TemporaryJournal, journal_path
 from octyne_flask.sftp.service import SftpService, SftpUnavailable
-from octyne_flask.supervisor import Supervisor, apps_lock_path
+from octyne_flask.supervisor import Supervisor, apps_guard, cgroup_tree, instance_name
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,25 @@ def build_authenticator(config: Config, users: UserStore, *, require_redis: bool
     return MemoryAuthenticator(users)
 
 
+def build_access_source(config: Config, store: AccessStore) -> tuple[SnapshotSource, object | None]:
+    """The access rules this node enforces, and the Redis link to close when the settings change.
+
+    Standalone: its own access.json. A Redis primary mirrors that file into Redis;
+    a secondary enforces what Redis holds.
+    """
+    if not config.redis.enabled:
+        return store, None
+    from octyne_flask.auth.redis_access import AccessFollower, AccessMirror
+
+    if config.redis.role == "primary":
+        return store, AccessMirror(store, config.redis.url)
+    follower = AccessFollower(config.redis.url)
+    return follower, follower
+
+
+CONSOLE_PERMISSIONS = frozenset({"console.view", "console.write"})
+
+
 def _auth_settings(config: Config) -> tuple:
     return (config.redis.enabled, config.redis.url, config.redis.role)
 
@@ -54,7 +75,7 @@ def _auth_settings(config: Config) -> tuple:
 class Daemon:
     """Everything one running octyne-flask owns."""
 
-    def __init__(self, config_path: str, users_path: str):
+    def __init__(self, config_path: str, users_path: str, access_path: str | None = None):
         self.config_path = config_path
         self.users_path = users_path
         self.config = load_config(config_path)[0]
@@ -63,8 +84,13 @@ class Daemon:
         self.authenticator = build_authenticator(self.config, self.users, require_redis=False)
         self.tickets = TicketStore()
         self.throttle = LoginThrottle()
-        self.permissions = AllowEveryone()
-        self.supervisor = Supervisor(self.config, apps_lock_path(config_path))
+        self.access_store = AccessStore(access_path or default_access_path(users_path))
+        self.accounts = Accounts(self.users, self.access_store)
+        # The rules in force (``access.snapshot``): access.json, or Redis on a secondary.
+        self.access, self._access_link = build_access_source(self.config, self.access_store)
+        self.access.on_change(self._close_revoked_consoles)
+        self.supervisor = Supervisor(self.config, apps_guard(config_path), cgroup_tree(instance_name(config_path)),
+                                     report=self.action_log.event)
         self.temporaries = TemporaryJournal(journal_path(config_path))  # swept at start after a crash
         self.compressions = CompressionTasks(self.temporaries)  # every /compress build, sync and async
         self.sftp = SftpService(self)
@@ -73,9 +99,11 @@ class Daemon:
         self._config_lock = threading.Lock()
 
     def start(self) -> None:
-        """Remove what a crash left behind, begin watching users.json, start the enabled apps and SFTP."""
+        """Remove what a crash left behind, begin watching users.json and access.json, start the enabled apps
+        and SFTP."""
         self.temporaries.sweep()
         self.users.start_watching()
+        self.access_store.start_watching()
         self.supervisor.start_enabled()
         threading.Thread(target=self._serve_sftp, name="sftp-start", daemon=True).start()
 
@@ -102,12 +130,27 @@ class Daemon:
         if removed:
             self.supervisor.close_consoles_of(removed)
 
+    def _close_revoked_consoles(self, old: AccessSnapshot, new: AccessSnapshot) -> None:
+        """A console whose owner lost ``console.view`` or ``console.write`` on its server closes at once.
+
+        The client reconnects (or is refused) under the new rules, read-only if that is what is left.
+        """
+        for name, server in self.supervisor.items():
+            def lost(subscriber, name=name) -> bool:
+                was, now = old.permissions(subscriber.owner, name), new.permissions(subscriber.owner, name)
+                return bool(CONSOLE_PERMISSIONS & (was - now))
+
+            server.console.close_where(lost)
+
     def shutdown(self) -> None:
         """Stop SFTP, every app (TERM, then KILL after the grace period) and every compression, release resources."""
         self.sftp.stop()
         self.compressions.cancel()  # builds unwind (removing their temporary files) while the apps stop
         self.supervisor.shutdown()
         self.users.stop_watching()
+        self.access_store.stop_watching()
+        if self._access_link is not None:
+            self._access_link.close()
         self.authenticator.close()
         if not self.compressions.wait(COMPRESSION_STOP_SECONDS):
             log.warning("A compression was still running at shutdown; its temporary file may remain")
@@ -184,7 +227,18 @@ class Daemon:
         if authenticator is not self.authenticator:
             old, self.authenticator = self.authenticator, authenticator
             old.close()
+            self._switch_access_source(config)
         self.action_log.apply(config.logging)
         self.supervisor.apply(config)
         self.config = config
         self.sftp.switch(sftp)
+
+    def _switch_access_source(self, config: Config) -> None:
+        """Redis switched on, off or to another role: enforce the rules of the new source from now on."""
+        if self._access_link is not None:
+            self._access_link.close()
+        old = self.access
+        old.remove_listener(self._close_revoked_consoles)
+        self.access, self._access_link = build_access_source(config, self.access_store)
+        self.access.on_change(self._close_revoked_consoles)
+        self._close_revoked_consoles(old.snapshot, self.access.snapshot)

@@ -18,13 +18,15 @@ class ApiError(Exception):
     """A failure that maps to one HTTP status and one exact error string.
 
     ``extra`` holds additional JSON fields (e.g. ``detail``) sent beside
-    ``error``; clients that only read ``error`` are unaffected.
+    ``error``; clients that only read ``error`` are unaffected. ``headers``
+    are response headers the status calls for (``Allow`` on a 405).
     """
 
-    def __init__(self, status: int, message: str, **extra):
+    def __init__(self, status: int, message: str, *, headers: dict[str, str] | None = None, **extra):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers or {}
         self.extra = extra
 
     def body(self) -> dict:

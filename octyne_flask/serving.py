@@ -142,6 +142,16 @@ def listening_banner(config: Config, users_path: str) -> list[str]:
     return lines
 
 
+def isolation_banner(config: Config, cgroups) -> list[str]:
+    """Which cgroups the apps get, and a warning for each app that would run as root."""
+    lines = [f"Apps' cgroups: {cgroups.describe()}"]
+    if os.geteuid() == 0:
+        for name, server in config.servers.items():
+            if server.run_as is None or server.run_as.uid == 0:
+                lines.append(f"Warning: server {name} runs as root; set servers.{name}.user to run it as another user")
+    return lines
+
+
 def check_tls_files(config: Config) -> None:
     """Raise ValueError with a clear message when HTTPS is on and the cert/key pair cannot be used."""
     if not config.https.enabled:
@@ -201,9 +211,10 @@ def gunicorn_settings(config: Config, users_path: str) -> dict:
 class EmbeddedGunicorn(BaseApplication):
     """gunicorn run from inside ``python -m octyne_flask``; the app is built in the worker."""
 
-    def __init__(self, config_path: str, users_path: str, config: Config):
+    def __init__(self, config_path: str, users_path: str, config: Config, access_path: str | None = None):
         self.config_path = config_path
         self.users_path = users_path
+        self.access_path = access_path
         self.octyne_config = config
         super().__init__()
 
@@ -214,4 +225,4 @@ class EmbeddedGunicorn(BaseApplication):
     def load(self):
         from octyne_flask import create_app
 
-        return create_app(self.config_path, self.users_path)
+        return create_app(self.config_path, self.users_path, self.access_path)

@@ -54,15 +54,18 @@ class RunningDaemon:
     """One daemon subprocess and the ways to talk to it."""
 
     def __init__(self, directory: Path, config: dict, users: dict | None, env: dict | None = None,
-                 args: list[str] | None = None, wait: bool = True, config_text: str | None = None):
+                 args: list[str] | None = None, wait: bool = True, config_text: str | None = None,
+                 keep_files: bool = False):
+        """``keep_files``: start on the config and users files already in ``directory`` (a restart)."""
         self.directory = directory
         self.port = config["port"]
         self.config_path = directory / "config.json"
         self.users_path = directory / "users.json"
         self.socket_path = config.get("unixSocket", {}).get("location", "")
         self.log_path = directory / "logs" / "octyne.log"
-        self.config_path.write_text(config_text if config_text is not None else json.dumps(config, indent=2))
-        if users is not None:
+        if not keep_files:
+            self.config_path.write_text(config_text if config_text is not None else json.dumps(config, indent=2))
+        if users is not None and not keep_files:
             self.users_path.write_text(json.dumps(users, indent=2))
         self.stdout_path = directory / "daemon.out"
         self._stdout = open(self.stdout_path, "wb")
@@ -150,7 +153,8 @@ class RunningDaemon:
     def action_log(self) -> list[dict]:
         if not self.log_path.exists():
             return []
-        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line.strip()]
+        # One object per "\n": str.splitlines() would also split inside values holding U+2028 or U+0085.
+        return [json.loads(line) for line in self.log_path.read_text(encoding="utf-8").split("\n") if line.strip()]
 
 
 def daemon_config(directory: Path, servers: dict | None = None, **extra) -> dict:

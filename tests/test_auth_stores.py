@@ -201,14 +201,14 @@ def test_action_log_disabled_writes_nothing(tmp_path):
     assert not (tmp_path / "logs").exists()
 
 
-def test_permission_names_are_known_and_typos_are_not():
-    from octyne_flask.auth.permissions import GLOBAL_PERMISSIONS, SERVER_PERMISSIONS, is_known_permission, server_permission
+def test_endpoint_permissions_are_known_and_typos_are_not():
+    from octyne_flask.auth.permissions import GLOBAL_PERMISSIONS, SERVER_PERMISSIONS, split_permission
 
-    assert all(is_known_permission(name) for name in GLOBAL_PERMISSIONS)
-    assert all(is_known_permission(server_permission("lobby", name)) for name in SERVER_PERMISSIONS)
-    assert is_known_permission("serverconfig.view")  # a server may be called "config"
-    for typo in ("config.veiw", "server.view", "serverlobby.files.veiw", "lobby.view", ""):
-        assert not is_known_permission(typo)
+    assert all(split_permission(name) == (name, False) for name in GLOBAL_PERMISSIONS)
+    assert all(split_permission("server{id}." + name) == (name, True) for name in SERVER_PERMISSIONS)
+    for typo in ("config.veiw", "server{id}.files.veiw", "server.view", "serverlobby.view", "{id}.view", ""):
+        with pytest.raises(ValueError):
+            split_permission(typo)
 
 
 def test_an_unknown_username_costs_an_argon2_check_like_a_known_one(tmp_path, monkeypatch):

@@ -1,12 +1,18 @@
 """The config file: HuJSON parsing, defaults, and validation messages that name the key."""
 
+import json
 import math
+import os
+import pwd
+import subprocess
+import sys
 
 import pytest
 
 from octyne_flask.config import (
-    SCHEMA, SERVER_SCHEMA, ConfigError, Key, config_from_document, config_reference, load_config, parse_config,
+    SCHEMA, SERVER_SCHEMA, ConfigError, Key, Limits, config_from_document, config_reference, load_config, parse_config,
 )
+from octyne_flask.runas import RunAs
 from tests.harness import REPO
 
 
@@ -93,8 +99,8 @@ def document_with(key: Key, value, server: bool) -> dict:
     return document
 
 
-NUMERIC_KEYS = ([(key, False) for key in SCHEMA if key.kind in ("int", "number")]
-                + [(key, True) for key in SERVER_SCHEMA if key.kind in ("int", "number")])
+NUMERIC_KEYS = ([(key, False) for key in SCHEMA if key.kind in ("int", "number", "size")]
+                + [(key, True) for key in SERVER_SCHEMA if key.kind in ("int", "number", "size")])
 
 
 @pytest.mark.parametrize("key, server", NUMERIC_KEYS, ids=[key.path for key, _ in NUMERIC_KEYS])
@@ -112,7 +118,7 @@ def test_the_edges_of_each_range_are_allowed_and_beyond_them_refused(key, server
     low, high = key.bounds
     for edge in (low, high):
         config_from_document(document_with(key, edge, server))
-    step = 1 if key.kind == "int" else 0.001
+    step = 0.001 if key.kind == "number" else 1
     for outside in (low - step, high + step):
         with pytest.raises(ConfigError) as raised:
             config_from_document(document_with(key, outside, server))
@@ -184,3 +190,83 @@ def test_readme_documents_every_config_key():
     for row in config_reference().splitlines()[2:]:
         assert row in readme, f"README.md lacks the config row: {row}"
     assert len(SCHEMA) + len(SERVER_SCHEMA) == len(config_reference().splitlines()) - 2
+
+
+def server_entry(**entry) -> str:
+    return json.dumps({"servers": {"a": {"directory": "/srv/a", "command": "run", **entry}}})
+
+
+@pytest.mark.parametrize("memory, expected", [
+    (134217728, 134217728), ("128M", 134217728), ("128m", 134217728), ("4096K", 4 << 20), ("2G", 2 << 30),
+    ("67108864", 67108864),
+])
+def test_memory_limits_are_bytes_or_binary_suffixed_sizes(memory, expected):
+    assert parse_config(server_entry(limits={"memory": memory})).servers["a"].limits.memory == expected
+
+
+@pytest.mark.parametrize("memory", ["1.5G", "12X", "G", "-1M", "128 MB", "1T", 1.5, True])
+def test_a_memory_limit_that_is_no_size_names_the_key(memory):
+    with pytest.raises(ConfigError) as raised:
+        parse_config(server_entry(limits={"memory": memory}))
+    assert "'servers.a.limits.memory' must be a size (bytes, or a number with a K, M or G suffix)" in str(raised.value)
+
+
+def test_without_limits_env_or_user_an_app_runs_as_before():
+    server = parse_config(server_entry()).servers["a"]
+    assert server.limits == Limits() and server.limits.cgroup_limits() == {}
+    assert (server.env, server.inherit_env, server.run_as) == ({}, True, None)
+
+
+def test_limits_env_and_inheritance_are_read():
+    server = parse_config(server_entry(env={"JAVA_OPTS": "-Xmx2G"}, inheritEnv=False,
+                                       limits={"memory": "2G", "cpu": 1.5, "pids": 512, "openFiles": 4096})).servers["a"]
+    assert server.limits == Limits(memory=2 << 30, cpu=1.5, pids=512, open_files=4096)
+    assert server.limits.cgroup_limits() == {"memory": 2 << 30, "cpu": 1.5, "pids": 512}
+    assert (server.env, server.inherit_env) == ({"JAVA_OPTS": "-Xmx2G"}, False)
+
+
+@pytest.mark.parametrize("env, fragment", [
+    ({"A": 1}, "'servers.a.env.A' must be a string"),
+    ({"A": "x\0y"}, "'servers.a.env.A' must be a string without NUL"),
+    ({"A=B": "x"}, "'servers.a.env' has an invalid variable name 'A=B'"),
+    ({"": "x"}, "'servers.a.env' has an invalid variable name ''"),
+])
+def test_bad_environment_variables_name_the_key(env, fragment):
+    with pytest.raises(ConfigError) as raised:
+        parse_config(server_entry(env=env))
+    assert fragment in str(raised.value)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="user and group need a root daemon")
+def test_user_and_group_resolve_to_ids_groups_and_home():
+    nobody = pwd.getpwnam("nobody")
+    server = parse_config(server_entry(user="nobody")).servers["a"]
+    assert server.run_as == RunAs(nobody.pw_uid, nobody.pw_gid, tuple(os.getgrouplist("nobody", nobody.pw_gid)),
+                                  nobody.pw_dir)
+    by_id = parse_config(server_entry(user=str(nobody.pw_uid), group="0")).servers["a"].run_as
+    assert (by_id.uid, by_id.gid) == (nobody.pw_uid, 0)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="user and group need a root daemon")
+@pytest.mark.parametrize("entry, fragment", [
+    ({"user": "no-such-user-here"}, "'servers.a.user' names no user on this system"),
+    ({"user": "nobody", "group": "no-such-group-here"}, "'servers.a.group' names no group on this system"),
+    ({"user": "nobody\0root"}, "'servers.a.user' names no user on this system"),
+    ({"user": "99999999999999999999"}, "'servers.a.user' names no user on this system"),
+])
+def test_an_unknown_user_or_group_names_the_key(entry, fragment):
+    with pytest.raises(ConfigError) as raised:
+        parse_config(server_entry(**entry))
+    assert fragment in str(raised.value)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to check as another user")
+@pytest.mark.parametrize("key", ["user", "group"])
+def test_user_or_group_in_a_daemon_that_is_not_root_names_the_key(key):
+    """Checked in a process that gave up root after its imports (Python itself lives under /root here)."""
+    text = server_entry(**{key: "nobody" if key == "user" else "nogroup"})
+    check = f"import os; from octyne_flask.config import parse_config; os.seteuid(65534); parse_config({text!r})"
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=REPO,
+                          env={"PYTHONPATH": str(REPO)}, timeout=30)
+    assert done.returncode == 1
+    assert f"ConfigError: 'servers.a.{key}' needs the daemon to run as root" in done.stderr

@@ -304,19 +304,9 @@ def test_the_console_of_a_removed_server_closes_after_the_removal_line(daemon_fa
     assert 4 < time.monotonic() - removed_at < 8
 
 
-class Refuses:
-    """A permission policy that refuses, to everyone, every permission whose name ends in ``suffix``."""
-
-    def __init__(self, suffix: str):
-        self.suffix = suffix
-
-    def allows(self, user: str, permission: str) -> bool:
-        return not permission.endswith(self.suffix)
-
-
 @pytest.fixture
 def in_process_app(tmp_path):
-    """The app served in-process (real sockets, Werkzeug), so a test can swap its permission policy."""
+    """The app served in-process (real sockets, Werkzeug), so a test can set its access rules directly."""
     from octyne_flask import create_app
 
     write_apps(tmp_path)
@@ -334,9 +324,18 @@ def in_process_app(tmp_path):
     app.extensions["octyne"].shutdown()
 
 
+def reader_token(port: int, app, servers: dict) -> str:
+    """A token of the new account ``reader``, whose only access rules are ``servers`` (extensions.md §A)."""
+    daemon = app.extensions["octyne"]
+    daemon.accounts.create("reader", "reader-password")
+    daemon.access_store.patch({"accounts": {"reader": {"servers": servers}}}, daemon.users.names())
+    return requests.get(f"http://127.0.0.1:{port}/login",
+                        headers={"Username": "reader", "Password": "reader-password"}).json()["token"]
+
+
 def test_input_from_a_read_only_user_is_dropped_silently(in_process_app):
-    port, token, app = in_process_app
-    app.extensions["octyne"].permissions = Refuses(".console.write")
+    port, _, app = in_process_app
+    token = reader_token(port, app, {"echo": ["view", "console.view"]})
     url = f"ws://127.0.0.1:{port}/server/echo/console"
     ws = websocket.create_connection(url, subprotocols=["console-v2"], header=[f"Authorization: {token}"], timeout=10)
     assert receive(ws) == {"type": "settings", "readOnly": True}
@@ -355,8 +354,9 @@ def test_input_from_a_read_only_user_is_dropped_silently(in_process_app):
 
 
 def test_a_user_without_console_view_is_refused_before_the_server_lookup(in_process_app):
-    port, token, app = in_process_app
-    app.extensions["octyne"].permissions = Refuses(".console.view")
+    port, _, app = in_process_app
+    every_but_the_console = ["view", "control", "files.view", "console.write"]
+    token = reader_token(port, app, {"echo": every_but_the_console, "nope": every_but_the_console})
     forbidden = "You are not allowed to access this resource!"
     for server in ("echo", "nope"):
         url = f"ws://127.0.0.1:{port}/server/{server}/console"

@@ -22,6 +22,7 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect, sync_playwright
 
+from tests.cgrouphost import V1_CONTROLLERS
 from tests.harness import ADMIN_PASSWORD, REPO, free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -452,6 +453,120 @@ def test_expired_session_and_unreachable_daemon_show_clear_pages(dashboard):
     dashboard.problems.expected_network_errors = True
     dashboard.daemon.stop()
     expect(page.get_by_role("heading", name="Octyne is unreachable")).to_be_visible()
+
+
+def test_access_page_grants_a_viewer_who_then_sees_only_that_server_read_only(dashboard, browser):
+    """The flow of issue #11: viewer on one server for a new account, then operator; controls follow /access/me."""
+    page, daemon = dashboard.page, dashboard.daemon
+    daemon.post("/accounts", json={"username": "newbie", "password": "newbie-password"})
+    dashboard.open("#/access")
+    dashboard.login()
+    expect(page.get_by_text("Access control is off")).to_be_visible()
+    page.get_by_label("newbie is an administrator").uncheck()  # off: every account starts as an administrator
+    page.get_by_label("newbie on demo").select_option("viewer")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Access saved.")).to_be_visible()
+    expect(page.get_by_text("Access control is on.")).to_be_visible()
+    stored = json.loads((daemon.directory / "access.json").read_text())
+    assert stored["accounts"] == {"admin": {"admin": True}, "newbie": {"servers": {"demo": "viewer"}}}
+    # The daemon's own validation error is shown as it is, and nothing is written.
+    dashboard.problems.expect_failure(409, "/api/access")
+    page.get_by_label("admin is an administrator").uncheck()
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("alert").filter(has_text="administrator")).to_have_text(
+        "At least one administrator must remain!")
+    assert json.loads((daemon.directory / "access.json").read_text()) == stored
+    page.get_by_role("button", name="Revert").click()
+    expect(page.get_by_label("admin is an administrator")).to_be_checked()
+    # A custom role, given to new accounts on the other server.
+    page.get_by_role("button", name="New role…").click()
+    page.get_by_label("Role name", exact=True).fill("moderator")
+    page.get_by_role("button", name="Next").click()
+    checklist = page.get_by_role("dialog", name="Permissions of the role moderator")
+    for permission in ("view", "console.view", "console.write"):
+        checklist.get_by_label(permission, exact=True).check()
+    checklist.get_by_role("button", name="Set").click()
+    expect(page.locator('[data-role="moderator"]')).to_contain_text("view, console.view, console.write")
+    page.get_by_label("new accounts on colours").select_option("moderator")
+    page.get_by_role("button", name="Save").click()
+    wait_until(page, lambda: json.loads((daemon.directory / "access.json").read_text())["defaults"] == {
+        "servers": {"colours": "moderator"}})
+    assert json.loads((daemon.directory / "access.json").read_text())["roles"] == {
+        "moderator": ["view", "console.view", "console.write"]}
+    dashboard.screenshot("access")
+
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(10_000)
+    viewer = Dashboard(daemon, context.new_page(), dashboard.demo_dir)
+    try:
+        viewer.open()
+        viewer.login("newbie", "newbie-password")
+        expect(viewer.card("demo")).to_be_visible()
+        expect(viewer.card("colours")).to_have_count(0)
+        expect(viewer.card("demo").get_by_role("button")).to_have_count(0)  # no Start, Stop or Kill
+        for hidden in ("Accounts", "Access", "Config"):
+            expect(viewer.page.get_by_role("link", name=hidden, exact=True)).to_be_hidden()
+        viewer.page.get_by_role("link", name="demo").click()
+        expect(viewer.page.locator(".console-status")).to_have_text("Connected")
+        expect(viewer.page.locator(".badge.read-only")).to_have_text("read-only")
+        expect(viewer.page.get_by_label("Command for demo")).to_be_disabled()
+        viewer.screenshot("access-viewer-console")
+        viewer.page.get_by_role("link", name="Files").click()
+        expect(viewer.page.get_by_role("button", name="Refresh")).to_be_visible()
+        expect(viewer.page.get_by_role("button", name="Upload…")).to_have_count(0)
+
+        page.get_by_label("newbie on demo").select_option("operator")
+        page.get_by_role("button", name="Save").click()
+        wait_until(page, lambda: json.loads((daemon.directory / "access.json").read_text())["accounts"]["newbie"] == {
+            "servers": {"demo": "operator"}})
+        viewer.open()
+        viewer.page.reload()
+        expect(viewer.card("demo").get_by_role("button", name="Stop demo")).to_be_enabled()
+        viewer.page.get_by_role("link", name="demo").click()
+        expect(viewer.page.get_by_label("Command for demo")).to_be_enabled()
+        expect(viewer.page.locator(".badge.read-only")).to_be_hidden()
+        viewer.problems.assert_clean()
+    finally:
+        context.close()
+
+
+@pytest.mark.skipif(not V1_CONTROLLERS >= {"memory", "cpu", "pids"}, reason="needs root and cgroup v1 memory, cpu, pids")
+def test_the_memory_bar_shows_the_limit_and_an_oom_kill_shows_in_the_status(daemon_factory, browser, tmp_path):
+    (tmp_path / "hog.py").write_text("hoard = b'x' * (300 << 20)\n")
+    (tmp_path / "hold.py").write_text("import time\nkeep = b'x' * (24 << 20)\nprint('holding', flush=True)\ntime.sleep(600)\n")
+    daemon = daemon_factory(servers={
+        "capped": {"directory": str(tmp_path), "command": f"{sys.executable} hold.py",
+                   "limits": {"memory": "64M", "cpu": 0.5, "pids": 32}},
+        "hog": {"directory": str(tmp_path), "command": f"{sys.executable} hog.py", "limits": {"memory": "64M"}},
+    })
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    dashboard = Dashboard(daemon, page, tmp_path)
+    try:
+        dashboard.open("#/server/capped")
+        dashboard.login()
+        card = dashboard.card("capped")
+        expect(card.get_by_test_id("status")).to_have_text("Running")
+        expect(card.get_by_text(re.compile(r"MiB of 64 MiB limit$"))).to_be_visible()
+        bar = card.get_by_role("meter", name="Memory of capped used")
+        expect(bar).to_have_js_property("max", 64 << 20)
+        wait_until(page, lambda: bar.evaluate("meter => meter.value") >= 24 << 20)
+        expect(card.locator(".limits")).to_have_text("memory 64 MiB · CPU 0.5 cores · 32 processes")
+        expect(card.get_by_text(re.compile(r"% of 50\.0% limit$"))).to_be_visible()
+        dashboard.screenshot("limits")
+
+        wait_until(page, lambda: daemon.get("/server/hog").json()["status"] == 2, timeout=60)
+        dashboard.open("#/server/hog")
+        hog = dashboard.card("hog")
+        expect(hog.get_by_test_id("status")).to_have_text("Crashed · out of memory")
+        expect(page.get_by_role("log")).to_contain_text("[Octyne] hog was killed: out of memory (limit 64M)")
+        dashboard.screenshot("out-of-memory")
+        dashboard.open("#/")
+        expect(dashboard.card("hog").get_by_test_id("status")).to_have_text("Crashed · out of memory")
+        expect(dashboard.card("capped").get_by_test_id("status")).to_have_text("Running")
+        dashboard.problems.assert_clean()
+    finally:
+        context.close()
 
 
 # ansi.js itself, inlined as a module (it has no imports), with its parser exposed to the test.

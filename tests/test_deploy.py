@@ -103,6 +103,7 @@ def test_systemd_unit_verifies(tmp_path):
     """The shipped unit, with its install path pointed at this checkout (systemd checks ExecStart exists)."""
     unit = (DEPLOY / "octyne.service").read_text()
     assert "KillMode=mixed" in unit and "Restart=on-failure" in unit and "User=octyne" in unit
+    assert "\nDelegate=yes\n" in unit  # the apps' cgroups go below the service's
     assert "/opt/octyne-flask/.venv/bin/python" in unit
     (tmp_path / "octyne.service").write_text(unit.replace("/opt/octyne-flask", str(REPO)))
     result = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "octyne.service")],

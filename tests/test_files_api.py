@@ -430,9 +430,9 @@ def test_a_chunked_upload_streams_too(daemon, root):
     assert (root / "chunked.bin").read_bytes() == payload
 
 
-def test_uploading_into_a_missing_folder_is_an_internal_error_like_octyne(daemon, root):
-    check_error(daemon.post("/server/alpha/file?path=/missing", files={"upload": ("x.txt", b"x")}), 500,
-                "Internal Server Error!")
+def test_uploading_into_a_missing_folder_is_a_404_not_octynes_500(daemon, root):
+    check_error(daemon.post("/server/alpha/file?path=/missing", files={"upload": ("x.txt", b"x")}), 404,
+                "This folder does not exist!")
     assert not (root / "missing").exists()
 
 

@@ -107,3 +107,75 @@ def test_a_python_client_in_another_process_is_identified(daemon):
                            check=True, timeout=30)
     entry = [e for e in daemon.action_log() if e.get("action") == "config.view"][-1]
     assert entry["pid"] == int(child.stdout) and entry["uid"] == os.getuid()
+
+
+# Sends one request as another user and prints the status code and the body.
+REQUEST_PROBE = """
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(f"GET {sys.argv[2]} HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n".encode())
+data = b""
+while chunk := s.recv(65536):
+    data += chunk
+head, _, body = data.partition(b"\\r\\n\\r\\n")
+print(head.split(b" ")[1].decode(), body.decode())
+"""
+
+
+def request_as(user, socket_path: str, path: str) -> tuple[int, dict]:
+    result = subprocess.run(["/usr/bin/python3", "-c", REQUEST_PROBE, socket_path, path], user=user.pw_uid,
+                            group=user.pw_gid, extra_groups=[], capture_output=True, text=True, timeout=30, cwd="/")
+    assert result.returncode == 0, result.stderr
+    status, _, body = result.stdout.partition(" ")
+    return int(status), json.loads(body)
+
+
+@needs_root
+def test_mapped_unix_users_act_as_their_account(daemon_factory, other_user, open_directory, tmp_path):
+    from tests.harness import ADMIN_HASH
+
+    socket_path = os.path.join(open_directory, "octyne.sock")
+    group = grp.getgrgid(other_user.pw_gid).gr_name
+    servers = {name: {"directory": str(tmp_path), "command": "true", "enabled": False} for name in ("lobby", "game")}
+    daemon = daemon_factory(servers=servers, users={"admin": ADMIN_HASH, "alice": ADMIN_HASH}, config={
+        "unixSocket": {"location": socket_path, "group": group, "accounts": {other_user.pw_name: "alice"}}})
+    assert daemon.patch("/access", json={"accounts": {"alice": {"servers": {"lobby": "viewer"}}}}).status_code == 200
+    assert request_as(other_user, socket_path, "/access/me") == (200, {
+        "username": "alice", "admin": False, "permissions": [],
+        "servers": {"lobby": ["view", "console.view", "files.view", "files.download", "backups.view",
+                              "schedules.view"]}})
+    assert request_as(other_user, socket_path, "/servers") == (200, {"servers": {"lobby": 0}})
+    assert request_as(other_user, socket_path, "/config") == (403, {"error": "You are not allowed to access this resource!"})
+    assert request_as(other_user, socket_path, "/server/lobby/files")[0] == 200
+    assert request_as(other_user, socket_path, "/server/game/files") == request_as(
+        other_user, socket_path, "/server/ghost/files") == (403, {"error": "You are not allowed to access this resource!"})
+    entry = [e for e in daemon.action_log() if e.get("action") == "config.view"]
+    assert entry == []  # refused requests are not logged as done
+    daemon.local("GET", "/config")  # root, the daemon's own user, stays @local, an administrator
+    entry = [e for e in daemon.action_log() if e.get("action") == "config.view"][-1]
+    assert (entry["user"], "via" in entry) == ("@local", False)
+    assert daemon.patch("/access", json={"accounts": {"alice": {"permissions": ["config.view"]}}}).status_code == 200
+    assert request_as(other_user, socket_path, "/config")[0] == 200
+    entry = [e for e in daemon.action_log() if e.get("action") == "config.view"][-1]
+    assert (entry["user"], entry["via"], entry["uid"]) == ("alice", "unix", other_user.pw_uid)
+
+
+@needs_root
+def test_an_unmapped_unix_user_is_refused_once_peers_are_mapped(daemon_factory, other_user, open_directory):
+    socket_path = os.path.join(open_directory, "octyne.sock")
+    group = grp.getgrgid(other_user.pw_gid).gr_name
+    unused_uid = str(max(user.pw_uid for user in pwd.getpwall()) + 1000)
+    daemon = daemon_factory(config={"unixSocket": {"location": socket_path, "group": group,
+                                                   "accounts": {unused_uid: "admin"}}})
+    forbidden = (403, {"error": "You are not allowed to access this resource!"})
+    for path in ("/servers", "/access/me", "/config", "/server/ghost"):
+        assert request_as(other_user, socket_path, path) == forbidden
+    assert request_as(other_user, socket_path, "/") == (200, {"version": "1.4.2", **daemon.get("/").json()})
+    assert daemon.local("GET", "/servers")[0] == 200  # root is still @local
+
+
+def test_unix_socket_accounts_must_name_real_unix_users(daemon_factory):
+    with pytest.raises(RuntimeError) as refused:
+        daemon_factory(config={"unixSocket": {"accounts": {"no-such-unix-user-x": "admin"}}})
+    assert "unixSocket.accounts.no-such-unix-user-x" in str(refused.value)

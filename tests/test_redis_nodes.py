@@ -3,10 +3,12 @@
 import hashlib
 import json
 import os
+import sys
 import time
 
 import pytest
 import requests
+import websocket
 
 from octyne_flask.auth.tokens import new_token
 from tests.harness import ADMIN_HASH, ADMIN_PASSWORD, free_port, wait_until
@@ -274,3 +276,78 @@ def test_password_protected_redis_and_no_password_in_errors(daemon_factory, tmp_
         assert protected.client().get(f"octyne-token:{token}") == "admin"
     finally:
         protected.stop()
+
+
+# -- access control across nodes (extensions.md §A) ------------------------------------------------
+
+FORBIDDEN = {"error": "You are not allowed to access this resource!"}
+
+
+@pytest.fixture
+def access_nodes(daemon_factory, redis_server, tmp_path):
+    """A primary and a secondary serving the same two apps, and a token of ``alice`` (not an administrator)."""
+    servers = {"lobby": {"directory": str(tmp_path), "command": f"{sys.executable} -c 'input()'"},
+               "game": {"directory": str(tmp_path), "command": "true", "enabled": False}}
+    primary = daemon_factory(servers=servers, config=redis_config(redis_server, "primary"),
+                             users={"admin": ADMIN_HASH, "alice": ADMIN_HASH})
+    secondary = daemon_factory(servers=servers, config=redis_config(redis_server, "secondary"), users={})
+    secondary.session.headers["Authorization"] = primary.token
+    assert primary.patch("/access", json={"accounts": {"alice": {"servers": {"lobby": "viewer"}}}}).status_code == 200
+    return primary, secondary, login(primary, "alice").json()["token"]
+
+
+def servers_seen_by(node, token) -> dict:
+    return requests.get(node.url + "/servers", headers={"Authorization": token}, timeout=10).json()
+
+
+def test_a_grant_changed_on_the_primary_is_enforced_on_the_secondary_within_two_seconds(access_nodes, redis_server):
+    primary, secondary, alice = access_nodes
+    wait_until(lambda: servers_seen_by(secondary, alice) == {"servers": {"lobby": 1}}, timeout=2)
+    assert json.loads(redis_server.client().get("octyne-access")) == json.loads(
+        (primary.directory / "access.json").read_text())
+    response = requests.get(secondary.url + "/config", headers={"Authorization": alice}, timeout=10)
+    assert (response.status_code, response.json()) == (403, FORBIDDEN)
+    changed_at = time.monotonic()
+    primary.patch("/access", json={"accounts": {"alice": {"servers": {"game": ["view"]}}}})
+    wait_until(lambda: servers_seen_by(secondary, alice) == {"servers": {"game": 0}}, timeout=2)
+    assert time.monotonic() - changed_at < 2
+
+
+def test_a_console_on_the_secondary_closes_within_two_seconds_of_a_revocation(access_nodes):
+    primary, secondary, alice = access_nodes
+    wait_until(lambda: servers_seen_by(secondary, alice) == {"servers": {"lobby": 1}}, timeout=2)
+    ws = websocket.create_connection(secondary.ws_url("/server/lobby/console"), timeout=10,
+                                     subprotocols=["console-v2"], header=[f"Authorization: {alice}"])
+    assert json.loads(ws.recv()) == {"type": "settings", "readOnly": True}
+    ws.recv()
+    primary.patch("/access", json={"accounts": {"alice": {}}})
+    ws.settimeout(2)
+    assert json.loads(ws.recv()) == {"type": "error", "message": "This console has been closed."}
+
+
+def test_the_secondary_shows_the_rules_and_sends_changes_to_the_primary(access_nodes):
+    primary, secondary, _ = access_nodes
+    wait_until(lambda: secondary.get("/access").json()["enabled"], timeout=2)
+    assert secondary.get("/access").json() == primary.get("/access").json()
+    response = secondary.patch("/access", json={"accounts": {"alice": {}}})
+    assert (response.status_code, response.json()) == (403, {
+        "error": "This node does not support managing access. Perform access management on the primary node!"})
+
+
+def test_rules_lost_by_redis_stay_enforced_and_the_primary_writes_them_again(access_nodes, redis_server):
+    primary, secondary, alice = access_nodes
+    wait_until(lambda: servers_seen_by(secondary, alice) == {"servers": {"lobby": 1}}, timeout=2)
+    store = redis_server.client()
+    store.delete("octyne-access")
+    assert servers_seen_by(secondary, alice) == {"servers": {"lobby": 1}}  # never "off" meanwhile
+    wait_until(lambda: store.get("octyne-access") is not None, timeout=3)
+    assert servers_seen_by(secondary, alice) == {"servers": {"lobby": 1}}
+
+
+def test_without_rules_in_redis_a_secondary_is_octyne(daemon_factory, redis_server):
+    """A cluster whose primary never wrote rules (access control off, or a Go Octyne primary): all may do all."""
+    primary = daemon_factory(config=redis_config(redis_server, "primary"), users={"admin": ADMIN_HASH, "bob": ADMIN_HASH})
+    secondary = daemon_factory(config=redis_config(redis_server, "secondary"), users={})
+    wait_until(lambda: redis_server.client().get("octyne-access") == "null", timeout=2)
+    bob = login(primary, "bob").json()["token"]
+    assert requests.get(secondary.url + "/config", headers={"Authorization": bob}, timeout=10).status_code == 200

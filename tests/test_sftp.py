@@ -173,7 +173,12 @@ def test_refusals_keep_the_sftp_meaning(world, root):
             client.symlink("/server.properties", "/link")
         with pytest.raises(IOError, match="already exists"):
             client.open("/server.properties", "wx")  # O_EXCL
+        with pytest.raises(FileNotFoundError, match="This folder does not exist!"):
+            client.open("/missing/new.txt", "w")
+        with pytest.raises(IOError, match="This is not a folder!"):
+            client.open("/server.properties/new.txt", "w")
     assert (root / "world" / "level.dat").exists()
+    assert sorted(os.listdir(root)) == ["server.properties", "world"]
 
 
 def test_writing_at_offsets_appending_and_resuming_keep_the_existing_content(world, root):

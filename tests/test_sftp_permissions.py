@@ -1,8 +1,8 @@
-"""Every SFTP request asks the daemon's permission policy first (extensions.md §A names, §F mapping).
+"""Every SFTP request asks the daemon's access rules first (extensions.md §A names, §F mapping).
 
-Until access control is merged every account holds every permission, so these tests run the daemon
-in this process with a stand-in policy that grants listed permissions only, and talk to its SFTP
-server with paramiko's real client over a real port.
+The daemon runs in this process so each test can grant exactly what it needs through its access
+store (what ``PATCH /access`` calls: access.json written, the rules swapped); its SFTP server is
+driven with paramiko's real client over a real port.
 """
 
 from __future__ import annotations
@@ -21,20 +21,16 @@ FILES = ("files.view", "files.download", "files.upload", "files.modify", "files.
 FORBIDDEN = "You are not allowed to access this resource!"
 
 
-class Grants:
-    """A permission policy: ``account -> server permission names`` on ``survival``, nothing else."""
-
-    def __init__(self, grants: dict[str, tuple[str, ...]]):
-        self.grants = grants
-
-    def allows(self, user: str, permission: str) -> bool:
-        prefix = f"server{SERVER}."
-        return permission.startswith(prefix) and permission[len(prefix):] in self.grants.get(user, ())
+def grant(daemon, grants: dict[str, tuple[str, ...]]) -> None:
+    """Give each account exactly these server permissions on ``survival`` and nothing else (``admin``
+    stays an administrator), through access.json as ``PATCH /access`` does."""
+    body = {"accounts": {account: {"servers": {SERVER: list(permissions)}} for account, permissions in grants.items()}}
+    daemon.access_store.patch(body, daemon.users.names())
 
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
-    """A Daemon in this process serving SFTP, its policy replaced by ``Grants`` (set per test)."""
+    """A Daemon in this process serving SFTP; each test grants what it needs with ``grant``."""
     from octyne_flask import create_app
 
     base = tmp_path_factory.mktemp("sftp-permissions")
@@ -90,8 +86,7 @@ REQUESTS = {
 @pytest.mark.parametrize("request_name", REQUESTS)
 def test_each_request_is_refused_without_its_permission_and_allowed_with_it_alone(daemon, root, request_name):
     permission, run = REQUESTS[request_name]
-    daemon.permissions = Grants({"lacking": tuple(name for name in FILES if name != permission),
-                                 "only": (permission,)})
+    grant(daemon, {"lacking": tuple(name for name in FILES if name != permission), "only": (permission,)})
     before = state(root)
     with sftp_session(daemon.sftp_port, f"lacking.{SERVER}") as client:
         with pytest.raises(PermissionError, match=FORBIDDEN):
@@ -102,7 +97,7 @@ def test_each_request_is_refused_without_its_permission_and_allowed_with_it_alon
 
 
 def test_a_refusal_never_tells_whether_the_path_exists(daemon, root):
-    daemon.permissions = Grants({"lacking": ("files.upload",)})
+    grant(daemon, {"lacking": ("files.upload",)})
     with sftp_session(daemon.sftp_port, f"lacking.{SERVER}") as client:
         for path in ("/level.dat", "/missing", "/../escape"):
             with pytest.raises(PermissionError, match=FORBIDDEN):
@@ -110,16 +105,16 @@ def test_a_refusal_never_tells_whether_the_path_exists(daemon, root):
 
 
 def test_an_account_without_any_file_permission_on_the_server_cannot_log_in(daemon, root):
-    daemon.permissions = Grants({"lacking": ("view", "console.view", "console.write", "control")})
+    grant(daemon, {"lacking": ("view", "console.view", "console.write", "control")})
     assert login_fails(daemon.sftp_port, f"lacking.{SERVER}", ADMIN_PASSWORD) == "Authentication failed."
 
 
 def test_a_permission_taken_away_applies_to_an_open_session_and_an_open_upload(daemon, root):
-    daemon.permissions = Grants({"only": FILES})
+    grant(daemon, {"only": FILES})
     with sftp_session(daemon.sftp_port, f"only.{SERVER}") as client:
         upload = client.open("/new.dat", "wb")
         upload.write(b"started while allowed")
-        daemon.permissions = Grants({"only": ("files.view",)})
+        grant(daemon, {"only": ("files.view",)})
         with pytest.raises(PermissionError, match=FORBIDDEN):
             upload.write(b" and continued")
             upload.close()
@@ -129,7 +124,7 @@ def test_a_permission_taken_away_applies_to_an_open_session_and_an_open_upload(d
 
 def test_every_failed_login_costs_one_password_check_whatever_was_wrong(daemon, root):
     """Same timing class: the password is checked before the server, so no failure answers sooner."""
-    daemon.permissions = Grants({"admin": FILES})
+    grant(daemon, {"lacking": ()})
     checked = []
     real_check = daemon.authenticator.check_password
 

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from octyne_flask.config import config_from_document
-from octyne_flask.supervisor import RUNNING, STOPPED, DaemonLockError, Supervisor, acquire_daemon_lock, apps_lock_path
+from octyne_flask.supervisor import RUNNING, STOPPED, DaemonLockError, Supervisor, acquire_daemon_lock, apps_guard
 from tests.harness import wait_until
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,21 +43,21 @@ def test_different_configs_do_not_conflict(tmp_path):
     os.close(second)
 
 
-def supervisor_on_apps_lock(tmp_path, lock: str) -> Supervisor:
+def supervisor_on_apps_lock(tmp_path) -> Supervisor:
     (tmp_path / "s.py").write_text("import time\nprint('up', flush=True)\ntime.sleep(60)\n")
     config = config_from_document({"stopGracePeriod": 1, "servers": {
         "s": {"directory": str(tmp_path), "command": f"{sys.executable} s.py"}}})
-    supervisor = Supervisor(config, lock)
+    supervisor = Supervisor(config, apps_guard(str(tmp_path / "config.json")))
     supervisor.start_enabled()
     return supervisor
 
 
 def test_no_app_starts_while_another_process_holds_the_apps_lock(tmp_path):
     """The apps lock is held by an earlier worker's keeper helper until its apps are gone."""
-    lock = apps_lock_path(str(tmp_path / "config.json"))
+    lock = apps_guard(str(tmp_path / "config.json")).lock
     held = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(held, fcntl.LOCK_EX)
-    supervisor = supervisor_on_apps_lock(tmp_path, lock)
+    supervisor = supervisor_on_apps_lock(tmp_path)
     try:
         server = supervisor.get("s")
         time.sleep(0.5)
@@ -70,11 +70,11 @@ def test_no_app_starts_while_another_process_holds_the_apps_lock(tmp_path):
 
 
 def test_a_shutdown_while_waiting_for_the_apps_lock_is_prompt_and_starts_nothing(tmp_path):
-    lock = apps_lock_path(str(tmp_path / "config.json"))
+    lock = apps_guard(str(tmp_path / "config.json")).lock
     held = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(held, fcntl.LOCK_EX)
     try:
-        supervisor = supervisor_on_apps_lock(tmp_path, lock)
+        supervisor = supervisor_on_apps_lock(tmp_path)
         time.sleep(0.2)
         asked = time.monotonic()
         supervisor.shutdown()

@@ -7,13 +7,15 @@ import logging
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from octyne_flask.api import accounts, archives, auth, config, console, files, meta, servers, sftp
+from octyne_flask.api import access, accounts, archives, auth, config, console, files, meta, servers, sftp
+from octyne_flask.api.guard import allow_header
 from octyne_flask.api.websocket import sock
 from octyne_flask.errors import INTERNAL, ApiError
+from octyne_flask.openapi import documented_methods
 
 log = logging.getLogger(__name__)
 
-BLUEPRINTS = (meta, auth, config, accounts, servers, console, files, archives, sftp)
+BLUEPRINTS = (meta, auth, config, accounts, access, servers, console, files, archives, sftp)
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -30,11 +32,13 @@ def register_api(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def render_api_error(error: ApiError):
-        return jsonify(error.body()), error.status
+        return jsonify(error.body()), error.status, error.headers
 
     @app.errorhandler(HTTPException)
     def render_http_error(error: HTTPException):
-        return jsonify(error=error.name), error.code or 500
+        # Keep what the status calls for (Allow on a 405, Content-Range on a 416), not the HTML type.
+        headers = [(name, value) for name, value in error.get_headers() if name.lower() != "content-type"]
+        return jsonify(error=error.name), error.code or 500, headers
 
     @app.errorhandler(Exception)
     def render_unexpected(error: Exception):
@@ -42,10 +46,18 @@ def register_api(app: Flask) -> None:
         return jsonify(error=INTERNAL), 500
 
     @app.before_request
-    def answer_preflight():
-        if request.method == "OPTIONS" and "Origin" in request.headers:
+    def answer_options():
+        """A CORS preflight: 204 without authentication. A plain OPTIONS: ``Allow`` lists the documented methods
+        (routes take every method so that authentication comes before the endpoint's own 405)."""
+        if request.method != "OPTIONS":
+            return None
+        if "Origin" in request.headers:
             return "", 204
-        return None
+        if request.url_rule is None:
+            return None  # routing answers it (404)
+        response = app.make_default_options_response()
+        response.headers["Allow"] = allow_header(documented_methods(request.url_rule.rule))
+        return response
 
     @app.after_request
     def add_cors(response):

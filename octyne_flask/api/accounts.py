@@ -1,4 +1,4 @@
-"""/accounts: list, create, update (rename and/or password) and delete users."""
+"""/accounts: list, create, update (rename and/or password) and delete users (their access entries follow)."""
 
 from flask import Blueprint, jsonify, request
 
@@ -23,9 +23,18 @@ def _credentials_body() -> tuple[str, str]:
         username = ""
     if password is None:
         password = ""
-    if not isinstance(username, str) or not isinstance(password, str):
+    if not all(isinstance(value, str) and _is_text(value) for value in (username, password)):
         raise ApiError(400, INVALID_JSON)
     return username, password
+
+
+def _is_text(value: str) -> bool:
+    """False for a string with a lone UTF-16 surrogate (JSON's ``"\\ud800"``): no password or name can hold one."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @blueprint.route("/accounts", methods=ANY_METHOD)
@@ -36,23 +45,23 @@ def accounts():
         raise ApiError(403, SECONDARY_NODE)
     allow_methods(("GET", "POST", "PATCH", "DELETE"), "Only GET, POST, PATCH and DELETE are allowed!")
     handler = {"GET": _list, "POST": _create, "PATCH": _update, "DELETE": _delete}[request.method]
-    return handler(daemon.users)
+    return handler(daemon.accounts)
 
 
-def _list(users):
-    return jsonify(users.names())
+def _list(accounts):
+    return jsonify(accounts.names())
 
 
-def _create(users):
+def _create(accounts):
     username, password = _credentials_body()
     if not username or not password:
         raise ApiError(400, CREDENTIALS_MISSING)
-    users.create(username, password)
+    accounts.create(username, password)
     log_action("accounts.create", newUser=username)
     return jsonify(success=True)
 
 
-def _update(users):
+def _update(accounts):
     new_username, password = _credentials_body()
     old_username = request.args.get("username", "")
     if not old_username:
@@ -63,7 +72,7 @@ def _update(users):
     renamed = bool(new_username)
     if not old_username or not (renamed or password):
         raise ApiError(400, CREDENTIALS_MISSING)
-    users.update(old_username, new_username, password)
+    accounts.update(old_username, new_username, password)
     fields = {"updatedUser": new_username if renamed else old_username, "changedPassword": bool(password)}
     if renamed:
         fields["oldUsername"] = old_username
@@ -71,10 +80,10 @@ def _update(users):
     return jsonify(success=True)
 
 
-def _delete(users):
+def _delete(accounts):
     username = request.args.get("username", "")
     if not username:
         raise ApiError(400, "Username not provided!")
-    users.delete(username)
+    accounts.delete(username)
     log_action("accounts.delete", deletedUser=username)
     return jsonify(success=True)

@@ -9,6 +9,7 @@ from octyne_flask.api.guard import (
 from octyne_flask.errors import ApiError
 from octyne_flask.files.archives import compress as compression
 from octyne_flask.files.archives import extract as extraction
+from octyne_flask.files.ownership import Owner
 from octyne_flask.files.paths import request_path
 
 blueprint = Blueprint("archives", __name__)
@@ -29,7 +30,8 @@ def compress(server):
     archive_type, kind = compression.check_options(request.args.get("archiveType"), request.args.get("compress"))
     files = read_json_body(FILE_LIST_LIMIT)
     base_path = request.args.get("basePath") or "/"
-    job = compression.prepare(server.directory, request.args.get("path"), base_path, archive_type, kind, files)
+    job = compression.prepare(server.directory, request.args.get("path"), base_path, archive_type, kind, files,
+                              Owner.of(server.config.run_as))
     fields = {"server": server.name, "path": job.archive.request, "archiveType": archive_type,
               "compression": kind, "basePath": request_path(base_path), "files": files}
     if request.args.get("async") == "true":
@@ -48,6 +50,7 @@ def decompress(server):
     destination = read_body().decode("utf-8", "surrogateescape")
     archive, target, kind = extraction.prepare(server.directory, request.args.get("path"), destination)
     daemon = current_daemon()
-    extraction.extract(archive, target, kind, daemon.config.files.decompress_limit, daemon.temporaries)
+    extraction.extract(archive, target, kind, daemon.config.files.decompress_limit, daemon.temporaries,
+                       Owner.of(server.config.run_as))
     log_action("server.files.decompress", server=server.name, archive=archive.request, destination=target.request)
     return jsonify(success=True)

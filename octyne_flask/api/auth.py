@@ -35,6 +35,7 @@ def _header_bytes(name: str) -> bytes:
 def login():
     _refuse_local()
     _refuse_secondary()
+    allow_methods(("GET",), ONLY_GET)
     username_bytes, password = _header_bytes("Username"), _header_bytes("Password")
     if not username_bytes or not password:
         raise ApiError(400, CREDENTIALS_MISSING)

@@ -13,9 +13,9 @@ from simple_websocket import ConnectionClosed
 
 from octyne_flask.api.console_session import V2, ConsoleSession, Wakeup, finish, json_frame
 from octyne_flask.api.console_socket import ConsoleSocket
-from octyne_flask.api.guard import authenticate, authorize, current_daemon, log_action, lookup_server
+from octyne_flask.api.guard import (authenticate, authorize, caller_permissions, current_daemon, log_action,
+                                    lookup_server)
 from octyne_flask.api.websocket import sock
-from octyne_flask.auth.permissions import server_permission
 from octyne_flask.errors import ApiError
 
 blueprint = Blueprint("console", __name__)
@@ -53,8 +53,8 @@ def prepare_upgrade():
 
 def _admit(server_id: str):
     """Authenticate (a ticket counts, once), authorise viewing the console, find the server."""
-    user = authenticate(allow_ticket=True)
-    authorize(user, server_permission(server_id, "console.view"))
+    authenticate(allow_ticket=True)
+    authorize("console.view", server_id)
     return lookup_server(server_id)
 
 
@@ -81,10 +81,12 @@ def console(ws, id):
         server = g.console_server
     daemon = current_daemon()
     user = authenticate()
-    read_only = not daemon.permissions.allows(user, server_permission(id, "console.write"))
+    read_only = "console.write" not in caller_permissions(id)
     log_action("server.console.access", server=id)
 
     def on_input(line: str) -> None:
+        if "console.write" not in daemon.access.snapshot.permissions(user, id):
+            return  # revoked while open: the console is being closed
         server.write_input(line)
         log_action("server.console.input", server=id, input=line)
 

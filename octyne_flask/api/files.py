@@ -14,6 +14,7 @@ from octyne_flask.api.guard import (
 from octyne_flask.files.download import content_disposition, open_download
 from octyne_flask.files.listing import list_folder
 from octyne_flask.files.operations import create_folder, delete_item, move_or_copy
+from octyne_flask.files.ownership import Owner
 from octyne_flask.files.paths import resolve
 from octyne_flask.files.transactions import TransactionRejected, parse_operations, run_transaction, single_operation
 from octyne_flask.files.upload import receive_upload
@@ -44,7 +45,7 @@ def _transaction(server):
         steps = parse_operations(document, server.directory)
     except TransactionRejected as rejected:
         return jsonify(rejected.outcome.body()), rejected.outcome.status
-    outcome = run_transaction(steps, server.directory, current_daemon().temporaries)
+    outcome = run_transaction(steps, server.directory, current_daemon().temporaries, Owner.of(server.config.run_as))
     fields = {"errors": outcome.errors} if outcome.errors else {}
     log_action("server.files.bulk", server=server.name, operations=[step.logged() for step in steps], **fields)
     return jsonify(outcome.body()), outcome.status
@@ -85,14 +86,14 @@ def _upload(server):
     folder = resolve(server.directory, request.args.get("path"), "file path", follow=True)
     daemon = current_daemon()
     saved = receive_upload(request.stream, request.headers.get("Content-Type"), request.content_length, folder,
-                           daemon.config.files.upload_limit, daemon.temporaries)
+                           daemon.config.files.upload_limit, daemon.temporaries, Owner.of(server.config.run_as))
     log_action("server.files.upload", server=server.name, path=folder.request, filename=saved.filename)
     return jsonify(success=True)
 
 
 def _move_or_copy(server):
     step = single_operation(read_body(), server.directory)
-    move_or_copy(step.operation, step.source, step.dest, current_daemon().temporaries)
+    move_or_copy(step.operation, step.source, step.dest, current_daemon().temporaries, Owner.of(server.config.run_as))
     action = "server.files.move" if step.operation == "mv" else "server.files.copy"
     log_action(action, server=server.name, src=step.source.request, dest=step.dest.request)
     return jsonify(success=True)
@@ -110,6 +111,6 @@ def _delete(server):
 def folder(server):
     allow_methods(("POST",), "Only POST is allowed!")
     target = resolve(server.directory, request.args.get("path"), "folder path")
-    create_folder(target)
+    create_folder(target, Owner.of(server.config.run_as))
     log_action("server.files.createFolder", server=server.name, path=target.request)
     return jsonify(success=True)

@@ -5,6 +5,11 @@ then look the server up (404). ``@requires`` does all three so endpoints
 cannot get the order wrong; the console WebSocket uses the pieces directly
 because it reports failures after the upgrade.
 
+Permissions come from one access snapshot taken once per request
+(``caller_permissions``), so a request sees one consistent set of rules and
+pays a dict lookup per check. A permission refusal depends only on the rules
+and the server's name, never on whether the server exists.
+
 A request is local only when it really arrived on the Unix socket: the WSGI
 layer (``transport.py``) sets ``octyne.local`` from the accepted socket's address
 family, and nothing a client sends can set it.
@@ -14,10 +19,11 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 
 from flask import current_app, g, request
 
-from octyne_flask.auth.permissions import is_known_permission
+from octyne_flask.auth.permissions import split_permission
 from octyne_flask.auth.users import LOCAL_USER
 from octyne_flask.errors import FORBIDDEN, INVALID_JSON, NO_SUCH_SERVER, NOT_AUTHENTICATED, ApiError
 from octyne_flask.netaddr import client_address
@@ -66,11 +72,32 @@ def authenticate(allow_ticket: bool = False) -> str:
     if "octyne_user" in g:
         return g.octyne_user
     if is_local():
-        user = LOCAL_USER
+        user = _local_account()
     else:
         user = _user_from_credentials(allow_ticket)
     g.octyne_user = user
     return user
+
+
+def _local_account() -> str:
+    """``@local``; or, when ``unixSocket.accounts`` maps peers, the account of the caller's uid.
+
+    root and the daemon's own uid stay ``@local``; an unmapped peer (or a mapped
+    account that no longer exists) is refused.
+    """
+    daemon = current_daemon()
+    mapping = daemon.config.unix_socket.accounts
+    if not mapping:
+        return LOCAL_USER
+    peer = request.environ.get(PEER_ENVIRON_KEY)
+    uid = peer[1] if peer is not None else None
+    if uid in (0, os.getuid()):
+        return LOCAL_USER
+    account = mapping.get(uid)
+    if account is None or not daemon.authenticator.user_exists(account):
+        raise ApiError(403, FORBIDDEN)
+    g.octyne_via = "unix"
+    return account
 
 
 def _user_from_credentials(allow_ticket: bool) -> str:
@@ -88,11 +115,17 @@ def _user_from_credentials(allow_ticket: bool) -> str:
     raise ApiError(401, NOT_AUTHENTICATED)
 
 
-def authorize(user: str, permission: str) -> None:
-    """Raise 403 unless ``user`` holds ``permission`` (every user holds all, as in Octyne 1.4)."""
-    if not is_known_permission(permission):
-        raise RuntimeError(f"endpoint names an unknown permission {permission!r}")
-    if not current_daemon().permissions.allows(user, permission):
+def caller_permissions(server: str | None = None) -> frozenset:
+    """What the authenticated caller holds on ``server`` (its global permissions when None)."""
+    user = authenticate()
+    if "octyne_access" not in g:
+        g.octyne_access = current_daemon().access.snapshot
+    return g.octyne_access.permissions(user, server)
+
+
+def authorize(permission: str, server: str | None = None) -> None:
+    """Raise 403 unless the caller holds ``permission``: a global name, or a server one on ``server``."""
+    if permission not in caller_permissions(server):
         raise ApiError(403, FORBIDDEN)
 
 
@@ -112,12 +145,16 @@ def requires(permission: str | dict[str, str], *, ticket: bool = False):
     "*": "config.view"}``: ``"*"`` covers every method not listed.
     """
 
+    by_method = {"*": permission} if isinstance(permission, str) else permission
+    names = {method: split_permission(template) for method, template in by_method.items()}
+
     def decorate(view):
         @functools.wraps(view)
         def guarded(**kwargs):
-            user = authenticate(allow_ticket=ticket)
+            authenticate(allow_ticket=ticket)
             server_id = kwargs.pop("id", None)
-            authorize(user, _permission_for_method(permission).format(id=server_id))
+            name, per_server = names.get(request.method, names["*"])
+            authorize(name, server_id if per_server else None)
             if server_id is not None:
                 kwargs["server"] = lookup_server(server_id)
             return view(**kwargs)
@@ -127,16 +164,16 @@ def requires(permission: str | dict[str, str], *, ticket: bool = False):
     return decorate
 
 
-def _permission_for_method(permission: str | dict[str, str]) -> str:
-    if isinstance(permission, str):
-        return permission
-    return permission.get(request.method, permission["*"])
-
-
 def allow_methods(allowed: tuple[str, ...], message: str) -> None:
-    """Raise the endpoint's own 405 unless the request method is one of ``allowed``."""
+    """Raise the endpoint's own 405, with the ``Allow`` header, unless the request method is one of ``allowed``."""
     if request.method not in allowed and not (request.method == "HEAD" and "GET" in allowed):
-        raise ApiError(405, message)
+        raise ApiError(405, message, headers={"Allow": allow_header(allowed)})
+
+
+def allow_header(allowed: tuple[str, ...]) -> str:
+    """The ``Allow`` value for an endpoint serving ``allowed`` (HEAD comes with GET, OPTIONS with every path)."""
+    implied = ("HEAD",) if "GET" in allowed else ()
+    return ", ".join(allowed + implied + ("OPTIONS",))
 
 
 def log_action(action: str, *, as_user: str | None = None, **fields) -> None:
@@ -147,7 +184,8 @@ def log_action(action: str, *, as_user: str | None = None, **fields) -> None:
     peer = request.environ.get(PEER_ENVIRON_KEY)
     if peer is not None:
         pid, uid, _gid = peer
-        fields = {**fields, "uid": uid, "pid": pid}
+        via = {"via": g.octyne_via} if "octyne_via" in g else {}
+        fields = {**fields, **via, "uid": uid, "pid": pid}
     user = as_user if as_user is not None else authenticate()
     current_daemon().action_log.record(action, client_ip(), user, **fields)
 

@@ -1,7 +1,8 @@
-"""GET / : the Octyne API level this daemon implements."""
+"""GET / (the Octyne API level this daemon implements) and GET /openapi.json (the API described)."""
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, request
 
+from octyne_flask.openapi import openapi_document
 from octyne_flask.version import API_VERSION, IMPLEMENTATION, IMPLEMENTATION_VERSION
 
 blueprint = Blueprint("meta", __name__)
@@ -11,3 +12,8 @@ blueprint = Blueprint("meta", __name__)
 def version():
     return jsonify(version=API_VERSION, implementation=IMPLEMENTATION,
                    implementationVersion=IMPLEMENTATION_VERSION)
+
+
+@blueprint.route("/openapi.json", methods=["GET"])
+def openapi():
+    return jsonify(openapi_document(request.script_root or "/"))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from octyne_flask.api.guard import ANY_METHOD, allow_methods, authenticate, current_daemon, log_action, read_body, requires
-from octyne_flask.auth.permissions import server_permission
+from octyne_flask.api.guard import (ANY_METHOD, allow_methods, authenticate, caller_permissions, current_daemon,
+                                    log_action, read_body, requires)
 from octyne_flask.errors import ApiError
 from octyne_flask.supervisor import total_memory
 
@@ -15,12 +15,12 @@ blueprint = Blueprint("servers", __name__)
 @blueprint.route("/servers", methods=ANY_METHOD)
 def list_servers():
     """Every server the user may view: its status, or status and toDelete with ?extrainfo=true."""
-    user = authenticate()
-    daemon = current_daemon()
+    authenticate()
+    allow_methods(("GET",), "Only GET is allowed!")
     extra = request.args.get("extrainfo") == "true"
     servers = {}
-    for name, server in daemon.supervisor.items():
-        if daemon.permissions.allows(user, server_permission(name, "view")):
+    for name, server in current_daemon().supervisor.items():
+        if "view" in caller_permissions(name):
             servers[name] = {"status": server.status, "toDelete": server.to_delete} if extra else server.status
     return jsonify(servers=servers)
 
@@ -33,8 +33,15 @@ def one_server(server):
     if request.method == "POST":
         return control(server)
     stats = server.stats()
-    return jsonify(status=stats.status, uptime=stats.uptime_ns, cpuUsage=stats.cpu_percent or 0,
-                   memoryUsage=stats.memory_bytes, totalMemory=total_memory(), toDelete=server.to_delete)
+    limits = server.limits
+    answer = dict(status=stats.status, uptime=stats.uptime_ns, cpuUsage=stats.cpu_percent or 0,
+                  memoryUsage=stats.memory_bytes, totalMemory=limits.memory or total_memory(),
+                  toDelete=server.to_delete)
+    if request.args.get("extrainfo") == "true":  # our addition, like Octyne's GET /servers?extrainfo=true
+        answer["limits"] = {"memory": limits.memory, "cpu": limits.cpu, "pids": limits.pids,
+                            "openFiles": limits.open_files}
+        answer["outOfMemory"] = server.out_of_memory
+    return jsonify(**answer)
 
 
 def control(server):

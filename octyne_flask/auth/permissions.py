@@ -1,37 +1,37 @@
-"""Permission names, and the policy that decides them.
+"""Permission names and the built-in roles (api.md §11, extensions.md §A).
 
-Octyne 1.4 grants every permission to every user (and to ``@local``); the
-names exist so that a real permission engine can replace ``AllowEveryone``
-without touching any endpoint.
+Endpoints name a permission the Octyne way: a global name (``config.view``)
+or a per-server one written ``server{id}.<name>`` (``server{id}.files.view``).
+The access model (``auth/access.py``) decides who holds which.
 """
 
 GLOBAL_PERMISSIONS = (
     "config.view", "config.edit", "config.reload",
     "accounts.view", "accounts.create", "accounts.update", "accounts.delete",
+    "access.view", "access.edit",
 )
 
 SERVER_PERMISSIONS = (
-    "view", "control", "console.view", "console.write", "files.view", "files.modify",
-    "files.download", "files.upload", "files.createFolder", "files.compress", "files.decompress",
+    "view", "control", "console.view", "console.write", "files.view", "files.download",
+    "files.upload", "files.modify", "files.createFolder", "files.compress", "files.decompress",
+    "backups.view", "backups.create", "backups.restore", "backups.delete", "schedules.view", "schedules.run",
 )
 
-
-def is_known_permission(permission: str) -> bool:
-    """Whether ``permission`` is one of the names above (catches a typo in an endpoint at once)."""
-    if permission in GLOBAL_PERMISSIONS:
-        return True
-    return permission.startswith("server") and any(
-        permission.endswith("." + name) and len(permission) > len("server.") + len(name)
-        for name in SERVER_PERMISSIONS)
+BUILT_IN_ROLES = {
+    "operator": SERVER_PERMISSIONS,
+    "viewer": ("view", "console.view", "files.view", "files.download", "backups.view", "schedules.view"),
+}
 
 
-def server_permission(server: str, name: str) -> str:
-    """The full name of a per-server permission, e.g. ``serverlobby.files.view``."""
-    return f"server{server}.{name}"
+def split_permission(template: str) -> tuple[str, bool]:
+    """An endpoint's permission as (name, per server): ``"server{id}.files.view"`` -> ``("files.view", True)``,
+    ``"config.view"`` -> ``("config.view", False)``.
 
-
-class AllowEveryone:
-    """The Octyne 1.4 policy: every user may do everything."""
-
-    def allows(self, user: str, permission: str) -> bool:
-        return True
+    An unknown name is a bug in the endpoint: ValueError, raised when its module is imported.
+    """
+    server_template = "server{id}."
+    if template.startswith(server_template) and template[len(server_template):] in SERVER_PERMISSIONS:
+        return template[len(server_template):], True
+    if template in GLOBAL_PERMISSIONS:
+        return template, False
+    raise ValueError(f"endpoint names an unknown permission {template!r}")

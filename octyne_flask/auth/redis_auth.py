@@ -130,6 +130,13 @@ class RedisAuthenticator:
     def user_exists(self, username: str) -> bool:
         return bool(self._call(self._redis.exists, USER_PREFIX + username))
 
+    def account_names(self) -> list[str]:
+        """The primary's users file; on a secondary, the users the primary keeps in Redis."""
+        if self.manages_users:
+            return self.users.names()
+        keys = self._call(lambda: list(self._redis.scan_iter(match=USER_PREFIX + "*", count=1000)))
+        return sorted(key[len(USER_PREFIX):] for key in keys)
+
     def logout(self, token: str) -> bool:
         """Delete a token; False when it was not there."""
         return bool(self._call(self._redis.delete, TOKEN_PREFIX + token))

@@ -76,6 +76,9 @@ class MemoryAuthenticator:
     def user_exists(self, username: str) -> bool:
         return self.users.exists(username)
 
+    def account_names(self) -> list[str]:
+        return self.users.names()
+
     def logout(self, token: str) -> bool:
         """Forget a token; False when it was not there."""
         with self._lock:

@@ -16,10 +16,10 @@ import logging
 import os
 import re
 import secrets
-import threading
 from typing import Callable
 
 from octyne_flask.atomicfile import write_atomically
+from octyne_flask.auth.filewatch import WatchedFile, file_signature
 from octyne_flask.auth.passwords import hash_password, spend_like_a_check, verify_password
 from octyne_flask.errors import ApiError
 
@@ -42,35 +42,21 @@ def username_problem(name: str) -> str | None:
     return None
 
 
-def _file_signature(path: str) -> tuple | None:
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return (info.st_ino, info.st_mtime_ns, info.st_size)
-
-
-class UserStore:
+class UserStore(WatchedFile):
     """The live set of users, backed by the users file."""
 
-    POLL_SECONDS = 1.0
-
     def __init__(self, path: str):
-        self.path = path
-        self._lock = threading.RLock()
+        super().__init__(path, "users-watcher")
         self._users: dict[str, str] = {}
         self._ignored: dict[str, object] = {}  # entries of the file that are not usable users
-        self._signature: tuple | None = None
         self._listeners: list[Callable[[dict[str, str]], None]] = []
-        self._stop = threading.Event()
-        self._watcher: threading.Thread | None = None
         self.reload()
 
     # -- reading ---------------------------------------------------------
     def reload(self) -> bool:
         """Re-read the file; returns False (and keeps the old users) when it is broken."""
         with self._lock:
-            signature = _file_signature(self.path)
+            signature = file_signature(self.path)
             try:
                 with open(self.path, "rb") as handle:
                     document = json.loads(handle.read().decode("utf-8"))
@@ -170,10 +156,10 @@ class UserStore:
         document = {**users, **kept}
         write_atomically(self.path, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
         self._users = users
-        self._signature = _file_signature(self.path)
+        self._signature = file_signature(self.path)
         self._notify()
 
-    # -- watching --------------------------------------------------------
+    # -- listening -------------------------------------------------------
     def on_change(self, listener: Callable[[dict[str, str]], None]) -> None:
         """Call ``listener(users)`` after every change of the live set."""
         self._listeners.append(listener)
@@ -190,20 +176,6 @@ class UserStore:
             except Exception:  # a broken listener must not stop the others
                 log.exception("User change listener failed")
 
-    def start_watching(self) -> None:
-        if self._watcher is None:
-            self._watcher = threading.Thread(target=self._watch, name="users-watcher", daemon=True)
-            self._watcher.start()
-
-    def stop_watching(self) -> None:
-        self._stop.set()
-
-    def _watch(self) -> None:
-        while not self._stop.wait(self.POLL_SECONDS):
-            with self._lock:
-                unchanged = _file_signature(self.path) == self._signature
-            if not unchanged:
-                self.reload()
 
 
 def generate_password() -> str:

@@ -20,6 +20,7 @@ import stat
 from contextlib import contextmanager
 
 from octyne_flask.errors import ApiError, internal_error
+from octyne_flask.files.ownership import KEEP, Owner
 from octyne_flask.files.paths import LINK_ESCAPES, ServerPath, is_inside, open_parent
 from octyne_flask.files.temp_journal import UNRECORDED, TemporaryJournal
 from octyne_flask.files.tree import copy_entry, discard, has_link_leading_outside, remove_entry
@@ -61,15 +62,25 @@ def delete_item(target: ServerPath) -> None:
         remove_entry(folder, name)
 
 
-def create_folder(target: ServerPath) -> None:
-    """``POST /folder``: one new folder; anything already at that path is refused."""
+def create_folder(target: ServerPath, owner: Owner = KEEP) -> None:
+    """``POST /folder``: one new folder, given to ``owner``; anything already at that path is refused."""
     if os.path.lexists(target.absolute):
         raise ApiError(400, "This folder already exists!")
+    parent = os.path.dirname(target.absolute)
+    if not os.path.lexists(parent):  # the client's mistake, not an internal error
+        raise ApiError(400, "Destination parent folder does not exist!")
+    if not os.path.isdir(parent):
+        raise ApiError(400, "Destination parent is not a folder!")
     with in_parent_folder(target, "folder path") as (folder, name):
         try:
             os.mkdir(name, dir_fd=folder)
         except FileExistsError:
             raise ApiError(400, "This folder already exists!") from None
+        try:
+            owner.take_entry(folder, name)
+        except BaseException:
+            discard(folder, name)
+            raise
 
 
 def destination_for(source: ServerPath, dest: ServerPath) -> ServerPath:
@@ -98,30 +109,30 @@ def _real_location(path: str) -> str:
 
 
 def move_or_copy(operation: str, source: ServerPath, dest: ServerPath,
-                 journal: TemporaryJournal = UNRECORDED) -> ServerPath:
+                 journal: TemporaryJournal = UNRECORDED, owner: Owner = KEEP) -> ServerPath:
     """Run ``mv`` or ``cp`` from ``source`` to ``dest`` and return where the item now is
-    (a copy's staging listed in ``journal`` while it is written)."""
+    (a copy's staging listed in ``journal`` while it is written; what a copy makes given to ``owner``)."""
     if not os.path.lexists(source.absolute):
         raise ApiError(400, "The file specified in src does not exist!")
     final = destination_for(source, dest)
     relocate = move_entry if operation == "mv" else copy_into_place
     with in_parent_folder(source, "source path") as (origin, name), \
             in_parent_folder(final, "destination path") as (target, new_name):
-        relocate(origin, name, target, new_name, final.root, journal)
+        relocate(origin, name, target, new_name, final.root, journal, owner)
     return final
 
 
 def move_entry(origin: int, name: str, target: int, new_name: str, root: str | None,
-               journal: TemporaryJournal = UNRECORDED) -> None:
+               journal: TemporaryJournal = UNRECORDED, owner: Owner = KEEP) -> None:
     """Rename ``name`` in the open folder ``origin`` to ``new_name`` in ``target``; across file systems, copy
-    then remove the original. With a ``root``, a symlink that would resolve outside it from the new place
-    refuses the move (it is put back); an undo putting an item back passes None."""
+    (given to ``owner``) then remove the original. With a ``root``, a symlink that would resolve outside it
+    from the new place refuses the move (it is put back); an undo putting an item back passes None."""
     try:
         os.rename(name, new_name, src_dir_fd=origin, dst_dir_fd=target)
     except OSError as error:
         if error.errno != errno.EXDEV:
             raise
-        copy_into_place(origin, name, target, new_name, root, journal)
+        copy_into_place(origin, name, target, new_name, root, journal, owner)
         remove_entry(origin, name)
         return
     try:
@@ -132,14 +143,16 @@ def move_entry(origin: int, name: str, target: int, new_name: str, root: str | N
 
 
 def copy_into_place(origin: int, name: str, target: int, new_name: str, root: str | None,
-                    journal: TemporaryJournal = UNRECORDED) -> None:
+                    journal: TemporaryJournal = UNRECORDED, owner: Owner = KEEP) -> None:
     """Copy ``name`` in ``origin`` under a hidden name in ``target`` (listed in ``journal`` meanwhile, so a
-    killed daemon's half copy is swept at the next start), then give it ``new_name``; all or nothing.
-    With a ``root``, a symlink that would resolve outside it from the new place refuses the copy (removed)."""
+    killed daemon's half copy is swept at the next start), give it to ``owner``, then give it ``new_name``;
+    all or nothing. With a ``root``, a symlink that would resolve outside it from the new place refuses the
+    copy (removed)."""
     staging = f".octyne-copy-{secrets.token_hex(8)}"
     with journal.recorded(target, staging):
         try:
             copy_entry(origin, name, target, staging)
+            owner.take_tree(target, staging)
             _name_copy(target, staging, new_name)
         except BaseException:
             discard(target, staging)

@@ -20,6 +20,11 @@ ESCAPES = "path escapes from parent"
 INVALID = "invalid path"
 IS_ROOT = "path is the server directory itself"
 LINK_ESCAPES = "symlink leads outside the server directory"
+TOO_LONG = "name too long"
+PARENT_MISSING = "parent folder does not exist"
+
+NAME_MAX = 255  # bytes in one file name (Linux file systems)
+PATH_MAX = 4095  # bytes in a whole path
 
 
 def request_path(raw: str) -> str:
@@ -107,6 +112,12 @@ def _names_a_file(raw: str) -> bool:
     return True
 
 
+def _too_long(absolute: str) -> bool:
+    """Whether the OS would refuse the path as too long (ENAMETOOLONG): a 400 up front, not a 500 later."""
+    encoded = os.fsencode(absolute)
+    return len(encoded) > PATH_MAX or any(len(name) > NAME_MAX for name in encoded.split(b"/"))
+
+
 def resolve(directory: str, raw: str | None, what: str, *, base: str = "",
             follow: bool = False, allow_root: bool = True) -> ServerPath:
     """Check ``raw`` against the server ``directory`` and return it as a ServerPath.
@@ -128,6 +139,8 @@ def resolve(directory: str, raw: str | None, what: str, *, base: str = "",
         raise ApiError(400, f"Invalid {what}: {IS_ROOT}")
     root = os.path.realpath(directory)
     checked = ServerPath(root, relative, request_path(raw))
+    if _too_long(checked.absolute):
+        raise ApiError(400, f"Invalid {what}: {TOO_LONG}")
     parent = os.path.dirname(checked.absolute) if relative else root
     if not is_inside(os.path.realpath(parent), root):
         raise ApiError(400, f"Invalid {what}: {LINK_ESCAPES}")

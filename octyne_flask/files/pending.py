@@ -16,6 +16,7 @@ import secrets
 import stat
 
 from octyne_flask.errors import INTERNAL, ApiError
+from octyne_flask.files.ownership import KEEP, Owner
 from octyne_flask.files.paths import LINK_ESCAPES, ServerPath, open_parent
 from octyne_flask.files.temp_journal import TemporaryJournal
 from octyne_flask.files.tree import READ_FLAGS, copy_content
@@ -30,7 +31,8 @@ def too_large(limit: int) -> ApiError:
 
 
 class PendingFile:
-    """The temporary file for ``target``: written at any offset, then renamed over it (or discarded).
+    """The temporary file for ``target``: written at any offset, then given to ``owner`` and renamed over it
+    (or discarded). A folder for it that is missing is a 404, one that is not a folder a 400.
 
     ``keep_content`` starts it as a copy of the existing file (an SFTP client may
     write into the middle of a file, or resume one); ``mode`` is given to a file
@@ -38,14 +40,19 @@ class PendingFile:
     longer than ``limit`` bytes are refused with 413.
     """
 
-    def __init__(self, target: ServerPath, limit: int, journal: TemporaryJournal, *,
+    def __init__(self, target: ServerPath, limit: int, journal: TemporaryJournal, owner: Owner = KEEP, *,
                  keep_content: bool = False, mode: int | None = None):
         self.target = target
         self.journal = journal
+        self.owner = owner
         self.limit = limit
         self.size = 0
         try:
             self.folder, self.final = open_parent(self._final_path(), target.root, "file path")
+        except FileNotFoundError:  # the client named a folder that is not there: its error, not ours
+            raise ApiError(404, "This folder does not exist!") from None
+        except NotADirectoryError:
+            raise ApiError(400, "This is not a folder!") from None
         except OSError:
             raise ApiError(500, INTERNAL) from None
         self.temporary: str | None = f"{PREFIX}{secrets.token_hex(8)}"
@@ -134,6 +141,7 @@ class PendingFile:
     def commit(self, *, replace: bool = True) -> None:
         """Put the file in place under its real name; with ``replace`` False, fail (409) if something is there."""
         try:
+            self.owner.take(self.fd)
             os.close(self.fd)
             self.fd = -1
             if replace:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from octyne_flask.errors import INTERNAL, INVALID_JSON, ApiError, internal_error
 from octyne_flask.files.operations import in_parent_folder, move_entry, move_or_copy
+from octyne_flask.files.ownership import KEEP, Owner
 from octyne_flask.files.paths import ServerPath, resolve
 from octyne_flask.files.temp_journal import UNRECORDED, TemporaryJournal
 from octyne_flask.files.tree import FOLLOWING_FOLDER_FLAGS, open_folder, remove_entry
@@ -123,9 +124,11 @@ def _validate(entry: dict, directory: str) -> Step:
     return Step(operation, source, dest)
 
 
-def run_transaction(steps: list[Step], directory: str, journal: TemporaryJournal = UNRECORDED) -> Outcome:
-    """Run the steps in order; on the first failure, whatever it is, undo the earlier ones in reverse.
-    The trash and copies in progress are listed in ``journal``: a killed daemon's are swept at the next start."""
+def run_transaction(steps: list[Step], directory: str, journal: TemporaryJournal = UNRECORDED,
+                    owner: Owner = KEEP) -> Outcome:
+    """Run the steps in order (what copies make given to ``owner``); on the first failure, whatever it is,
+    undo the earlier ones in reverse. The trash and copies in progress are listed in ``journal``: a killed
+    daemon's are swept at the next start."""
     outcome = Outcome(200, steps=steps)
     trash = None
     for index, step in enumerate(steps):
@@ -134,7 +137,7 @@ def run_transaction(steps: list[Step], directory: str, journal: TemporaryJournal
                 trash = trash or Trash(directory, journal)
                 trash.park(step.source, str(index))
             else:
-                step.final = move_or_copy(step.operation, step.source, step.dest, journal)
+                step.final = move_or_copy(step.operation, step.source, step.dest, journal, owner)
         except Exception as error:  # any failure, not only an ApiError: never leave the batch half-done
             failure = _failure(error)
             outcome.status = failure.status

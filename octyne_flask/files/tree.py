@@ -31,16 +31,18 @@ def open_folder(name: str, folder: int) -> int:
     return os.open(name, FOLDER_FLAGS, dir_fd=folder)
 
 
-def open_below(folder: int, relative: str, *, create: bool = False, enter=open_folder) -> int:
+def open_below(folder: int, relative: str, *, create: bool = False, enter=open_folder,
+               made=lambda folder, name: None) -> int:
     """A new descriptor for the folder at ``relative`` (``a/b``, "" for ``folder`` itself), entered one name
     at a time with ``enter(name, folder)`` (by default never following a link); missing folders are made
-    on the way when ``create``."""
+    on the way when ``create``, each reported as ``made(folder, name)``."""
     current = os.dup(folder)
     try:
         for name in filter(None, relative.split("/")):
             if create:
                 try:
                     os.mkdir(name, dir_fd=current)
+                    made(current, name)
                 except FileExistsError:
                     pass
             inner = enter(name, current)
@@ -52,16 +54,17 @@ def open_below(folder: int, relative: str, *, create: bool = False, enter=open_f
     return current
 
 
-def open_folder_inside(root: str, relative: str, what: str, *, create: bool = False) -> int:
+def open_folder_inside(root: str, relative: str, what: str, *, create: bool = False,
+                       made=lambda folder, name: None) -> int:
     """The folder at ``relative`` below the server directory ``root``, entered one name at a time, each
     checked to be inside (a link that stays inside is followed, as client paths may); missing folders
-    are made when ``create``. Refused as ``Invalid <what>`` when a step leads outside."""
+    are made when ``create`` (and reported to ``made``). Refused as ``Invalid <what>`` when a step leads outside."""
     def enter(name: str, folder: int) -> int:
         return check_opened(os.open(name, FOLLOWING_FOLDER_FLAGS, dir_fd=folder), root, what)
 
     top = os.open(root, FOLLOWING_FOLDER_FLAGS)
     try:
-        return open_below(top, relative, create=create, enter=enter)
+        return open_below(top, relative, create=create, enter=enter, made=made)
     finally:
         os.close(top)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from octyne_flask.errors import ApiError
 from octyne_flask.files.multipart import MultipartReader, boundary_of, invalid_form
+from octyne_flask.files.ownership import KEEP, Owner
 from octyne_flask.files.paths import ServerPath
 from octyne_flask.files.pending import PendingFile, too_large
 from octyne_flask.files.temp_journal import UNRECORDED, TemporaryJournal
@@ -39,9 +40,10 @@ def base_name(filename: str) -> str:
 
 
 def receive_upload(stream, content_type: str | None, content_length: int | None,
-                   folder: ServerPath, limit: int, journal: TemporaryJournal = UNRECORDED) -> Uploaded:
+                   folder: ServerPath, limit: int, journal: TemporaryJournal = UNRECORDED,
+                   owner: Owner = KEEP) -> Uploaded:
     """Read the whole form from ``stream``; save the first ``upload`` file part in ``folder``
-    (its temporary file listed in ``journal`` meanwhile)."""
+    (its temporary file listed in ``journal`` meanwhile), given to ``owner``."""
     boundary = boundary_of(content_type)
     if content_length is not None and content_length > limit + FORM_OVERHEAD:
         raise too_large(limit)
@@ -51,7 +53,7 @@ def receive_upload(stream, content_type: str | None, content_length: int | None,
         while (part := reader.next_part()) is not None:
             if pending is None and part.name == FIELD and part.filename is not None:
                 name = base_name(part.filename)
-                pending = PendingFile(folder.child(name), limit, journal)
+                pending = PendingFile(folder.child(name), limit, journal, owner)
                 reader.copy_data(pending.write)
             else:
                 reader.copy_data(_discard)

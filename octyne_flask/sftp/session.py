@@ -1,16 +1,14 @@
 """Who an SFTP connection is: an account working on one server, from one IP, and what it may do there.
 
-The daemon's permission policy, supervisor and action log are read at each
-use, never kept: access-control changes, reloads and removed servers apply to
-open sessions at their next request, as they do to HTTP requests.
+The daemon's access rules, supervisor and action log are read at each use,
+never kept: access-control changes, reloads and removed servers apply to open
+sessions at their next request, as they do to HTTP requests.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-
-from octyne_flask.auth.permissions import server_permission
 
 # The server permissions SFTP operations need (extensions.md §F); an account with none of them cannot log in.
 FILE_PERMISSIONS = ("files.view", "files.download", "files.upload", "files.modify", "files.createFolder")
@@ -20,7 +18,7 @@ FILE_PERMISSIONS = ("files.view", "files.download", "files.upload", "files.modif
 class Session:
     """``account`` logged in as ``<account>.<server>`` from ``ip``, served by ``daemon``."""
 
-    daemon: Any  # the Daemon (permissions, supervisor, action log, journal, config)
+    daemon: Any  # the Daemon (access rules, supervisor, action log, journal, config)
     account: str
     server: str
     ip: str
@@ -28,9 +26,9 @@ class Session:
     def may(self, permission: str) -> bool:
         """Whether the account holds the server permission ``permission`` (e.g. ``files.view``) now.
 
-        The one question every SFTP operation asks, answered by the same policy as the HTTP API's.
+        The one question every SFTP operation asks, answered by the same access rules as the HTTP API's.
         """
-        return self.daemon.permissions.allows(self.account, server_permission(self.server, permission))
+        return permission in self.daemon.access.snapshot.permissions(self.account, self.server)
 
     def may_log_in(self) -> bool:
         """The server exists and the account may do at least one thing with its files."""

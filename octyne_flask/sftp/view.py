@@ -125,8 +125,6 @@ class ServerFilesView(SFTPServerInterface):
             raise Refused(SFTP_NO_SUCH_FILE, MISSING)
         if exists and flags & os.O_EXCL:
             raise Refused(SFTP_FAILURE, ALREADY_THERE)
-        if not os.path.isdir(os.path.dirname(target.absolute)):
-            raise Refused(SFTP_NO_SUCH_FILE, "The folder of this file does not exist!")
         mode = allowed_mode(attr.st_mode, folder=False) if attr._flags & attr.FLAG_PERMISSIONS else None
         with refusing():
             pending = PendingFile(target, self.session.daemon.config.files.upload_limit,

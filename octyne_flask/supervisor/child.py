@@ -1,8 +1,10 @@
-"""The operating-system side of one run of an app: spawn, signal its group, reap.
+"""The operating-system side of one run of an app: spawn, signal its group and cgroup, reap.
 
 Every app gets its own session (so its process group id is its pid) and
 signals go to the whole group, so shell wrappers and the processes they start
-are stopped together. A pidfd (``Child.pidfd``, readable once the leader has exited) tells the owner
+are stopped together; with a cgroup (see ``cgroups``) they also reach every
+process in it, including ones that left the group (``setsid``, double forks).
+A pidfd (``Child.pidfd``, readable once the leader has exited) tells the owner
 thread that the app has exited without reaping it: while the leader is an unreaped zombie its pid (and so
 the group id) cannot be reused, which makes signalling the group race-free.
 """
@@ -18,6 +20,8 @@ import threading
 import time
 
 from ..config import ServerConfig
+from .cgroups import AppCgroup
+from .confine import Confinement, environment
 from .keeper_helper import running_groups
 
 _F_SETPIPE_SZ = 1031  # Linux fcntl: a larger pipe lets a fast app write without waiting for us
@@ -40,8 +44,9 @@ def poll_ready(fds: list[int], events: int, timeout: float | None) -> set[int]:
 class Child:
     """A started app; the owner thread alone calls ``wait_exit`` and ``reap``."""
 
-    def __init__(self, popen: subprocess.Popen):
+    def __init__(self, popen: subprocess.Popen, cgroup: AppCgroup | None):
         self._popen = popen
+        self.cgroup = cgroup
         self.pid = popen.pid
         self.pidfd = os.pidfd_open(popen.pid)
         self.output_fd = os.dup(popen.stdout.fileno())
@@ -52,37 +57,51 @@ class Child:
         self._reaped = False
 
     @classmethod
-    def spawn(cls, config: ServerConfig) -> "Child":
-        """Start the app in its own session with merged output; raises OSError if it cannot start."""
+    def spawn(cls, config: ServerConfig, cgroup: AppCgroup | None = None,
+              marks: dict[str, str] | None = None) -> "Child":
+        """Start the app in its own session (and ``cgroup``) with merged output, ``marks`` added to its
+        environment; raises OSError if it cannot start."""
+        confinement = Confinement(config, cgroup)
         try:
             popen = subprocess.Popen(
-                config.argv(), cwd=config.directory, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True, bufsize=0,
+                config.argv(), cwd=config.directory, env=environment(config, marks), stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True, bufsize=0,
+                preexec_fn=confinement.apply if confinement.needed else None,
             )
-        except ValueError as error:  # an unbalanced quote, or a NUL character in the command or the directory
+        except ValueError as error:  # an unbalanced quote, or a NUL character in the command, directory or env
             raise OSError(f"cannot run the command: {error}") from None
+        except subprocess.SubprocessError:  # raised by Confinement.apply in the child; the app never ran
+            raise OSError("cannot confine the app (entering its cgroup, setting its open-file limit "
+                          "or switching to its user failed)") from None
+        finally:
+            confinement.close()
         try:
             fcntl.fcntl(popen.stdout.fileno(), _F_SETPIPE_SZ, _PIPE_SIZE)
         except OSError:
             pass  # the system limit is lower; the default pipe still works
         try:
-            return cls(popen)
+            return cls(popen, cgroup)
         except OSError:  # e.g. out of file descriptors: an app we cannot watch must not run
             os.killpg(popen.pid, signal.SIGKILL)
             popen.wait()
             raise
 
     def signal(self, sig: int) -> None:
-        """Send ``sig`` to the app's whole process group (no-op once reaped or gone)."""
+        """Send ``sig`` to the app's whole process group and cgroup (no-op once reaped)."""
         if self._reaped:
             return
         try:
             os.killpg(self.pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
+        if self.cgroup is not None:
+            self.cgroup.signal(sig)
 
     def group_running(self) -> bool:
-        """Whether any process of the group still runs (the exited leader, a zombie until reaped, does not)."""
+        """Whether any process of the group or cgroup still runs (the exited leader, a zombie until reaped,
+        does not)."""
+        if self.cgroup is not None and self.cgroup.pids():
+            return True
         return self.pid in running_groups()
 
     def wait_group_gone(self, timeout: float) -> bool:
@@ -93,6 +112,16 @@ class Child:
                 return False
             time.sleep(0.02)
         return True
+
+    def out_of_memory(self) -> bool:
+        """Whether the OOM killer killed a process of this run (its cgroup is new for each run)."""
+        return self.cgroup is not None and self.cgroup.oom_kills() > 0
+
+    def release_cgroup(self) -> None:
+        """Remove the run's cgroup once its processes are gone (anything left is killed first)."""
+        if self.cgroup is not None:
+            self.cgroup.kill_all()
+            self.cgroup.remove()
 
     def reap(self) -> int:
         """Collect the exited leader's status; afterwards the group may no longer be signalled."""

@@ -9,7 +9,10 @@ the daemon died, it stops every group still registered.
 It also keeps a new daemon worker from starting apps while the dead one's apps
 still run (gunicorn starts a new worker at once, so both would run in the same
 directory): the helper holds the apps lock until every group it knew is gone,
-and a keeper is ready to accept new groups only once it holds that lock itself.
+and a keeper is ready to accept new groups only once it holds that lock itself
+and has stopped whatever apps were left with nothing to stop them (``orphans.py``)
+and run ``before_ready`` (the supervisor empties the cgroups an earlier daemon
+process left: processes that escaped their group).
 """
 
 from __future__ import annotations
@@ -20,8 +23,11 @@ import os
 import subprocess
 import sys
 import threading
+from typing import Callable
 
 from . import keeper_helper
+from .lock import AppsGuard
+from .orphans import app_marks, stop_orphans
 
 log = logging.getLogger(__name__)
 
@@ -31,19 +37,22 @@ LOCK_POLL = 0.05  # seconds between tries for the apps lock while a previous wor
 class GroupKeeper:
     """Registers app process groups with the helper; ``wait_ready()`` before the first, ``close()`` at shutdown.
 
-    Without an ``apps_lock`` (a path) the keeper is ready at once and waits for nobody.
+    Without a ``guard`` the keeper is ready at once, waits for nobody and marks no app.
     """
 
-    def __init__(self, grace: float, apps_lock: str | None = None):
+    def __init__(self, grace: float, guard: AppsGuard | None = None, before_ready: Callable[[], None] = lambda: None):
         self._grace = grace
+        self._guard = guard
+        self._before_ready = before_ready
         self._cond = threading.Condition()
         self._helper: subprocess.Popen | None = None
         self._failure: str | None = None
         self._given_up = False
-        if apps_lock is None:
+        if guard is None:
+            self._run_before_ready()
             self._helper = self._start_helper(())
         else:
-            threading.Thread(target=self._take_over, args=(apps_lock,), name="octyne-apps-lock", daemon=True).start()
+            threading.Thread(target=self._take_over, args=(guard,), name="octyne-apps-lock", daemon=True).start()
 
     def wait_ready(self) -> bool:
         """Block until no earlier worker's app runs and the helper is up; False once shutting down.
@@ -55,6 +64,10 @@ class GroupKeeper:
             if self._failure:
                 raise OSError(self._failure)
             return not self._given_up
+
+    def app_marks(self) -> dict[str, str]:
+        """The variables added to every app's environment so its processes can be found later."""
+        return {} if self._guard is None else app_marks(self._guard.mark)
 
     def stop_waiting(self) -> None:
         """The daemon is shutting down: ``wait_ready`` answers False from now on."""
@@ -80,12 +93,15 @@ class GroupKeeper:
             helper.stdin.close()
         helper.wait()
 
-    def _take_over(self, apps_lock: str) -> None:
-        """Wait for the apps lock (an earlier helper holds it while its groups run), then start ours holding it."""
-        fd = os.open(apps_lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    def _take_over(self, guard: AppsGuard) -> None:
+        """Wait for the apps lock (an earlier helper holds it while its groups run), stop the apps nothing
+        was left to stop, then start our helper holding the lock."""
+        fd = os.open(guard.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             if not self._wait_for_lock(fd):
                 return
+            stop_orphans(guard.mark, self._grace)
+            self._run_before_ready()
             with self._cond:
                 if not self._given_up:
                     self._helper = self._start_helper((fd,))
@@ -97,6 +113,12 @@ class GroupKeeper:
                 self._cond.notify_all()
         finally:
             os.close(fd)  # the helper holds its own copy
+
+    def _run_before_ready(self) -> None:
+        try:
+            self._before_ready()
+        except Exception:  # what it could not clean up, each app's start reports again
+            log.exception("Preparing to start apps failed")
 
     def _wait_for_lock(self, fd: int) -> bool:
         """Take the lock on ``fd``; False if shutdown came first."""

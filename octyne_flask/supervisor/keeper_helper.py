@@ -19,9 +19,8 @@ POLL = 0.05
 KILL_WAIT = 5.0  # a SIGKILLed process runs no more code; this only waits for the kernel to finish it
 
 
-def running_groups() -> set[int]:
-    """The process group ids that have at least one process still running (zombies run nothing)."""
-    groups = set()
+def running_processes():
+    """``(pid, process group id)`` of every process still running (zombies run nothing)."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -31,8 +30,12 @@ def running_groups() -> set[int]:
         except OSError:
             continue  # gone meanwhile
         if fields[0] not in (b"Z", b"X"):
-            groups.add(int(fields[2]))
-    return groups
+            yield int(entry), int(fields[2])
+
+
+def running_groups() -> set[int]:
+    """The process group ids that have at least one process still running."""
+    return {group for _, group in running_processes()}
 
 
 def stop_groups(groups: set[int], grace: float) -> None:

@@ -12,24 +12,46 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+from dataclasses import dataclass
 
 
 class DaemonLockError(RuntimeError):
     """Another daemon already runs with this config."""
 
 
+def config_id(config_path: str) -> str:
+    """A short name for the config file, the same however its path is spelled."""
+    return hashlib.sha256(os.path.realpath(config_path).encode()).hexdigest()[:16]
+
+
+def instance_name(config_path: str) -> str:
+    """A name for the daemon of this config file (its locks, its cgroups), the same after a restart."""
+    return f"octyne-flask-{config_id(config_path)}"
+
+
 def lock_path(config_path: str, kind: str = "") -> str:
     """Where the daemon lock file (or the ``kind`` lock, e.g. "apps") for this config lives."""
-    real = os.path.realpath(config_path)
-    digest = hashlib.sha256(real.encode()).hexdigest()[:16]
     suffix = f".{kind}.lock" if kind else ".lock"
-    return os.path.join(os.environ.get("TMPDIR") or "/tmp", f"octyne-flask-{digest}{suffix}")
+    return os.path.join(os.environ.get("TMPDIR") or "/tmp", instance_name(config_path) + suffix)
 
 
-def apps_lock_path(config_path: str) -> str:
-    """The lock held while this config's apps may run: by each worker's group keeper, and by its helper
-    until the last of them is gone, so the next worker (or daemon) waits for them before starting any."""
-    return lock_path(config_path, "apps")
+@dataclass(frozen=True)
+class AppsGuard:
+    """How the processes that may run one config's apps keep an app from ever running twice.
+
+    ``lock``: held while these apps may run, by each worker's group keeper and by its helper until the
+    last of them is gone, so the next worker (or daemon) waits for them before starting any.
+    ``mark``: carried in every app's environment, so apps an earlier daemon process left running are
+    found and stopped even when nothing was left to stop them (``orphans.py``).
+    """
+
+    lock: str
+    mark: str
+
+
+def apps_guard(config_path: str) -> AppsGuard:
+    """The guard of this config's apps (its lock file in the temporary directory, the config's id as mark)."""
+    return AppsGuard(lock_path(config_path, "apps"), config_id(config_path))
 
 
 def acquire_daemon_lock(config_path: str) -> int:

@@ -5,13 +5,15 @@ stop requested. Transitions, all under one condition lock:
 
   STOPPED/CRASHED --start--> RUNNING            (spawn failed: -> CRASHED)
   RUNNING --exit 0 / 130 / 143, or a stop or kill we asked for--> STOPPED (crash counter reset)
-  RUNNING --any other exit--> CRASHED; while the counter (incremented first) is <= 3, start again
+  RUNNING --any other exit, or an OOM kill in its cgroup--> CRASHED; while the counter (incremented first)
+          is <= 3, start again
   any exit while marked toDelete --> removed (consoles closed ~5 s later)
 
 One long-lived thread per server spawns every run of the app (so nothing
 tied to the forking thread dies early), waits for it on a pidfd, applies the
 stop escalation steps, and decides what the exit means. A second thread per
-run reads the output into the console. The thread never starts an app while
+run reads the output into the console. Each run gets a fresh cgroup (when the
+host has one) made before the spawn and removed after the run. The thread never starts an app while
 an earlier daemon process's run of it may still be stopping (GroupKeeper), and
 never dies with a run: if watching one fails (a bug), it logs the error, kills
 the group, reaps it and reports a crash (no automatic restart).
@@ -28,12 +30,13 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from ..config import ServerConfig
+from ..config import Limits, ServerConfig, size_text
+from .cgroups import CgroupTree, NoCgroups
 from .child import Child, poll_ready
 from .console import ConsoleLog
 from .keeper import GroupKeeper
 from .output import pump
-from .stats import TreeStats
+from .stats import CgroupStats, TreeStats
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +63,15 @@ class ManagedProcess:
     """One server: start/term/kill/input from any thread; the owner thread does the rest."""
 
     def __init__(self, config: ServerConfig, console: ConsoleLog, keeper: GroupKeeper, grace: float,
-                 on_removed: Callable[["ManagedProcess"], None]):
+                 on_removed: Callable[["ManagedProcess"], None], cgroups: CgroupTree | NoCgroups,
+                 report: Callable[..., None]):
+        """``report(action, **fields)`` records an event of the app itself (``server.oom``) in the action log."""
         self.name = config.name
         self.console = console
         self._keeper = keeper
         self._on_removed = on_removed
+        self._cgroups = cgroups
+        self._report = report
         self._cond = threading.Condition()
         self._config = config
         self._grace = grace
@@ -75,11 +82,12 @@ class ManagedProcess:
         self._child: Child | None = None
         self._spawning = False  # between the decision to start and the child being known
         self._run_config = config  # the config the running child was started with
-        self._stats: TreeStats | None = None
+        self._stats: TreeStats | CgroupStats | None = None
         self._started_ns = 0
         self._stop_requested = False
         self._steps: list[tuple[float, int]] = []  # (monotonic deadline, signal) for the running child
         self._crashes = 0
+        self._out_of_memory = False  # the last run was ended by the OOM killer
         self._start_wanted = False
         self._starts_requested = 0
         self._starts_done = 0
@@ -110,6 +118,17 @@ class ManagedProcess:
     @property
     def to_delete(self) -> bool:
         return self._to_delete
+
+    @property
+    def limits(self) -> Limits:
+        """The limits in force: the running app's, else those its next start will use."""
+        with self._cond:
+            return (self._run_config if self._child is not None else self._config).limits
+
+    @property
+    def out_of_memory(self) -> bool:
+        """Whether the last run ended because the OOM killer killed a process of it."""
+        return self._out_of_memory
 
     def stats(self) -> ServerStats:
         """Status, uptime and the process tree's CPU and memory use."""
@@ -262,7 +281,14 @@ class ManagedProcess:
                     return None
                 self._run_config = config = self._config
                 self._spawning = True
-            return Child.spawn(config)
+            cgroup = self._cgroups.create(self.name, config.limits.cgroup_limits())
+            try:
+                return Child.spawn(config, cgroup, self._keeper.app_marks())
+            except BaseException:
+                if cgroup is not None:
+                    cgroup.kill_all()
+                    cgroup.remove()
+                raise
         except Exception as error:  # OSError: the command cannot run; anything else is a bug, but the same to the user
             if not isinstance(error, OSError):
                 log.exception("Starting server %s failed unexpectedly", self.name)
@@ -294,13 +320,15 @@ class ManagedProcess:
             reader.join(OUTPUT_DRAIN_WAIT)
         else:
             os.close(child.output_fd)  # no reader took it over
+        out_of_memory = child.out_of_memory()
+        child.release_cgroup()
         with self._cond:
             code = child.reap()
             self._keeper.remove(child.pid)
             if self._child is None:  # the run never began: the start request is still waiting
                 self._report_start(False)
             self._child, self._stats, self._steps, self._spawning = None, None, [], False
-            self._decide(code, lost)
+            self._decide(code, lost, out_of_memory)
             self._runs_done += 1
             self._cond.notify_all()
 
@@ -308,6 +336,7 @@ class ManagedProcess:
         with self._cond:
             self._child, self._spawning = child, False
             self._status = RUNNING
+            self._out_of_memory = False
             self._started_ns = time.monotonic_ns()
             self._stop_requested = False
             self._start_wanted = False  # this start satisfies every request made while spawning
@@ -318,7 +347,7 @@ class ManagedProcess:
                 self._stop_requested = True
                 child.signal(signal.SIGTERM)
                 self._steps = [(time.monotonic() + self._grace, signal.SIGKILL)]
-            self._stats = TreeStats(child.pid)
+            self._stats = TreeStats(child.pid) if child.cgroup is None else CgroupStats(child.cgroup, child.pid)
 
     def _wait_exit(self, child: Child) -> None:
         """Block until the leader exits, sending due escalation steps meanwhile."""
@@ -350,13 +379,16 @@ class ManagedProcess:
                 child.signal(signal.SIGKILL)
             child.wait_group_gone(KILL_WAIT)
 
-    def _decide(self, code: int, lost: bool) -> None:
+    def _decide(self, code: int, lost: bool, out_of_memory: bool) -> None:
         """Apply the exit rules (called with the lock held). A run we lost track of is a crash, never restarted."""
-        if not lost and (self._stop_requested or code in CLEAN_EXIT_CODES):
+        if not lost and (self._stop_requested or (code in CLEAN_EXIT_CODES and not out_of_memory)):
             self._status = STOPPED
             self._crashes = 0
             self.console.append([f"[Octyne] Server {self.name} has stopped."])
         else:
+            if out_of_memory:
+                self._report_out_of_memory()
+            self._out_of_memory = out_of_memory
             self._status = CRASHED
             self._crashes += 1
             self.console.append([f"[Octyne] Server {self.name} has crashed!"])
@@ -367,3 +399,9 @@ class ManagedProcess:
             self.console.append([f"[Octyne] Server {self.name} was marked for deletion, stopped/crashed, and has now been removed."])
             self._removed = True
             self._start_wanted = False
+
+    def _report_out_of_memory(self) -> None:
+        limit = self._run_config.limits.memory
+        shown = size_text(limit) if limit is not None else "none"
+        self.console.append([f"[Octyne] {self.name} was killed: out of memory (limit {shown})"])
+        self._report("server.oom", server=self.name, limit=limit)

@@ -4,16 +4,22 @@
 (and started when enabled), existing ones take the new settings at their next
 start (console bounds at once), and servers no longer listed are marked
 toDelete and removed when their process next exits. Lock order: the Supervisor's lock, then a server's.
+The apps' cgroups live under one daemon-owned parent (``cgroups``), emptied
+of anything a dead daemon process left before the first app starts and
+removed at shutdown.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Collection
+from typing import Callable
 
 from ..config import Config, ServerConfig
+from .cgroups import CgroupTree, NoCgroups
 from .console import ConsoleLog
 from .keeper import GroupKeeper
+from .lock import AppsGuard
 from .process import ManagedProcess
 
 SHUTDOWN_SLACK = 5.0  # seconds beyond the grace period for SIGKILLed apps to be reaped
@@ -22,11 +28,15 @@ SHUTDOWN_SLACK = 5.0  # seconds beyond the grace period for SIGKILLed apps to be
 class Supervisor:
     """All managed servers of one daemon. Create it in the process that will serve requests."""
 
-    def __init__(self, config: Config, apps_lock: str | None = None):
-        """``apps_lock``: a lock file shared by every process that may run these apps (see GroupKeeper)."""
+    def __init__(self, config: Config, guard: AppsGuard | None = None, cgroups: CgroupTree | NoCgroups | None = None,
+                 report: Callable[..., None] = lambda action, **fields: None):
+        """``guard``: shared by every process that may run these apps (see GroupKeeper); ``cgroups``: where
+        the apps' cgroups go (none by default); ``report(action, **fields)``: the action log."""
         self._lock = threading.Lock()
         self._config = config
-        self._keeper = GroupKeeper(config.stop_grace_period, apps_lock)
+        self._cgroups = cgroups if cgroups is not None else NoCgroups("none configured")
+        self._report = report
+        self._keeper = GroupKeeper(config.stop_grace_period, guard, before_ready=self._cgroups.sweep)
         self._closed = False
         self._servers: dict[str, ManagedProcess] = {
             name: self._create(server) for name, server in config.servers.items()
@@ -98,6 +108,7 @@ class Supervisor:
         for server in servers:  # open consoles would hold the worker until gunicorn's graceful timeout
             server.console.close()
         self._keeper.close()
+        self._cgroups.close()  # by every caller: the first may be a thread the exiting worker does not wait for
 
     def _console_bounds(self) -> tuple[int, int, int]:
         console = self._config.console
@@ -105,7 +116,8 @@ class Supervisor:
 
     def _create(self, server: ServerConfig) -> ManagedProcess:
         log = ConsoleLog(*self._console_bounds())
-        return ManagedProcess(server, log, self._keeper, self._config.stop_grace_period, self._forget)
+        return ManagedProcess(server, log, self._keeper, self._config.stop_grace_period, self._forget,
+                              self._cgroups, self._report)
 
     def _forget(self, server: ManagedProcess) -> None:
         """Called by a removed server's thread: drop it unless a newer one took its name."""

@@ -36,7 +36,8 @@ from octyne_flask.errors import INVALID_JSON, ApiError
 from octyne_flask.files.archives.deflate import BLOCK, DeflateStream, OrderedPipeline, deflate_small, worker_pool
 from octyne_flask.files.archives.members import TEMPORARY_PREFIX, Cancelled, Member, Root, Walk, distinct_roots
 from octyne_flask.files.archives.zipwriter import DEFLATED, STORED, ZipWriter
-from octyne_flask.files.paths import ServerPath, open_parent, resolve
+from octyne_flask.files.ownership import KEEP, Owner
+from octyne_flask.files.paths import PARENT_MISSING, ServerPath, open_parent, resolve
 from octyne_flask.files.temp_journal import UNRECORDED, TemporaryJournal
 
 ARCHIVE_TYPES = ("zip", "tar")
@@ -57,6 +58,7 @@ class CompressRequest:
     archive_type: str
     compression: str
     roots: list[Root]
+    owner: Owner = KEEP  # who gets the archive
 
 
 def check_options(archive_type: str | None, compression: str | None) -> tuple[str, str]:
@@ -71,7 +73,7 @@ def check_options(archive_type: str | None, compression: str | None) -> tuple[st
 
 
 def prepare(directory: str, archive_path: str | None, base_path: str | None, archive_type: str,
-            compression: str, files) -> CompressRequest:
+            compression: str, files, owner: Owner = KEEP) -> CompressRequest:
     """Validate the body (at most ``MAX_PATHS`` paths), the base path, every input and the archive path."""
     if not isinstance(files, list) or not all(isinstance(name, str) for name in files):
         raise ApiError(400, INVALID_JSON)
@@ -87,7 +89,9 @@ def prepare(directory: str, archive_path: str | None, base_path: str | None, arc
     archive = resolve(directory, archive_path, "archive path")
     if os.path.lexists(archive.absolute):
         raise ApiError(400, "A file/folder already exists at the path of requested archive!")
-    return CompressRequest(archive, archive_type, compression, distinct_roots(inputs, base))
+    if not os.path.isdir(os.path.dirname(archive.absolute)):
+        raise ApiError(400, f"Invalid archive path: {PARENT_MISSING}")
+    return CompressRequest(archive, archive_type, compression, distinct_roots(inputs, base), owner)
 
 
 class Progress:
@@ -126,6 +130,7 @@ def build_archive(request: CompressRequest, progress: Progress | None = None,
                          dir_fd=folder)
             try:
                 with open(fd, "w+b", buffering=BLOCK) as out:
+                    request.owner.take(fd)
                     _write(out, request, progress)
                 # link() refuses to replace something created meanwhile
                 os.link(temporary, final, src_dir_fd=folder, dst_dir_fd=folder, follow_symlinks=False)

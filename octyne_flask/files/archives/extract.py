@@ -27,6 +27,7 @@ import zstandard
 
 from octyne_flask.errors import ApiError
 from octyne_flask.files.archives.deflate import BLOCK
+from octyne_flask.files.ownership import KEEP, Owner
 from octyne_flask.files.paths import ServerPath, check_opened, is_inside, opened_path, resolve
 from octyne_flask.files.temp_journal import UNRECORDED, TemporaryJournal
 from octyne_flask.files.tree import (
@@ -73,17 +74,19 @@ def prepare(directory: str, archive_path: str | None, destination: str) -> tuple
 
 
 def extract(archive: ServerPath, destination: ServerPath, kind: str, limit: int,
-            journal: TemporaryJournal = UNRECORDED) -> None:
+            journal: TemporaryJournal = UNRECORDED, owner: Owner = KEEP) -> None:
     """Unpack into a staging folder (listed in ``journal`` meanwhile), check it, merge it into ``destination``;
-    all or nothing."""
+    all or nothing. What it makes (the destination's missing folders too) is given to ``owner``."""
     reading = _open_archive(archive)
     with reading:
         try:
-            parent, target, made = _open_destination(destination)
+            parent, target, made = _open_destination(destination, owner)
         except OSError as error:
             raise ApiError(500, FAILED, detail=error.strerror) from None
         try:
-            _unpack_and_merge(reading, kind, limit, target, destination.root, journal)
+            if made:
+                owner.take(target)
+            _unpack_and_merge(reading, kind, limit, target, destination.root, journal, owner)
         except Exception as error:
             if made:
                 discard(parent, posixpath.basename(destination.relative))
@@ -108,13 +111,14 @@ def _open_archive(archive: ServerPath):
     return open(fd, "rb")
 
 
-def _open_destination(destination: ServerPath) -> tuple[int | None, int, bool]:
+def _open_destination(destination: ServerPath, owner: Owner) -> tuple[int | None, int, bool]:
     """``(parent folder, destination folder, whether it was made here)``, both open and checked to be inside;
-    missing folders on the way are made. The parent is None for the server directory itself."""
+    missing folders on the way are made (given to ``owner``). The parent is None for the server directory itself."""
     if destination.is_root:
         return None, open_folder_inside(destination.root, "", "destination path"), False
     parent_path, name = posixpath.split(destination.relative)
-    parent = open_folder_inside(destination.root, parent_path, "destination path", create=True)
+    parent = open_folder_inside(destination.root, parent_path, "destination path", create=True,
+                                made=owner.take_entry)
     try:
         try:
             os.mkdir(name, dir_fd=parent)
@@ -128,7 +132,8 @@ def _open_destination(destination: ServerPath) -> tuple[int | None, int, bool]:
         raise
 
 
-def _unpack_and_merge(reading, kind: str, limit: int, target: int, root: str, journal: TemporaryJournal) -> None:
+def _unpack_and_merge(reading, kind: str, limit: int, target: int, root: str, journal: TemporaryJournal,
+                      owner: Owner) -> None:
     staging = f".octyne-unpack-{secrets.token_hex(8)}"
     with journal.recorded(target, staging):  # a killed daemon's staging folder goes at the next start
         os.mkdir(staging, 0o700, dir_fd=target)
@@ -144,6 +149,7 @@ def _unpack_and_merge(reading, kind: str, limit: int, target: int, root: str, jo
                         unpacker.unpack_tar(reading, kind.partition(":")[2])
                 finally:
                     unpacker.close()
+                owner.take_tree(target, staging)
                 _merge(folder, target, root, unpacker.links)
             finally:
                 os.close(folder)

@@ -35,7 +35,8 @@ export function mountConsole(container, id) {
     placeholder: "Type a command and press Enter", "aria-label": `Command for ${id}`,
   });
   const sendButton = h("button", { type: "submit", class: "primary", text: "Send" });
-  const readOnlyNote = h("p", { class: "notice", text: "Read-only: you can watch this console but not send commands.", hidden: true });
+  const readOnlyNote = h("p", { class: "notice read-only-note", hidden: true },
+    h("span", { class: "badge read-only", text: "read-only" }), " You can watch this console but not send commands.");
   const form = h("form", { class: "console-form" }, input, sendButton);
   container.append(status, h("div", { class: "terminal-wrap" }, output, jump), readOnlyNote, form);
 

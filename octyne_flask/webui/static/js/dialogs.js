@@ -15,18 +15,14 @@ function field({ name, label, type = "text", value = "", options, required = tru
 }
 
 /**
- * Show a form in a modal; resolves to {name: value} on confirm or null on cancel.
- * `fields` may be empty (a plain confirmation); `forUser` names the account a
- * password form belongs to.
+ * A modal form: `body` (nodes) between the title and the buttons; resolves to
+ * `collect(form)` on confirm, or null on cancel.
  */
-export function formDialog({ title, message, fields = [], confirmLabel = "OK", danger = false, forUser = null }) {
+function modalForm({ title, body, confirmLabel, danger = false, collect }) {
   return new Promise((resolve) => {
     const form = h("form", { method: "dialog" },
       h("h2", { text: title }),
-      // Password forms name their account so password managers (and Chromium's checks) know whose it is.
-      forUser !== null ? h("input", { type: "text", autocomplete: "username", value: forUser, readonly: true, hidden: true }) : null,
-      message ? h("p", { class: "dialog-message", text: message }) : null,
-      fields.map(field),
+      body,
       h("div", { class: "dialog-actions" },
         h("button", { type: "button", class: "secondary", value: "cancel", text: "Cancel" }),
         h("button", { type: "submit", class: danger ? "danger" : "primary", value: "ok", text: confirmLabel })));
@@ -35,7 +31,7 @@ export function formDialog({ title, message, fields = [], confirmLabel = "OK", d
     form.querySelector("button[value=cancel]").addEventListener("click", () => dialog.close());
     form.addEventListener("submit", (event) => {
       event.preventDefault();
-      result = Object.fromEntries(new FormData(form).entries());
+      result = collect(form);
       dialog.close();
     });
     dialog.addEventListener("close", () => {
@@ -44,13 +40,31 @@ export function formDialog({ title, message, fields = [], confirmLabel = "OK", d
     });
     document.body.append(dialog);
     dialog.showModal();
-    const first = form.querySelector("input, select");
+    const first = form.querySelector("input:not([hidden]), select");
     if (first) {
       first.focus();
       if (first.select) first.select();
     } else {
       form.querySelector("button[type=submit]").focus();
     }
+  });
+}
+
+/**
+ * Show a form in a modal; resolves to {name: value} on confirm or null on cancel.
+ * `fields` may be empty (a plain confirmation); `forUser` names the account a
+ * password form belongs to.
+ */
+export function formDialog({ title, message, fields = [], confirmLabel = "OK", danger = false, forUser = null }) {
+  return modalForm({
+    title, confirmLabel, danger,
+    body: [
+      // Password forms name their account so password managers (and Chromium's checks) know whose it is.
+      forUser !== null ? h("input", { type: "text", autocomplete: "username", value: forUser, readonly: true, hidden: true }) : null,
+      message ? h("p", { class: "dialog-message", text: message }) : null,
+      fields.map(field),
+    ],
+    collect: (form) => Object.fromEntries(new FormData(form).entries()),
   });
 }
 
@@ -63,4 +77,21 @@ export async function confirmDialog({ title, message, confirmLabel = "Confirm", 
 export async function promptDialog({ title, label, value = "", confirmLabel = "OK", type = "text", message }) {
   const result = await formDialog({ title, message, confirmLabel, fields: [{ name: "value", label, value, type }] });
   return result === null ? null : result.value;
+}
+
+/**
+ * A list of checkboxes; resolves to the checked values (in `options` order) or null when cancelled.
+ * `options` is [[value, label], ...].
+ */
+export function checklistDialog({ title, message, options, checked = [], confirmLabel = "OK" }) {
+  return modalForm({
+    title, confirmLabel,
+    body: [
+      message ? h("p", { class: "dialog-message", text: message }) : null,
+      h("fieldset", { class: "checklist" }, h("legend", { class: "visually-hidden", text: title }),
+        options.map(([value, label]) => h("label", { class: "check" },
+          h("input", { type: "checkbox", value, checked: checked.includes(value) }), ` ${label}`))),
+    ],
+    collect: (form) => [...form.querySelectorAll("input[type=checkbox]:checked")].map((box) => box.value),
+  });
 }

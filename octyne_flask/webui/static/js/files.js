@@ -1,5 +1,6 @@
 // The files tab: breadcrumbs, a sortable listing with per-item actions, bulk
 // actions on a selection, uploads (picker or drag and drop) with progress.
+// Actions the account may not use on this server are left out.
 
 import { ApiError } from "./api.js";
 import { archiveSuffix } from "./archives.js";
@@ -9,6 +10,7 @@ import { createFileActions } from "./fileactions.js";
 import { joinPath, listFolder } from "./fileapi.js";
 import { bytes, date } from "./format.js";
 import { icon } from "./icons.js";
+import { mayOn } from "./me.js";
 import { createSftpPanel } from "./sftp.js";
 import { createTaskList } from "./tasks.js";
 import { acceptUploads } from "./uploads.js";
@@ -42,6 +44,7 @@ export function mountFiles(container, id, path) {
   let entries = [];
   let active = true;
 
+  const can = (name) => mayOn(id, `files.${name}`);
   const tasks = createTaskList();
   const actions = createFileActions({ id, folder, tasks, reload });
   const picker = h("input", { type: "file", multiple: true, hidden: true, "aria-hidden": "true", tabindex: "-1" });
@@ -51,10 +54,10 @@ export function mountFiles(container, id, path) {
   const selectionCount = h("span", { class: "selection-count" });
   const selectionBar = h("div", { class: "selection-bar", role: "group", "aria-label": "Selected items", hidden: true },
     selectionCount,
-    h("button", { type: "button", class: "secondary", text: "Move…", onclick: () => actions.bulkTransfer([...selected], "mv") }),
-    h("button", { type: "button", class: "secondary", text: "Copy…", onclick: () => actions.bulkTransfer([...selected], "cp") }),
-    h("button", { type: "button", class: "secondary", text: "Compress…", onclick: () => actions.compress([...selected]) }),
-    h("button", { type: "button", class: "danger", text: "Delete…", onclick: () => actions.bulkDelete([...selected]) }));
+    can("modify") ? h("button", { type: "button", class: "secondary", text: "Move…", onclick: () => actions.bulkTransfer([...selected], "mv") }) : null,
+    can("modify") ? h("button", { type: "button", class: "secondary", text: "Copy…", onclick: () => actions.bulkTransfer([...selected], "cp") }) : null,
+    can("compress") ? h("button", { type: "button", class: "secondary", text: "Compress…", onclick: () => actions.compress([...selected]) }) : null,
+    can("modify") ? h("button", { type: "button", class: "danger", text: "Delete…", onclick: () => actions.bulkDelete([...selected]) }) : null);
   const message = h("p", { class: "empty", hidden: true });
   const dropHint = h("div", { class: "drop-hint", text: `Drop files to upload them to ${folder}` });
   const table = h("table", { class: "files" },
@@ -65,8 +68,8 @@ export function mountFiles(container, id, path) {
     createSftpPanel(id),
     breadcrumbs(),
     h("div", { class: "toolbar" },
-      h("button", { type: "button", class: "primary", text: "Upload…", onclick: () => picker.click() }),
-      h("button", { type: "button", class: "secondary", text: "New folder…", onclick: () => actions.newFolder() }),
+      can("upload") ? h("button", { type: "button", class: "primary", text: "Upload…", onclick: () => picker.click() }) : null,
+      can("createFolder") ? h("button", { type: "button", class: "secondary", text: "New folder…", onclick: () => actions.newFolder() }) : null,
       h("button", { type: "button", class: "secondary", text: "Refresh", onclick: () => reload() }),
       picker),
     selectionBar, tasks.element, dropZone);
@@ -106,13 +109,15 @@ export function mountFiles(container, id, path) {
 
   function rowActions(entry) {
     const items = [];
-    if (!entry.folder) items.push(actionButton("Download", () => actions.download(entry)));
-    if (!entry.folder) items.push(actionButton("Edit", () => openEditor(id, folder, entry, reload)));
-    if (!entry.folder && archiveSuffix(entry.name)) items.push(actionButton("Decompress…", () => actions.decompress(entry)));
-    items.push(actionButton("Rename / move…", () => actions.transfer(entry, "mv")));
-    items.push(actionButton("Copy…", () => actions.transfer(entry, "cp")));
-    items.push(actionButton("Compress…", () => actions.compress([entry.name])));
-    items.push(actionButton("Delete…", () => actions.remove(entry), "danger"));
+    const file = !entry.folder;
+    if (file && can("download")) items.push(actionButton("Download", () => actions.download(entry)));
+    if (file && can("download") && can("upload")) items.push(actionButton("Edit", () => openEditor(id, folder, entry, reload)));
+    if (file && archiveSuffix(entry.name) && can("decompress")) items.push(actionButton("Decompress…", () => actions.decompress(entry)));
+    if (can("modify")) items.push(actionButton("Rename / move…", () => actions.transfer(entry, "mv")));
+    if (can("modify")) items.push(actionButton("Copy…", () => actions.transfer(entry, "cp")));
+    if (can("compress")) items.push(actionButton("Compress…", () => actions.compress([entry.name])));
+    if (can("modify")) items.push(actionButton("Delete…", () => actions.remove(entry), "danger"));
+    if (!items.length) return null;
     const menu = h("details", { class: "menu" },
       h("summary", { "aria-label": `Actions for ${entry.name}`, title: "Actions", text: "⋯" }),
       h("div", { class: "menu-items" }, items));
@@ -149,7 +154,7 @@ export function mountFiles(container, id, path) {
         h("td", { class: "row-actions" }, rowActions(entry)));
     }));
     message.hidden = entries.length > 0;
-    message.textContent = "This folder is empty. Drop files here or use Upload.";
+    message.textContent = can("upload") ? "This folder is empty. Drop files here or use Upload." : "This folder is empty.";
     updateSelection();
   }
 
@@ -184,9 +189,11 @@ export function mountFiles(container, id, path) {
     render();
   }
 
-  acceptUploads({
-    id, folder, picker, dropZone, tasks, existingNames: () => entries.map((entry) => entry.name), onDone: reload,
-  });
+  if (can("upload")) {
+    acceptUploads({
+      id, folder, picker, dropZone, tasks, existingNames: () => entries.map((entry) => entry.name), onDone: reload,
+    });
+  }
 
   reload();
   return () => {

@@ -38,6 +38,16 @@ export function date(unixSeconds) {
   return new Date(unixSeconds * 1000).toLocaleString();
 }
 
+/** A server's limits (bytes, cores, counts; null when unset) in one line. */
+export function limitsText({ memory, cpu, pids, openFiles } = {}) {
+  const parts = [];
+  if (memory) parts.push(`memory ${bytes(memory)}`);
+  if (cpu) parts.push(`CPU ${cpu} ${cpu === 1 ? "core" : "cores"}`);
+  if (pids) parts.push(`${pids} processes`);
+  if (openFiles) parts.push(`${openFiles} open files`);
+  return parts.length ? parts.join(" · ") : "none";
+}
+
 const STATUS_NAMES = { 0: "Stopped", 1: "Running", 2: "Crashed" };
 
 export function statusName(status, toDelete) {

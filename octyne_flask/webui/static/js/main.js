@@ -8,12 +8,15 @@ import { login, logout, rememberedUser, forgetUser } from "./session.js";
 import { mountServerList } from "./servers.js";
 import { mountServerPage } from "./server.js";
 import { mountAccounts } from "./accounts.js";
+import { mountAccess } from "./accesspage.js";
 import { mountConfig } from "./config.js";
+import { loadMe, may } from "./me.js";
 
 const main = document.getElementById("main");
 const topbar = document.getElementById("topbar");
 let cleanup = null;
 let problemShown = false;
+let renders = 0;
 
 const ROUTES = [
   { pattern: /^\/?$/, nav: "servers", title: "Servers", mount: (section) => mountServerList(section) },
@@ -28,6 +31,7 @@ const ROUTES = [
     }),
   },
   { pattern: /^\/accounts$/, nav: "accounts", title: "Accounts", mount: (section) => mountAccounts(section) },
+  { pattern: /^\/access$/, nav: "access", title: "Access", mount: (section) => mountAccess(section) },
   { pattern: /^\/config$/, nav: "config", title: "Config", mount: (section) => mountConfig(section) },
 ];
 
@@ -56,12 +60,19 @@ function show(content, { signedIn }) {
   replaceChildren(main, content);
 }
 
-function render() {
+async function render() {
   problemShown = false;
   if (!rememberedUser()) {
     showLogin();
     return;
   }
+  const generation = ++renders;
+  try {
+    await loadMe(); // what this account may do decides which links and buttons it sees
+  } catch {
+    return; // an ended session or an unreachable daemon shows its own page
+  }
+  if (generation !== renders) return; // another navigation started meanwhile
   const path = currentPath();
   const route = ROUTES.find((candidate) => candidate.pattern.test(path));
   const section = h("section", { class: "view" });
@@ -70,6 +81,7 @@ function render() {
   for (const link of topbar.querySelectorAll("[data-nav]")) {
     if (route && link.dataset.nav === route.nav) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
+    link.parentElement.hidden = Boolean(link.dataset.permission) && !may(link.dataset.permission);
   }
   if (!route) {
     document.title = "Not found · Octyne";

@@ -1,9 +1,11 @@
-// One server's page: its live card on top, then the Console or Files tab.
+// One server's page: its live card on top, then the Console or Files tab
+// (each offered only to an account that may use it).
 
 import { ApiError } from "./api.js";
 import { h, replaceChildren } from "./dom.js";
 import { mountConsole } from "./console.js";
 import { mountFiles } from "./files.js";
+import { mayOn } from "./me.js";
 import { poll } from "./poll.js";
 import { createServerCard, fetchServer } from "./servercard.js";
 
@@ -12,9 +14,10 @@ const REFRESH_MS = 3000;
 export function mountServerPage(section, id, { tab, path }) {
   const base = `#/server/${encodeURIComponent(id)}`;
   const card = createServerCard(id, { linkName: false, onChanged: () => poller.now() });
-  const tabLink = (name, label, href) => h("a", {
+  const allowed = { console: mayOn(id, "console.view"), files: mayOn(id, "files.view") };
+  const tabLink = (name, label, href) => allowed[name] ? h("a", {
     href, text: label, class: "tab", "aria-current": tab === name ? "page" : null,
-  });
+  }) : null;
   const panel = h("div", { class: "tab-panel" });
   section.append(
     h("p", { class: "crumbs" }, h("a", { href: "#/", text: "Servers" }), " / ", id),
@@ -35,7 +38,11 @@ export function mountServerPage(section, id, { tab, path }) {
         h("p", { text: failure.message }), h("p", {}, h("a", { href: "#/", text: "Back to servers" })));
     }
   }, REFRESH_MS);
-  stopTab = tab === "files" ? mountFiles(panel, id, path) : mountConsole(panel, id);
+  if (!allowed[tab]) {
+    panel.append(h("p", { class: "notice", text: `You may not use the ${tab === "files" ? "files" : "console"} of ${id}.` }));
+  } else {
+    stopTab = tab === "files" ? mountFiles(panel, id, path) : mountConsole(panel, id);
+  }
   return () => {
     poller.stop();
     stopTab();

@@ -4,15 +4,19 @@
 import { ApiError, getJson, sendText } from "./api.js";
 import { confirmDialog } from "./dialogs.js";
 import { h, toast } from "./dom.js";
-import { bytes, percent, statusName, uptime } from "./format.js";
+import { bytes, limitsText, percent, statusName, uptime } from "./format.js";
+import { mayOn } from "./me.js";
 import { createSparkline } from "./sparkline.js";
 import { recordSample } from "./stats.js";
 
 const STATUS_CLASSES = { 0: "stopped", 1: "running", 2: "crashed" };
 
-/** `GET /server/<id>`: status, uptime (ns), cpuUsage, memoryUsage, totalMemory, toDelete. */
+/**
+ * `GET /server/<id>?extrainfo=true`: status, uptime (ns), cpuUsage, memoryUsage, totalMemory (the memory
+ * limit when one is set), toDelete, and our additions: limits and outOfMemory (the last run was OOM-killed).
+ */
 export function fetchServer(id) {
-  return getJson(`/server/${encodeURIComponent(id)}`);
+  return getJson(`/server/${encodeURIComponent(id)}?extrainfo=true`);
 }
 
 /** Send START, TERM or KILL; toasts the outcome. */
@@ -32,13 +36,16 @@ function stat(label, value, chart = null) {
 
 /**
  * Build the card. `onChanged()` is called after a control action so the
- * owner refreshes at once instead of waiting for its next poll.
+ * owner refreshes at once instead of waiting for its next poll. Without the
+ * `control` permission on the server the card has no start/stop/kill buttons.
  */
 export function createServerCard(id, { linkName = true, onChanged = () => {} } = {}) {
   const badge = h("span", { class: "badge", "data-testid": "status", text: "…" });
   const uptimeValue = h("span", { text: "—" });
   const cpuValue = h("span", { text: "—" });
   const memoryValue = h("span", { text: "—" });
+  const memoryBar = h("meter", { class: "memory-bar", min: "0", value: "0", "aria-label": `Memory of ${id} used` });
+  const limitsValue = h("span", { class: "limits", text: "—" });
   const cpuChart = createSparkline("cpu");
   const memoryChart = createSparkline("memory");
   const act = (operation) => async () => {
@@ -67,18 +74,28 @@ export function createServerCard(id, { linkName = true, onChanged = () => {} } =
     h("dl", { class: "stats" },
       stat("Uptime", uptimeValue),
       stat("CPU", cpuValue, cpuChart.element),
-      stat("Memory", memoryValue, memoryChart.element)),
-    h("div", { class: "actions" }, start, stop, kill));
+      stat("Memory", [memoryValue, memoryBar], memoryChart.element),
+      stat("Limits", limitsValue)),
+    mayOn(id, "control") ? h("div", { class: "actions" }, start, stop, kill) : null);
 
   function update(info) {
     const series = recordSample(id, info);
     const running = info.status === 1;
-    badge.textContent = statusName(info.status, info.toDelete);
+    const limits = info.limits || {};
+    const oomKilled = info.status === 2 && info.outOfMemory === true;
+    badge.textContent = statusName(info.status, info.toDelete) + (oomKilled ? " · out of memory" : "");
     badge.className = `badge ${STATUS_CLASSES[info.status] || ""}${info.toDelete ? " deleting" : ""}`;
     element.dataset.status = String(info.status);
     uptimeValue.textContent = running ? uptime(info.uptime) : "—";
-    cpuValue.textContent = running ? percent(info.cpuUsage) : "—";
-    memoryValue.textContent = running ? `${bytes(info.memoryUsage)} of ${bytes(info.totalMemory)}` : "—";
+    cpuValue.textContent = running
+      ? percent(info.cpuUsage) + (limits.cpu ? ` of ${percent(limits.cpu * 100)} limit` : "") : "—";
+    memoryValue.textContent = running
+      ? `${bytes(info.memoryUsage)} of ${bytes(info.totalMemory)}${limits.memory ? " limit" : ""}` : "—";
+    memoryBar.max = info.totalMemory || 1;
+    memoryBar.high = memoryBar.max * 0.9;
+    memoryBar.value = running ? info.memoryUsage : 0;
+    memoryBar.hidden = !running;
+    limitsValue.textContent = limitsText(limits);
     cpuChart.update(series.map((sample) => sample.cpu), 100, `CPU, last ${series.length} samples`);
     memoryChart.update(series.map((sample) => sample.memory), 0, `Memory, last ${series.length} samples`);
     start.disabled = running;

@@ -9,7 +9,8 @@ const REFRESH_MS = 3000;
 
 export function mountServerList(section) {
   const list = h("div", { class: "server-list" });
-  const empty = h("p", { class: "empty", text: "No servers are configured.", hidden: true });
+  // Access control may hide configured servers, so this does not claim there are none.
+  const empty = h("p", { class: "empty", text: "No servers to show.", hidden: true });
   section.append(h("div", { class: "view-header" }, h("h1", { text: "Servers" })), empty, list);
   const cards = new Map();
 
