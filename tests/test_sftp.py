@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pwd
 import signal
 import socket
 import stat
@@ -276,6 +277,34 @@ def test_uploads_beyond_the_upload_limit_are_refused_and_discarded(world, root):
             handle.write(b"y")
             handle.close()
     wait_until(lambda: sorted(os.listdir(root)) == ["server.properties", "world"])
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving files to another user needs a root daemon")
+def test_what_sftp_creates_belongs_to_the_servers_user(daemon_factory, tmp_path):
+    nobody = pwd.getpwnam("nobody")
+    port = free_port()
+    apps = {name: tmp_path / name for name in ("confined", "plain")}
+    for root in apps.values():
+        root.mkdir()
+        (root / "existing.txt").write_text("the daemon's")
+        (root / "kept.txt").write_text("the daemon's")
+    servers = {"confined": {"directory": str(apps["confined"]), "command": "true", "enabled": False, "user": "nobody"},
+               "plain": {"directory": str(apps["plain"]), "command": "true", "enabled": False}}
+    daemon_factory(servers=servers, config=sftp_config(port))
+    for name in apps:
+        with sftp_session(port, f"admin.{name}") as client:
+            with client.open("/uploaded.txt", "wb") as handle:
+                handle.write(b"new")
+            with client.open("/existing.txt", "wb") as handle:
+                handle.write(b"replaced")
+            client.mkdir("/made")
+            with client.open("/made/inner.txt", "wb") as handle:
+                handle.write(b"inner")
+    created = ["uploaded.txt", "existing.txt", "made", "made/inner.txt"]
+    for name, owner in (("confined", (nobody.pw_uid, nobody.pw_gid)), ("plain", (os.geteuid(), os.getegid()))):
+        found = {path: (os.lstat(apps[name] / path).st_uid, os.lstat(apps[name] / path).st_gid) for path in created}
+        assert found == {path: owner for path in created}
+        assert os.lstat(apps[name] / "kept.txt").st_uid == os.geteuid()  # what SFTP did not write keeps its owner
 
 
 # -- path rules ----------------------------------------------------------------------------------------

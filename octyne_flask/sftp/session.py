@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from octyne_flask.files.ownership import KEEP, Owner
+
 # The server permissions SFTP operations need (extensions.md §F); an account with none of them cannot log in.
 FILE_PERMISSIONS = ("files.view", "files.download", "files.upload", "files.modify", "files.createFolder")
 
@@ -38,6 +40,11 @@ class Session:
         """The server's directory from the current config; None once the server is gone."""
         server = self.daemon.supervisor.get(self.server)
         return None if server is None else server.directory
+
+    def owner(self) -> Owner:
+        """Who what this session creates belongs to: the user the server runs as (the current config's)."""
+        server = self.daemon.supervisor.get(self.server)
+        return KEEP if server is None else Owner.of(server.config.run_as)
 
     def log(self, action: str, **fields) -> None:
         """Write ``action`` to the action log as this account, from this IP, on this server."""

@@ -128,7 +128,8 @@ class ServerFilesView(SFTPServerInterface):
         mode = allowed_mode(attr.st_mode, folder=False) if attr._flags & attr.FLAG_PERMISSIONS else None
         with refusing():
             pending = PendingFile(target, self.session.daemon.config.files.upload_limit,
-                                  self.session.daemon.temporaries, keep_content=not flags & os.O_TRUNC, mode=mode)
+                                  self.session.daemon.temporaries, self.session.owner(),
+                                  keep_content=not flags & os.O_TRUNC, mode=mode)
         return UploadHandle(pending, self.session, readable=readable, append=bool(flags & os.O_APPEND),
                             replace=not flags & os.O_EXCL)
 
@@ -143,7 +144,7 @@ class ServerFilesView(SFTPServerInterface):
         self._require("files.createFolder")
         target = self._resolve(path, "folder path")
         with refusing():
-            create_folder(target)
+            create_folder(target, self.session.owner())
         self._log("mkdir", path=target.request)
         return SFTP_OK
 
@@ -177,7 +178,8 @@ class ServerFilesView(SFTPServerInterface):
         missing = ApiError(404, "The file specified in src does not exist!")
         with refusing(), in_parent_folder(source, "source path", missing) as (origin, name), \
                 in_parent_folder(dest, "destination path") as (target, new_name):
-            move_entry(origin, name, target, new_name, source.root, self.session.daemon.temporaries)
+            move_entry(origin, name, target, new_name, source.root, self.session.daemon.temporaries,
+                       self.session.owner())
         self._log("rename", src=source.request, dest=dest.request)
         return SFTP_OK
 
