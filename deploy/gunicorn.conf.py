@@ -19,11 +19,13 @@ from octyne_flask.serving import gunicorn_settings  # noqa: E402
 
 configure_logging()
 _config_path = os.environ.get("OCTYNE_CONFIG", "config.json")
+_users_path = os.environ.get("OCTYNE_USERS", "users.json")
 try:
     _config, _ = load_config(_config_path)
-    # TLS pair checked, the one-daemon-per-config lock taken (kept by this master), users.json created.
-    _daemon_lock = prepare_to_serve(_config, _config_path, os.environ.get("OCTYNE_USERS", "users.json"))
+    # TLS pair checked, the one-daemon-per-config lock taken (kept by this master), users.json created,
+    # the SFTP host key made and its port checked.
+    _daemon_lock = prepare_to_serve(_config, _config_path, _users_path)
 except (ConfigError, StartupError) as _error:
     sys.exit(f"octyne: {_error}")
 
-globals().update(gunicorn_settings(_config))
+globals().update(gunicorn_settings(_config, _users_path))

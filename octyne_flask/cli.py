@@ -78,12 +78,14 @@ def prepare_to_serve(config, config_path: str, users_path: str) -> int:
     """
     from octyne_flask.auth.users import ensure_users_file
     from octyne_flask.serving import check_tls_files, isolation_banner
+    from octyne_flask.sftp.service import SftpUnavailable, check_before_start
     from octyne_flask.supervisor import DaemonLockError, acquire_daemon_lock, cgroup_tree, instance_name
 
     try:
         check_tls_files(config)  # a bad pair must not leave anything listening
         lock = acquire_daemon_lock(config_path)
-    except (ValueError, DaemonLockError) as error:
+        check_before_start(config.sftp, users_path)  # the host key made here, so the banner can show it
+    except (ValueError, DaemonLockError, SftpUnavailable) as error:
         raise StartupError(str(error)) from None
     message = ensure_users_file(users_path)
     if message:

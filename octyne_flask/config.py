@@ -128,6 +128,15 @@ SCHEMA: tuple[Key, ...] = (
     Key("files.decompressLimit", "int", 20_000_000_000, "Most bytes one decompression may write (bounded by free disk too).", False,
         (1, _TB)),
     Key("timezone", "string", "", "IANA time zone of every schedule's `cron` (e.g. `Europe/Paris`); empty means the system's.", False),
+    Key("sftp.enabled", "bool", False, "Serve the servers' files over SFTP (login `<account>.<server>`).", False),
+    Key("sftp.port", "int", 2022, "TCP port of the SFTP server.", False, _PORT),
+    Key("sftp.hostKey", "string", "", "Host key file (ed25519, OpenSSH format), created 0600 when missing; "
+        "empty means `sftp_host_ed25519_key` beside the users file.", False),
+    Key("sftp.authorizedKeys", "string", "", "File of `<account>: <OpenSSH public key>` lines that may log in "
+        "with that key instead of the password; empty means passwords only.", False),
+    Key("sftp.maxSessions", "int", 32, "Logged-in SFTP connections at once; more are refused.", False, (1, 10_000)),
+    Key("sftp.idleTimeout", "number", 600, "Seconds an SFTP connection may stay without a request before it is closed.",
+        False, (1, _DAY)),
 )
 
 SERVER_SCHEMA: tuple[Key, ...] = (
@@ -248,6 +257,16 @@ class FilesConfig:
 
 
 @dataclass(frozen=True)
+class SftpConfig:
+    enabled: bool
+    port: int
+    host_key: str  # "" means beside the users file
+    authorized_keys: str  # "" means passwords only
+    max_sessions: int
+    idle_timeout: float
+
+
+@dataclass(frozen=True)
 class Config:
     port: int
     web_ui: WebUIConfig
@@ -260,6 +279,7 @@ class Config:
     stop_grace_period: float
     console: ConsoleConfig
     files: FilesConfig
+    sftp: SftpConfig
     servers: dict = field(hash=False)
     raw: dict = field(hash=False, repr=False)  # the parsed document, for the action log
     timezone: Any = field(default=None, hash=False)  # the tzinfo every cron is evaluated in
@@ -411,6 +431,10 @@ def config_from_document(document: dict) -> Config:
         timezone = parse_timezone(values["timezone"])
     except ValueError as error:
         raise ConfigError(f"'timezone' {error}") from None
+    sftp = SftpConfig(values["sftp.enabled"], values["sftp.port"], values["sftp.hostKey"],
+                      values["sftp.authorizedKeys"], values["sftp.maxSessions"], float(values["sftp.idleTimeout"]))
+    if sftp.enabled and sftp.port in (values["port"], web_ui.port if web_ui.enabled else None):
+        raise ConfigError("'sftp.port' must differ from 'port' and 'webUI.port'")
     actions = values["logging.actions"]
     for action, switch in actions.items():
         if not isinstance(switch, bool):
@@ -434,6 +458,7 @@ def config_from_document(document: dict) -> Config:
             idle_timeout=float(values["console.idleTimeout"]),
         ),
         files=FilesConfig(values["files.uploadLimit"], values["files.decompressLimit"]),
+        sftp=sftp,
         servers=servers,
         timezone=timezone,
         raw=document,

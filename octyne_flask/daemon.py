@@ -25,6 +25,7 @@ from octyne_flask.errors import INVALID_JSON, ApiError
 from octyne_flask.files.archives.tasks import CompressionTasks
 from octyne_flask.files.temp_journal import TemporaryJournal, journal_path
 from octyne_flask.schedules.board import ScheduleBoard
+from octyne_flask.sftp.service import SftpService, SftpUnavailable
 from octyne_flask.supervisor import Supervisor, apps_guard, cgroup_tree, instance_name
 
 log = logging.getLogger(__name__)
@@ -96,17 +97,34 @@ class Daemon:
         self.compressions = CompressionTasks(self.temporaries)  # every /compress build, sync and async
         self.backups = Backups(self.temporaries)
         self.schedules = ScheduleBoard(self.config, self.supervisor, self._scheduled_backup, self._log_schedule_run)
+        self.sftp = SftpService(self)
         self._known_users = set(self.users.snapshot())
         self.users.on_change(self._close_consoles_of_removed_users)
         self._config_lock = threading.Lock()
 
     def start(self) -> None:
-        """Remove what a crash left behind, begin watching users.json and access.json, start the enabled apps."""
+        """Remove what a crash left behind, begin watching users.json and access.json, start the enabled apps
+        and SFTP."""
         self.temporaries.sweep()
         self.users.start_watching()
         self.access_store.start_watching()
         self.supervisor.start_enabled()
         self.schedules.start()
+        threading.Thread(target=self._serve_sftp, name="sftp-start", daemon=True).start()
+
+    def _serve_sftp(self) -> None:
+        """SFTP is served by the process that owns the apps: once no earlier worker's apps run any more."""
+        try:
+            if not self.supervisor.wait_ready():
+                return  # shutting down
+        except OSError as error:
+            log.error("SFTP is not served: %s", error)
+            return
+        with self._config_lock:
+            try:
+                self.sftp.begin(self.config.sftp)
+            except SftpUnavailable as error:
+                log.error("SFTP is not served: %s", error)
 
     def _close_consoles_of_removed_users(self, users: dict[str, str]) -> None:
         """A user deleted (through the API or from users.json) loses their open consoles at once.
@@ -130,7 +148,9 @@ class Daemon:
             server.console.close_where(lost)
 
     def shutdown(self) -> None:
-        """Stop every app (TERM, then KILL after the grace period) and every compression, release resources."""
+        """Stop SFTP, the schedules, every app (TERM, then KILL after the grace period) and every compression,
+        release resources."""
+        self.sftp.stop()
         self.schedules.close()
         self.compressions.cancel()  # builds unwind (removing their temporary files) while the apps stop
         self.backups.cancel()
@@ -163,11 +183,8 @@ class Daemon:
             except ConfigError as error:
                 log.error("Config reload failed: %s", error)
                 raise ApiError(500, CONFIG_READ_ERROR) from None
-            try:
-                authenticator = self._authenticator_for(config)
-            except AuthenticatorSwitchError as error:
-                raise ApiError(500, CONFIG_READ_ERROR, detail=str(error)) from None
-            self._apply(config, authenticator)
+            authenticator, sftp = self._prepare(config, lambda detail: ApiError(500, CONFIG_READ_ERROR, detail=detail))
+            self._apply(config, authenticator, sftp)
 
     def edit_config(self, text: str) -> Config:
         """Validate new config text, write it atomically, apply it (PATCH /config)."""
@@ -177,18 +194,35 @@ class Daemon:
             except ConfigError as error:
                 log.warning("Refused config edit: %s", error)
                 raise ApiError(400, INVALID_JSON, detail=str(error)) from None
-            try:
-                authenticator = self._authenticator_for(config)
-            except AuthenticatorSwitchError as error:
-                raise ApiError(400, INVALID_JSON, detail=str(error)) from None
+            authenticator, sftp = self._prepare(config, lambda detail: ApiError(400, INVALID_JSON, detail=detail))
             try:
                 write_atomically(self.config_path, (text.strip() + "\n").encode("utf-8"))
             except OSError:
-                if authenticator is not self.authenticator:
-                    authenticator.close()  # never used: stop its mirroring
+                self._abandon(authenticator, sftp)
                 raise
-            self._apply(config, authenticator)
+            self._apply(config, authenticator, sftp)
             return config
+
+    def _prepare(self, config: Config, refused):
+        """``(authenticator, SFTP plan)`` for ``config``: what can fail is done before anything is written or
+        changed, so a change that cannot work (Redis unreachable, SFTP port taken) is ``refused(detail)`` whole."""
+        try:
+            authenticator = self._authenticator_for(config)
+        except AuthenticatorSwitchError as error:
+            raise refused(str(error)) from None
+        try:
+            return authenticator, self.sftp.plan(config.sftp)
+        except SftpUnavailable as error:
+            log.error("Cannot serve the new SFTP settings: %s", error)
+            self._abandon(authenticator, None)
+            raise refused(str(error)) from None
+
+    def _abandon(self, authenticator, sftp) -> None:
+        """Release what ``_prepare`` built for a change that is not applied after all."""
+        if authenticator is not self.authenticator:
+            authenticator.close()  # never used: stop its mirroring
+        if sftp is not None:
+            sftp.abandon()
 
     def _authenticator_for(self, config: Config):
         """A new authenticator if the auth settings changed, else the current one.
@@ -204,7 +238,7 @@ class Daemon:
             log.error("Cannot switch authenticator: %s", error)
             raise AuthenticatorSwitchError(f"cannot use the new Redis settings: {error}") from None
 
-    def _apply(self, config: Config, authenticator) -> None:
+    def _apply(self, config: Config, authenticator, sftp) -> None:
         if authenticator is not self.authenticator:
             old, self.authenticator = self.authenticator, authenticator
             old.close()
@@ -213,6 +247,7 @@ class Daemon:
         self.supervisor.apply(config)
         self.schedules.apply(config)
         self.config = config
+        self.sftp.switch(sftp)
 
     def _switch_access_source(self, config: Config) -> None:
         """Redis switched on, off or to another role: enforce the rules of the new source from now on."""

@@ -27,6 +27,7 @@ from gunicorn.app.base import BaseApplication
 from octyne_flask.config import Config
 from octyne_flask.connections import GuardedThreadWorker, connection_slots
 from octyne_flask.errors import ApiError
+from octyne_flask.sftp.hostkey import describe, host_key_path, load_host_key
 from octyne_flask.version import API_VERSION, IMPLEMENTATION_VERSION
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ def worker_exit(server, worker):
         daemon.shutdown()
 
 
-def when_ready_hook(config: Config):
+def when_ready_hook(config: Config, users_path: str):
     """The gunicorn hook run in the master after binding: Octyne's signal meanings, the socket's group."""
 
     def when_ready(server):
@@ -121,13 +122,13 @@ def when_ready_hook(config: Config):
         server.handle_ttin = server.handle_ttou = lambda: _refuse_worker_change(server)
         if config.unix_socket.enabled and config.unix_socket.group:
             os.chown(config.socket_path(), -1, grp.getgrnam(config.unix_socket.group).gr_gid)
-        print("\n".join(listening_banner(config)), flush=True)
+        print("\n".join(listening_banner(config, users_path)), flush=True)
 
     return when_ready
 
 
-def listening_banner(config: Config) -> list[str]:
-    """Where the daemon listens, printed once everything is bound."""
+def listening_banner(config: Config, users_path: str) -> list[str]:
+    """Where the daemon listens, printed once everything is bound (the SFTP host key made at start)."""
     scheme = "https" if config.https.enabled else "http"
     lines = [f"octyne-flask {IMPLEMENTATION_VERSION} (Octyne API {API_VERSION}): "
              f"API on {scheme}://0.0.0.0:{config.port}"]
@@ -135,6 +136,9 @@ def listening_banner(config: Config) -> list[str]:
         lines.append(f"Local API (no login, user @local) on unix socket {config.socket_path()}")
     if config.web_ui.enabled:
         lines.append(f"Web dashboard on {scheme}://0.0.0.0:{config.web_ui.port}")
+    if config.sftp.enabled:
+        key = load_host_key(host_key_path(config.sftp, users_path))
+        lines.append(f"SFTP on sftp://0.0.0.0:{config.sftp.port} (login <account>.<server>), host key {describe(key)}")
     return lines
 
 
@@ -177,7 +181,7 @@ def bind_addresses(config: Config) -> list[str]:
     return binds
 
 
-def gunicorn_settings(config: Config) -> dict:
+def gunicorn_settings(config: Config, users_path: str) -> dict:
     """Every gunicorn setting the daemon needs; shared by the CLI and deploy/gunicorn.conf.py."""
     settings = {
         "bind": bind_addresses(config),
@@ -192,7 +196,7 @@ def gunicorn_settings(config: Config) -> dict:
         "umask": socket_umask(config),
         "accesslog": None,
         "worker_exit": worker_exit,
-        "when_ready": when_ready_hook(config),
+        "when_ready": when_ready_hook(config, users_path),
         "preload_app": False,
         # gunicorn 27's control socket ($HOME/.gunicorn/gunicorn.ctl) is shared by every daemon of the
         # user and can add workers; the daemon has exactly one worker and its own API.
@@ -215,7 +219,7 @@ class EmbeddedGunicorn(BaseApplication):
         super().__init__()
 
     def load_config(self):
-        for name, value in gunicorn_settings(self.octyne_config).items():
+        for name, value in gunicorn_settings(self.octyne_config, self.users_path).items():
             self.cfg.set(name, value)
 
     def load(self):

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs the real programs the deployment tests run against (redis-server,
-# nginx, archive tools, openssl, systemd-analyze), only those that are missing.
+# nginx, archive tools, openssl, systemd-analyze, OpenSSH's sftp client), only
+# those that are missing.
 # The tests start their own redis-server and nginx on free loopback ports in
 # temporary directories; nothing here starts or enables a system service.
 set -eu
@@ -18,6 +19,7 @@ need zip zip
 need openssl openssl
 need useradd passwd
 need systemd-analyze systemd
+need sftp openssh-client
 
 if [ -z "$missing" ]; then
     exit 0

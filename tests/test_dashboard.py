@@ -23,7 +23,7 @@ import requests
 from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.cgrouphost import V1_CONTROLLERS
-from tests.harness import ADMIN_PASSWORD, REPO
+from tests.harness import ADMIN_PASSWORD, REPO, free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -276,6 +276,7 @@ def test_files_upload_edit_rename_download_folder_compress_delete(dashboard):
     dashboard.open("#/server/demo/files/")
     dashboard.login()
     expect(page.get_by_text("This folder is empty.")).to_be_visible()
+    expect(page.get_by_role("region", name="SFTP access")).to_have_count(0)  # SFTP is off
 
     page.locator("input[type=file]").set_input_files([
         {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"first line\n"},
@@ -353,6 +354,35 @@ def test_files_upload_edit_rename_download_folder_compress_delete(dashboard):
     expect(page.get_by_text("This folder is empty.")).to_be_visible()
     assert list(demo_dir.iterdir()) == []
     assert page.evaluate("window.hacked") is None
+
+
+def test_files_tab_shows_the_sftp_address_login_name_and_host_key(daemon_factory, browser, tmp_path):
+    folder = tmp_path / "survival"
+    folder.mkdir()
+    port = free_port()
+    daemon = daemon_factory(servers={"survival": {"directory": str(folder), "command": "sleep 1", "enabled": False}},
+                            config={"sftp": {"enabled": True, "port": port}})
+    host_key = daemon.get("/server/survival/sftp").json()["hostKey"]
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    dashboard = Dashboard(daemon, page, folder)
+    try:
+        dashboard.open("#/server/survival/files/")
+        dashboard.login()
+        panel = page.get_by_role("region", name="SFTP access")
+        address = f"sftp://admin.survival@127.0.0.1:{port}"
+        expect(panel.get_by_label("SFTP address")).to_have_value(address)
+        panel.get_by_text("Connection details").click()
+        for text in ("admin.survival", str(port), host_key):
+            expect(panel.locator("dl")).to_contain_text(text)
+        panel.get_by_role("button", name="Copy").click()
+        expect(page.get_by_text("Copied the SFTP address.")).to_be_visible()
+        assert page.evaluate("navigator.clipboard.readText()") == address
+        dashboard.screenshot("files-sftp")
+        dashboard.problems.assert_clean()
+    finally:
+        context.close()
 
 
 def test_accounts_create_change_password_and_delete(dashboard):

@@ -21,7 +21,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from octyne_flask.auth.passwords import verify_password
+from octyne_flask.auth.passwords import spend_like_a_check, verify_password
 from octyne_flask.auth.tokens import is_well_formed, new_token
 from octyne_flask.auth.users import UserStore
 from octyne_flask.config import RedisConfig
@@ -106,10 +106,16 @@ class RedisAuthenticator:
             self._checker.start()
 
     # -- the authenticator interface ---------------------------------------
+    def check_password(self, username: str, password: bytes) -> bool:
+        """Whether the password matches the hash stored in Redis; an unknown user costs a check too."""
+        stored = self._call(self._redis.get, USER_PREFIX + username)
+        if stored is None:
+            return spend_like_a_check(password)
+        return verify_password(password, stored)
+
     def login(self, username: str, password: bytes) -> str | None:
         """A new token when the password matches the hash stored in Redis, else None."""
-        stored = self._call(self._redis.get, USER_PREFIX + username)
-        if stored is None or not verify_password(password, stored):
+        if not self.check_password(username, password):
             return None
         token = new_token()
         self._call(self._redis.set, TOKEN_PREFIX + token, username)

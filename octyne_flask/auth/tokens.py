@@ -1,9 +1,9 @@
 """Login tokens, and the in-memory authenticator that issues and checks them.
 
-An authenticator answers four questions: who does this token belong to, log
-this user in, log this token out, and may accounts be managed here. The memory
-one keeps tokens in this process and users in ``users.json``; the Redis one
-(``auth/redis_auth.py``) shares both between nodes.
+An authenticator answers five questions: who does this token belong to, are
+these credentials right, log this user in, log this token out, and may accounts
+be managed here. The memory one keeps tokens in this process and users in
+``users.json``; the Redis one (``auth/redis_auth.py``) shares both between nodes.
 """
 
 from __future__ import annotations
@@ -47,9 +47,13 @@ class MemoryAuthenticator:
         self._lock = threading.Lock()
         users.on_change(self._forget_missing_users)
 
+    def check_password(self, username: str, password: bytes) -> bool:
+        """Whether the credentials are right (what ``login`` and SFTP logins check)."""
+        return self.users.check_password(username, password)
+
     def login(self, username: str, password: bytes) -> str | None:
         """A new token when the credentials are right, else None."""
-        if not self.users.check_password(username, password):
+        if not self.check_password(username, password):
             return None
         token = new_token()
         with self._lock:

@@ -12,8 +12,12 @@ from octyne_flask.files.mime import sniff_fd
 from octyne_flask.files.paths import ServerPath, check_opened
 
 
-def open_download(target: ServerPath):
-    """``(binary file, stat, MIME type)`` for a file resolved with ``follow=True``; 404/400 otherwise."""
+def open_regular_file(target: ServerPath) -> tuple[int, os.stat_result]:
+    """``(fd, stat)`` of the regular file at ``target``, resolved with ``follow=True``; 404/400 otherwise.
+
+    Where the descriptor really leads is checked once it is open, so a folder
+    swapped for a symlink after ``resolve`` cannot lead the read outside.
+    """
     try:
         fd = os.open(target.absolute, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # never block on a FIFO
     except OSError:
@@ -24,6 +28,12 @@ def open_download(target: ServerPath):
         os.close(fd)
         raise ApiError(400, "This is not a file!")
     os.set_blocking(fd, True)
+    return fd, info
+
+
+def open_download(target: ServerPath):
+    """``(binary file, stat, MIME type)`` for a file resolved with ``follow=True``; 404/400 otherwise."""
+    fd, info = open_regular_file(target)
     return os.fdopen(fd, "rb"), info, sniff_fd(fd)
 
 

@@ -241,13 +241,18 @@ def _copy_file(source: int, name: str, target: int, new_name: str) -> None:
             raise OSError(errno.EAGAIN, "the file changed while it was being copied")
         writing = os.open(new_name, CREATE_FLAGS, 0o600, dir_fd=target)
         try:
-            while os.sendfile(writing, reading, None, SEND_CHUNK):
-                pass
+            copy_content(reading, writing)
             os.fchmod(writing, stat.S_IMODE(info.st_mode))
         finally:
             os.close(writing)
     finally:
         os.close(reading)
+
+
+def copy_content(reading: int, writing: int) -> None:
+    """Copy what is left to read of the open file ``reading`` to where ``writing`` is, in the kernel."""
+    while os.sendfile(writing, reading, None, SEND_CHUNK):
+        pass
 
 
 def remove_entry(folder: int, name: str) -> None:

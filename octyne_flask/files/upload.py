@@ -9,15 +9,13 @@ meanwhile, so even a killed daemon's leftover goes at the next start.
 
 from __future__ import annotations
 
-import os
-import secrets
-import stat
 from dataclasses import dataclass
 
-from octyne_flask.errors import INTERNAL, ApiError
+from octyne_flask.errors import ApiError
 from octyne_flask.files.multipart import MultipartReader, boundary_of, invalid_form
 from octyne_flask.files.ownership import KEEP, Owner
-from octyne_flask.files.paths import LINK_ESCAPES, ServerPath, open_parent
+from octyne_flask.files.paths import ServerPath
+from octyne_flask.files.pending import PendingFile, too_large
 from octyne_flask.files.temp_journal import UNRECORDED, TemporaryJournal
 
 FIELD = "upload"
@@ -30,10 +28,6 @@ class Uploaded:
 
     filename: str
     target: ServerPath
-
-
-def too_large(limit: int) -> ApiError:
-    return ApiError(413, f"The uploaded file is larger than the limit of {limit} bytes!")
 
 
 def base_name(filename: str) -> str:
@@ -58,13 +52,15 @@ def receive_upload(stream, content_type: str | None, content_length: int | None,
     try:
         while (part := reader.next_part()) is not None:
             if pending is None and part.name == FIELD and part.filename is not None:
-                pending = _PendingFile(folder, base_name(part.filename), limit, journal, owner)
+                name = base_name(part.filename)
+                pending = PendingFile(folder.child(name), limit, journal, owner)
                 reader.copy_data(pending.write)
             else:
                 reader.copy_data(_discard)
         if pending is None:
             raise invalid_form()
-        return pending.commit()
+        pending.commit()
+        return Uploaded(name, pending.target)
     finally:
         if pending is not None:
             pending.discard()
@@ -72,95 +68,3 @@ def receive_upload(stream, content_type: str | None, content_length: int | None,
 
 def _discard(_data) -> None:
     """Sink for form fields we do not use."""
-
-
-class _PendingFile:
-    """The upload's temporary file beside its final name; renamed over it only when complete.
-
-    Both names are reached through the destination folder's descriptor, checked after opening,
-    so swapping a folder on the way for a symlink cannot redirect the write.
-    """
-
-    def __init__(self, folder: ServerPath, name: str, limit: int, journal: TemporaryJournal, owner: Owner):
-        self.target = folder.child(name)
-        self.journal = journal
-        self.owner = owner
-        self.name = name
-        self.limit = limit
-        self.size = 0
-        try:
-            self.folder, self.final = open_parent(self._final_path(), folder.root, "file path")
-        except FileNotFoundError:  # the client named a folder that is not there: its error, not ours
-            raise ApiError(404, "This folder does not exist!") from None
-        except NotADirectoryError:
-            raise ApiError(400, "This is not a folder!") from None
-        except OSError:
-            raise ApiError(500, INTERNAL) from None
-        self.temporary = f".octyne-upload-{secrets.token_hex(8)}"
-        try:
-            if stat.S_ISDIR(os.stat(self.final, dir_fd=self.folder).st_mode):
-                raise ApiError(400, "This is a folder!")
-        except FileNotFoundError:
-            pass
-        except BaseException:
-            os.close(self.folder)
-            raise
-        self.listed = journal.add(self.folder, self.temporary)
-        try:
-            fd = os.open(self.temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                         0o666, dir_fd=self.folder)
-        except OSError:
-            journal.remove(self.listed)
-            os.close(self.folder)
-            raise ApiError(500, INTERNAL) from None
-        self.file = open(fd, "wb", buffering=0)  # pieces are large; a buffer would only add a copy
-        self._keep_mode_of_existing(fd)
-
-    def _final_path(self) -> str:
-        path = self.target.absolute
-        if os.path.islink(path):  # write through a link only when it stays inside
-            if self.target.leads_outside():
-                raise ApiError(400, f"Invalid file path: {LINK_ESCAPES}")
-            path = os.path.realpath(path)
-        return path
-
-    def _keep_mode_of_existing(self, fd: int) -> None:
-        try:
-            existing = os.stat(self.final, dir_fd=self.folder, follow_symlinks=False)
-        except OSError:
-            return
-        if stat.S_ISREG(existing.st_mode):
-            os.fchmod(fd, stat.S_IMODE(existing.st_mode))
-
-    def write(self, data) -> None:
-        self.size += len(data)
-        if self.size > self.limit:
-            raise too_large(self.limit)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[self.file.write(view):]
-        except OSError:
-            raise ApiError(500, INTERNAL) from None
-
-    def commit(self) -> Uploaded:
-        try:
-            self.owner.take(self.file.fileno())
-            self.file.close()
-            os.replace(self.temporary, self.final, src_dir_fd=self.folder, dst_dir_fd=self.folder)
-        except OSError:
-            raise ApiError(500, INTERNAL) from None
-        self.temporary = None
-        self.journal.remove(self.listed)
-        return Uploaded(self.name, self.target)
-
-    def discard(self) -> None:
-        """Remove the temporary file unless it was committed; release the folder."""
-        if self.temporary is not None:
-            self.file.close()
-            try:
-                os.unlink(self.temporary, dir_fd=self.folder)
-            except OSError:
-                pass
-            self.journal.remove(self.listed)
-        os.close(self.folder)

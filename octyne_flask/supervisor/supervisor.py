@@ -58,6 +58,11 @@ class Supervisor:
             if server.config.enabled:
                 server.start(wait=False)
 
+    def wait_ready(self) -> bool:
+        """Block until no earlier worker's app runs any more (this process owns the apps); False once
+        shutting down. OSError when the process-group keeper could not start."""
+        return self._keeper.wait_ready()
+
     def apply(self, config: Config) -> None:
         """Reload: create new servers, update existing ones, mark removed ones toDelete."""
         created = []

@@ -11,6 +11,7 @@ import { joinPath, listFolder } from "./fileapi.js";
 import { bytes, date } from "./format.js";
 import { icon } from "./icons.js";
 import { mayOn } from "./me.js";
+import { createSftpPanel } from "./sftp.js";
 import { createTaskList } from "./tasks.js";
 import { acceptUploads } from "./uploads.js";
 
@@ -64,6 +65,7 @@ export function mountFiles(container, id, path) {
   const dropZone = h("div", { class: "drop-zone" }, table, message, dropHint);
 
   container.append(
+    createSftpPanel(id),
     breadcrumbs(),
     h("div", { class: "toolbar" },
       can("upload") ? h("button", { type: "button", class: "primary", text: "Upload…", onclick: () => picker.click() }) : null,
