@@ -21,6 +21,7 @@ from octyne_flask.config import Config, ConfigError, load_config, parse_config
 from octyne_flask.errors import INVALID_JSON, ApiError
 from octyne_flask.files.archives.tasks import CompressionTasks
 from octyne_flask.files.temp_journal import TemporaryJournal, journal_path
+from octyne_flask.history import ConsoleHistory
 from octyne_flask.supervisor import Supervisor, apps_lock_path
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,8 @@ class Daemon:
         self.tickets = TicketStore()
         self.throttle = LoginThrottle()
         self.permissions = AllowEveryone()
-        self.supervisor = Supervisor(self.config, apps_lock_path(config_path))
+        self.history = ConsoleHistory(self.config)
+        self.supervisor = Supervisor(self.config, apps_lock_path(config_path), self.history)
         self.temporaries = TemporaryJournal(journal_path(config_path))  # swept at start after a crash
         self.compressions = CompressionTasks(self.temporaries)  # every /compress build, sync and async
         self._known_users = set(self.users.snapshot())
@@ -89,6 +91,7 @@ class Daemon:
         """Stop every app (TERM, then KILL after the grace period) and every compression, release resources."""
         self.compressions.cancel()  # builds unwind (removing their temporary files) while the apps stop
         self.supervisor.shutdown()
+        self.history.close()  # after the apps' last lines
         self.users.stop_watching()
         self.authenticator.close()
         if not self.compressions.wait(COMPRESSION_STOP_SECONDS):
@@ -153,5 +156,6 @@ class Daemon:
             old, self.authenticator = self.authenticator, authenticator
             old.close()
         self.action_log.apply(config.logging)
+        self.history.apply(config)
         self.supervisor.apply(config)
         self.config = config

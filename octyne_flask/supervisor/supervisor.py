@@ -12,6 +12,7 @@ import threading
 from collections.abc import Collection
 
 from ..config import Config, ServerConfig
+from ..history import ConsoleHistory
 from .console import ConsoleLog
 from .keeper import GroupKeeper
 from .process import ManagedProcess
@@ -22,10 +23,14 @@ SHUTDOWN_SLACK = 5.0  # seconds beyond the grace period for SIGKILLed apps to be
 class Supervisor:
     """All managed servers of one daemon. Create it in the process that will serve requests."""
 
-    def __init__(self, config: Config, apps_lock: str | None = None):
-        """``apps_lock``: a lock file shared by every process that may run these apps (see GroupKeeper)."""
+    def __init__(self, config: Config, apps_lock: str | None = None, history: ConsoleHistory | None = None):
+        """``apps_lock``: a lock file shared by every process that may run these apps (see GroupKeeper).
+
+        ``history``: where each server's console lines are numbered from and kept (None: in memory only).
+        """
         self._lock = threading.Lock()
         self._config = config
+        self._history = history
         self._keeper = GroupKeeper(config.stop_grace_period, apps_lock)
         self._closed = False
         self._servers: dict[str, ManagedProcess] = {
@@ -99,7 +104,8 @@ class Supervisor:
         return console.scrollback_lines, console.scrollback_bytes, console.max_lag_bytes
 
     def _create(self, server: ServerConfig) -> ManagedProcess:
-        log = ConsoleLog(*self._console_bounds())
+        history = self._history.open(server.name) if self._history is not None else None
+        log = ConsoleLog(*self._console_bounds(), history=history)
         return ManagedProcess(server, log, self._keeper, self._config.stop_grace_period, self._forget)
 
     def _forget(self, server: ManagedProcess) -> None:
