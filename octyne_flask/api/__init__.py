@@ -7,13 +7,13 @@ import logging
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from octyne_flask.api import accounts, archives, auth, config, console, files, meta, servers
+from octyne_flask.api import accounts, archives, auth, config, console, files, history, meta, servers
 from octyne_flask.api.websocket import sock
 from octyne_flask.errors import INTERNAL, ApiError
 
 log = logging.getLogger(__name__)
 
-BLUEPRINTS = (meta, auth, config, accounts, servers, console, files, archives)
+BLUEPRINTS = (meta, auth, config, accounts, servers, console, history, files, archives)
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",

@@ -194,6 +194,8 @@ class ConsoleSession:
             expected = seq + len(lines)
         if subscriber.cursor > expected and (batch := self._log.read(subscriber)) is not None:
             self._send(json_frame(output_message("\n".join(batch.lines), batch.start, batch.start - expected)))
+        while (batch := self._log.read(subscriber)) is not None:  # what the log holds after since
+            self._send(batch.encoded(self._encode))
 
     def _loop(self, subscriber) -> None:
         last_heard = time.monotonic()
