@@ -178,21 +178,31 @@ class SegmentLog:
     def append(self, data: bytes, headers: list[tuple[int, int, int, int]]) -> None:
         """Append whole records; ``headers`` holds (offset in data, seq, time, next seq) for each.
 
-        Rolls to a new segment first when the newest is full, and applies retention.
+        A segment is rolled before a record that would take it past ``segment_bytes`` (a
+        single larger record gets a segment of its own); each roll applies retention.
         """
-        if not data:
-            return
-        first_seq = headers[0][1]
-        if not self._segments or self._fd is None or self._segments[-1].size >= self.segment_bytes:
-            self._roll(first_seq)
-        segment = self._segments[-1]
-        base = segment.size
+        ends = [offset for offset, *_ in headers[1:]] + [len(data)]
+        i = 0
+        while i < len(headers):
+            segment = self._segments[-1] if self._segments and self._fd is not None else None
+            if segment is None or (segment.size and segment.size + ends[i] - headers[i][0] > self.segment_bytes):
+                self._roll(headers[i][1])
+                segment = self._segments[-1]
+            j = i + 1
+            while j < len(headers) and segment.size + ends[j] - headers[i][0] <= self.segment_bytes:
+                j += 1
+            self._write(segment, data[headers[i][0]:ends[j - 1]], headers[i:j])
+            i = j
+
+    def _write(self, segment: Segment, data: bytes, headers: list[tuple[int, int, int, int]]) -> None:
+        """Append records to the open segment and index them; readers see them once both files have them."""
+        base, shift = segment.size, headers[0][0]
         last_indexed = segment.offsets[-1] if segment.offsets else -INDEX_INTERVAL
         entries = []
         for offset, seq, time, _ in headers:
-            if base + offset - last_indexed >= INDEX_INTERVAL:
-                last_indexed = base + offset
-                entries.append((seq, time, base + offset))
+            if base + offset - shift - last_indexed >= INDEX_INTERVAL:
+                last_indexed = base + offset - shift
+                entries.append((seq, time, last_indexed))
         try:
             _write_all(self._fd, data)
             if entries:

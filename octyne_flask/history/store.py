@@ -43,6 +43,7 @@ INPUTS_FOLDER = "inputs"
 RESERVE_AHEAD = 1 << 20  # numbers reserved beyond the newest; the reservation is renewed at half-way
 QUEUE_BYTES = 16 * 1024 * 1024  # how far the writer may fall behind before lines are dropped from history
 INPUT_QUEUE = 10_000  # inputs waiting for the writer
+RECORD_BYTES = 64 * 1024  # a queued batch larger than this is written as several records
 
 
 @dataclass(frozen=True)
@@ -308,12 +309,23 @@ class ServerHistory:
 
 
 def _append(segment_log: SegmentLog, items: list[Pending]) -> None:
+    """Encode queued items as records of at most about RECORD_BYTES and append them in one go."""
     if not items:
         return
     chunks, headers, offset = [], [], 0
     for item in items:
-        record = item.encoded()
-        headers.append((offset, item.seq, item.time, item.seq + item.count))
-        chunks.append(record)
-        offset += len(record)
+        for piece in _pieces(item):
+            record = piece.encoded()
+            headers.append((offset, piece.seq, piece.time, piece.seq + piece.count))
+            chunks.append(record)
+            offset += len(record)
     segment_log.append(b"".join(chunks), headers)
+
+
+def _pieces(item: Pending) -> list[Pending]:
+    """A big batch (a flood's read) as several records, so one seeks into it without reading it all."""
+    if item.lines is None or item.size <= RECORD_BYTES:
+        return [item]
+    step = max(1, len(item.lines) * RECORD_BYTES // item.size)
+    return [Pending(item.seq + i, len(item.lines[i:i + step]), item.time, item.lines[i:i + step], 0)
+            for i in range(0, len(item.lines), step)]
