@@ -200,20 +200,39 @@ def page(view: HistoryView, lo: int, hi: int, limit: int, backward: bool,
     """
     kept: list[Line] = []  # in scan order
     text_bytes = 0
-    more = False
     for block in blocks(view, lo, hi, backward):
-        found = matcher(block, lo, hi)
-        for line in (reversed(found) if backward else found):
-            if len(kept) == limit or (kept and text_bytes + len(line.text) > PAGE_TEXT_BYTES):
-                more = True
-                break
-            kept.append(line)
-            text_bytes += len(line.text)
-        if more:
-            break
+        for piece in pieces(block, backward):  # so a page near the end of a big block stops early
+            found = matcher(piece, lo, hi)
+            for line in (reversed(found) if backward else found):
+                if len(kept) == limit or (kept and text_bytes + len(line.text) > PAGE_TEXT_BYTES):
+                    return _in_order(kept, backward), True
+                kept.append(line)
+                text_bytes += len(line.text)
+    return _in_order(kept, backward), False
+
+
+def _in_order(lines: list[Line], backward: bool) -> list[Line]:
+    return lines[::-1] if backward else lines
+
+
+def pieces(block: bytes, backward: bool, size: int = FIRST_BLOCK) -> Iterator[bytes]:
+    """A block cut at record starts into pieces of about ``size`` bytes, from its start or from its end."""
+    if len(block) <= size:
+        yield block
+        return
     if backward:
-        kept.reverse()
-    return kept, more
+        end = len(block)
+        while end > 0:
+            start = block.rfind(b"\n\xff", 0, max(1, end - size)) + 1  # 0: the block's first record
+            yield block[start:end]
+            end = start
+    else:
+        start = 0
+        while start < len(block):
+            cut = block.find(b"\n\xff", start + size)
+            end = len(block) if cut < 0 else cut + 1
+            yield block[start:end]
+            start = end
 
 
 def export(view: HistoryView, lo: int, hi: int, stamp: Callable[[int], str]) -> Iterator[str]:

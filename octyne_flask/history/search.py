@@ -4,9 +4,10 @@ A regular expression is matched with the ``regex`` module, which can stop a
 match after a timeout (``re`` cannot be interrupted) and can release the GIL
 while it matches (``concurrent=True``), so even a catastrophic pattern keeps
 neither the app's output reader nor the consoles waiting. Its timeout counts
-CPU time; the hard wall-clock bound comes from running the search on a small
-pool and answering when ``REGEX_SECONDS`` have passed, whatever the search is
-doing (it stops at its next step, or when its own timeout fires).
+CPU time; the hard wall-clock bound comes from running the search on its own
+thread and answering when ``REGEX_SECONDS`` have passed, whatever the search is
+doing (it stops at its next step, or when its own timeout fires). At most
+``REGEX_WORKERS`` searches run at once, so abandoned ones cannot pile up.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -34,7 +34,7 @@ REGEX_WORKERS = 2  # at most this many searches burn CPU at once; others wait th
 INVALID_REGEX = "Invalid regular expression: {}"
 TOO_SLOW = "the search ran longer than 2 s (simplify the pattern, or narrow the range)"
 
-_regex_pool = ThreadPoolExecutor(max_workers=REGEX_WORKERS, thread_name_prefix="octyne-history-regex")
+_searchers = threading.BoundedSemaphore(REGEX_WORKERS)
 
 
 @dataclass(frozen=True)
@@ -87,15 +87,16 @@ def seq_bounds(view: HistoryView, before=None, after=None, time_from=None, time_
 
 def find_lines(history: ServerHistory, request: HistoryRequest) -> tuple[list[Line], bool]:
     """The page of lines the request asks for, and whether more match beyond it."""
+    patterns = _compile(request) if request.regex or not request.q.isascii() else None  # a bad one: 400 at once
     view = history.view()
     lo, hi = seq_bounds(view, request.before, request.after, request.time_from, request.time_to)
     if lo >= hi:
         return [], False
     if not request.q:
         return page(view, lo, hi, request.limit, request.backward)
-    if not request.regex and request.q.isascii():
+    if patterns is None:
         return page(view, lo, hi, request.limit, request.backward, Substring(request.q))
-    return _bounded_search(view, lo, hi, request)
+    return _bounded_search(view, lo, hi, request, *patterns)
 
 
 def _compile(request: HistoryRequest) -> tuple:
@@ -110,9 +111,9 @@ def _compile(request: HistoryRequest) -> tuple:
         raise ApiError(400, INVALID_REGEX.format(error)) from None
 
 
-def _bounded_search(view: HistoryView, lo: int, hi: int, request: HistoryRequest) -> tuple[list[Line], bool]:
+def _bounded_search(view: HistoryView, lo: int, hi: int, request: HistoryRequest,
+                    block_pattern, line_pattern) -> tuple[list[Line], bool]:
     """A regex search that answers within REGEX_SECONDS of wall time, or 400 ``… ran longer than 2 s``."""
-    block_pattern, line_pattern = _compile(request)
     deadline = time.monotonic() + REGEX_SECONDS
     abandoned = threading.Event()
 
@@ -124,12 +125,26 @@ def _bounded_search(view: HistoryView, lo: int, hi: int, request: HistoryRequest
 
     matcher = Pattern(lambda text, at: block_pattern.search(text, at, timeout=remaining(), concurrent=True),
                       lambda line: line_pattern.search(line, timeout=remaining(), concurrent=True))
-    future = _regex_pool.submit(page, view, lo, hi, request.limit, request.backward, matcher)
-    try:
-        return future.result(timeout=max(0.0, deadline - time.monotonic()))
-    except TimeoutError:
+    outcome: list = []
+    finished = threading.Event()
+
+    def search() -> None:
+        try:
+            outcome.append(page(view, lo, hi, request.limit, request.backward, matcher))
+        except TimeoutError:
+            pass
+        finally:
+            _searchers.release()
+            finished.set()
+
+    if not _searchers.acquire(timeout=REGEX_SECONDS):  # every slot busy for the whole bound
+        raise ApiError(400, INVALID_REGEX.format(TOO_SLOW))
+    # A daemon thread: an abandoned search (stopping at its next step) never holds up the daemon's exit.
+    threading.Thread(target=search, name="octyne-history-regex", daemon=True).start()
+    if not finished.wait(max(0.0, deadline - time.monotonic())) or not outcome:
         abandoned.set()
-        raise ApiError(400, INVALID_REGEX.format(TOO_SLOW)) from None
+        raise ApiError(400, INVALID_REGEX.format(TOO_SLOW))
+    return outcome[0]
 
 
 @lru_cache(maxsize=4096)

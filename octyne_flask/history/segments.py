@@ -186,7 +186,7 @@ class SegmentLog:
         while i < len(headers):
             segment = self._segments[-1] if self._segments and self._fd is not None else None
             if segment is None or (segment.size and segment.size + ends[i] - headers[i][0] > self.segment_bytes):
-                self._roll(headers[i][1])
+                self._roll(headers[i][1], ends[i] - headers[i][0])
                 segment = self._segments[-1]
             j = i + 1
             while j < len(headers) and segment.size + ends[j] - headers[i][0] <= self.segment_bytes:
@@ -234,23 +234,24 @@ class SegmentLog:
             os.fdatasync(self._index_fd)
         self._dirty = False
 
-    def _roll(self, first_seq: int) -> None:
-        """Close the newest segment (durably) and start one at ``first_seq``; then apply retention."""
+    def _roll(self, first_seq: int, record_bytes: int) -> None:
+        """Open a segment for appending: the newest one if it is not open yet (after a restart) and
+        the record fits, else a new one at ``first_seq`` (closing the full one durably); then retention."""
+        reopen = self._fd is None and self._segments and self._segments[-1].size + record_bytes <= self.segment_bytes
         if self._fd is not None:
             self._dirty = True
             self.sync()
             self._close_files()
-        segment = None
-        if self._segments and self._segments[-1].size < self.segment_bytes:
-            segment = self._segments[-1]  # reopened after a restart, and still has room
-        if segment is None:
+        if reopen:
+            segment = self._segments[-1]
+        else:
             segment = Segment(first_seq, os.path.join(self.folder, f"{first_seq:020d}{LOG_SUFFIX}"), next_seq=first_seq)
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
         self._fd = os.open(segment.path, flags, 0o600)
         self._index_fd = os.open(segment.index_path, flags, 0o600)
         os.ftruncate(self._fd, segment.size)  # appends go right after the last whole record
         os.ftruncate(self._index_fd, len(segment.offsets) * INDEX_ENTRY.size)
-        if segment is not (self._segments[-1] if self._segments else None):
+        if not reopen:
             sync_folder(self.folder)  # the new file's name is durable too
             with self._lock:
                 self._segments.append(segment)

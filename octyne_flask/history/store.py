@@ -43,7 +43,8 @@ INPUTS_FOLDER = "inputs"
 RESERVE_AHEAD = 1 << 20  # numbers reserved beyond the newest; the reservation is renewed at half-way
 QUEUE_BYTES = 16 * 1024 * 1024  # how far the writer may fall behind before lines are dropped from history
 INPUT_QUEUE = 10_000  # inputs waiting for the writer
-RECORD_BYTES = 64 * 1024  # a queued batch larger than this is written as several records
+RECORD_BYTES = 32 * 1024
+LOCK_WAIT = 30.0  # seconds to wait for a folder still held by an exiting worker (its apps stopping)  # a queued batch larger than this is written as several records
 
 
 @dataclass(frozen=True)
@@ -131,10 +132,7 @@ class ServerHistory:
     def _open(self, folder: str, keep_files: bool) -> None:
         os.makedirs(folder, mode=0o700, exist_ok=True)
         self._lock_fd = os.open(os.path.join(folder, LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise OSError(f"another process is using {folder}") from None
+        _lock_within(self._lock_fd, LOCK_WAIT, folder)
         self._folder = folder
         if keep_files:
             self._console = SegmentLog(os.path.join(folder, CONSOLE_FOLDER), self._limits.segment_bytes(),
@@ -306,6 +304,19 @@ class ServerHistory:
             next_input = self._next_input
         written = segments[-1].next_seq if segments else 0
         return HistoryView(segments, [item for item in pending if item.seq >= written], next_input)
+
+
+def _lock_within(fd: int, seconds: float, folder: str) -> None:
+    """Take the folder's lock, waiting while another process (a worker on its way out) still holds it."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise OSError(f"another process is using {folder}") from None
+            time.sleep(0.05)
 
 
 def _append(segment_log: SegmentLog, items: list[Pending]) -> None:
