@@ -63,7 +63,8 @@ def daemon_pair(base):
         directory.mkdir()
         servers = {"flood": write_app(directory, "flood.py", FLOOD), "big": write_app(directory, "big.py", BIG),
                    "beat": write_app(directory, "beat.py", BEAT)}
-        config = {"console": {"history": {"enabled": enabled, "path": str(directory / "history"),
+        config = {"console": {"idleTimeout": 3600,  # the clients never ping between floods
+                              "history": {"enabled": enabled, "path": str(directory / "history"),
                                           "maxBytes": 128 * 1024 * 1024}}}
         pair[name] = (start_daemon(directory, servers, **config), directory)
     return pair

@@ -163,12 +163,18 @@ def test_resume_during_a_flood_is_exactly_once_from_memory_from_disk_and_after_a
     assert after_restart.lines == [(seq, text) for seq, text in union if seq > middle]
 
 
-def test_sequence_numbers_continue_after_an_app_restart_and_a_daemon_restart(daemon_factory, tmp_path):
+def started_echo(daemon_factory, tmp_path, directory=None):
+    """A daemon whose echo app has started, and a console that has seen it say ready."""
     write(tmp_path, "echo.py", ECHO)
-    daemon = daemon_factory(servers(tmp_path, echo=f"{PY} echo.py"))
+    daemon = daemon_factory(servers(tmp_path, echo=f"{PY} echo.py"), directory=directory)
     console = Console(daemon, "echo")
     daemon.post("/server/echo", data="START")
     console.read_until(has_line("ready"))
+    return daemon, console
+
+
+def test_sequence_numbers_continue_after_an_app_restart_and_a_daemon_restart(daemon_factory, tmp_path):
+    daemon, console = started_echo(daemon_factory, tmp_path)
     daemon.post("/server/echo", data="KILL")
     daemon.post("/server/echo", data="START")
     console.read_until(lambda c: [text for _, text in c.lines].count("ready") == 2)
@@ -176,10 +182,7 @@ def test_sequence_numbers_continue_after_an_app_restart_and_a_daemon_restart(dae
     assert before_restart[0][0] == 1
     assert_consecutive(before_restart)
     daemon.stop()
-    daemon = daemon_factory(servers(tmp_path, echo=f"{PY} echo.py"), directory=daemon.directory)
-    console = Console(daemon, "echo")
-    daemon.post("/server/echo", data="START")
-    console.read_until(has_line("ready"))
+    daemon, console = started_echo(daemon_factory, tmp_path, daemon.directory)
     stop_lines = ["[Octyne] Stopping server echo", "[Octyne] Server echo has stopped."]
     kept = [(line["seq"], line["text"]) for line in all_history(daemon, "echo")]
     assert kept[:len(before_restart) + 2] == before_restart + list(zip(range(len(before_restart) + 1, 10**6), stop_lines))
@@ -301,11 +304,7 @@ def test_a_catastrophic_regex_keeps_the_daemon_responsive(daemon_factory, tmp_pa
 
 
 def test_history_text_download_and_inputs(daemon_factory, tmp_path):
-    write(tmp_path, "echo.py", ECHO)
-    daemon = daemon_factory(servers(tmp_path, echo=f"{PY} echo.py"))
-    console = Console(daemon, "echo")
-    daemon.post("/server/echo", data="START")
-    console.read_until(has_line("ready"))
+    daemon, console = started_echo(daemon_factory, tmp_path)
     for word in ("first", "second"):
         console.ws.send(json.dumps({"type": "input", "data": f"say {word}"}))
     console.read_until(has_line("echo:say second"))

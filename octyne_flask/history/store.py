@@ -289,21 +289,20 @@ class ServerHistory:
     def view(self) -> HistoryView:
         """The console lines as a reader may read them now."""
         with self._lock:
-            segments = self._console.snapshot() if self._console is not None else []
-            pending = list(self._pending)
-            next_seq = self._next_seq
-        # The writer updates the segments before it unqueues: a line may be in both for a moment.
-        written = segments[-1].next_seq if segments else 0
-        return HistoryView(segments, [item for item in pending if item.seq >= written], next_seq)
+            return _view(self._console, self._pending, self._next_seq)
 
     def inputs_view(self) -> HistoryView:
         """The recorded inputs, each a one-line JSON text, in the same shape."""
         with self._lock:
-            segments = self._inputs_log.snapshot() if self._inputs_log is not None else []
-            pending = list(self._inputs)
-            next_input = self._next_input
-        written = segments[-1].next_seq if segments else 0
-        return HistoryView(segments, [item for item in pending if item.seq >= written], next_input)
+            return _view(self._inputs_log, self._inputs, self._next_input)
+
+
+def _view(segment_log: SegmentLog | None, queued, next_seq: int) -> HistoryView:
+    """Segments and queue as one picture (called under the store's lock)."""
+    segments = segment_log.snapshot() if segment_log is not None else []
+    # The writer updates the segments before it unqueues: an item may be in both for a moment.
+    written = segments[-1].next_seq if segments else 0
+    return HistoryView(segments, [item for item in queued if item.seq >= written], next_seq)
 
 
 def _lock_within(fd: int, seconds: float, folder: str) -> None:

@@ -174,7 +174,8 @@ class ConsoleLog:
         """
         with self._lock:
             head = self._first + len(self._lines) - self._base
-            cursor = min(max(since + 1, self._first), head)
+            # From memory only what lies well within the lag bound (older lines may be held for a laggard).
+            cursor = min(max(since + 1, self._scrollback_from, self._first_within(self._max_lag_bytes // 2)), head)
             subscriber = Subscriber(cursor, owner, wake, on_cut)
             if self._closed:
                 subscriber.cut = CLOSED
@@ -227,12 +228,17 @@ class ConsoleLog:
         """Move the scrollback start so it holds at most N lines and at most B bytes."""
         head = self._first + len(self._lines) - self._base
         start = max(self._scrollback_from, head - self._scrollback_lines)
-        threshold = self._ends[-1] - self._scrollback_bytes  # the first kept line starts at or after this
-        if threshold > self._start_offset:
-            # ends[i] is where line i+1 starts: the first i whose end reaches the threshold
-            i = bisect_left(self._ends, threshold, self._base)
-            start = max(start, self._first + i + 1 - self._base)
-        self._scrollback_from = start
+        self._scrollback_from = max(start, self._first_within(self._scrollback_bytes))
+
+    def _first_within(self, budget: int) -> int:
+        """The first retained line from which the lines up to the head take at most ``budget`` bytes."""
+        if len(self._lines) == self._base:
+            return self._first
+        threshold = self._ends[-1] - budget  # the first such line starts at or after this
+        if threshold <= self._start_offset:
+            return self._first
+        # ends[i] is where line i+1 starts: the first i whose end reaches the threshold
+        return self._first + bisect_left(self._ends, threshold, self._base) + 1 - self._base
 
     def _remove(self, subscriber: Subscriber, reason: str) -> None:
         subscriber.cut = reason

@@ -95,7 +95,7 @@ export function mountConsole(container, id) {
       sendButton.disabled = readOnly;
     },
     onOutput(text, { isScrollback, seq }) {
-      if (isScrollback && !text) return; // an empty scrollback: nothing printed yet
+      if (seq === null) return; // an empty scrollback: nothing printed yet
       view.receive((isScrollback ? text.slice(1) : text).split("\n"), seq);
     },
     onError(message) {

@@ -123,14 +123,10 @@ export function createConsoleView(id, output, { onFollowing, onUnseenOutput, onP
     }
   }
 
-  /** Live output from the socket: lines numbered from `seq` (null from a daemon without numbers). */
+  /** Live output from the socket: lines numbered from `seq`. */
   function receive(texts, seq) {
     const now = Date.now();
     run(async () => {
-      if (seq === null) {
-        append(texts.map((text) => ({ seq: "", time: now, text })));
-        return;
-      }
       if (!reachesNewest) return; // detached: caught up from the history when scrolled to
       const fresh = texts.map((text, i) => ({ seq: seq + i, time: now, text })).filter((line) => last === null || line.seq > last);
       if (!fresh.length) return;
