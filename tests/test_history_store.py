@@ -249,3 +249,16 @@ def test_a_substring_never_matches_inside_a_record_header(tmp_path):
     feed(store, 50, text="plain {}")
     view = store.view()
     assert page(view, 1, view.next_seq, 100, True, Substring(" 1 "))[0] == []  # "\xffL1 1 ..." is a header
+
+
+def test_a_resume_takes_from_memory_only_what_is_well_within_the_lag_bound(tmp_path):
+    store = open_store(tmp_path)
+    log = ConsoleLog(10, MIB, MIB, history=store)
+    log.subscribe(None, lambda: None, lambda reason: None)  # a laggard: the log keeps every line for it
+    log.append(["x" * 1023] * 900)  # 900 KiB: within the laggard's 1 MiB, and kept in memory
+    store.write_pending()
+    resumed, older = log.resume(None, lambda: None, lambda reason: None, since=0)
+    runs = list(older)
+    # Starting at line 1 in memory would put it 900 KiB behind at once, next to being cut off.
+    assert resumed.cursor == 891  # the scrollback: the rest comes from the history
+    assert runs[0][0] == 1 and runs[-1][0] + len(runs[-1][1]) == resumed.cursor
