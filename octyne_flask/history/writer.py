@@ -2,9 +2,9 @@
 
 Woken only when a server's queue goes from empty to not empty, it writes each
 such server's queue in one ``write`` per file, so a flood costs a few large
-writes, not one per line. Written data is in the kernel at once (a ``kill -9``
-of the daemon cannot lose it); ``fdatasync`` follows within ``SYNC_INTERVAL``
-for a power cut. A slow disk only makes the queues grow, and the stores drop
+writes, not one per line. Lines reach the kernel within ``GATHER`` of being
+queued (so a ``kill -9`` of the daemon loses at most that much), and
+``fdatasync`` follows within ``SYNC_INTERVAL`` (a power cut). A slow disk only makes the queues grow, and the stores drop
 lines once a queue is full; nothing waits for this thread but shutdown.
 """
 
@@ -18,6 +18,7 @@ from typing import Callable
 log = logging.getLogger(__name__)
 
 SYNC_INTERVAL = 0.2  # seconds: at most this much written data is not yet durable
+GATHER = 0.03  # seconds the writer waits after a wake-up for more lines (a kill -9 may lose these)
 SWEEP_INTERVAL = 3600.0  # seconds between age-retention sweeps
 
 
@@ -53,7 +54,8 @@ class HistoryWriter:
         while True:
             now = time.monotonic()
             deadline = min(sweep_at, sync_at) if sync_at is not None else sweep_at
-            self._event.wait(max(0.0, deadline - now))
+            if self._event.wait(max(0.0, deadline - now)) and not self._closing:
+                time.sleep(GATHER)  # let a flood's next reads join this write (fewer wake-ups, fewer GIL hand-offs)
             with self._lock:
                 self._event.clear()
                 work, self._work = list(self._work), {}
