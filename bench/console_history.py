@@ -118,12 +118,9 @@ def wait_for_last_line(daemon, server: str, text: str) -> None:
 def search(daemon, directory) -> dict:
     daemon.post("/server/big", data="START")
     wait_for_last_line(daemon, "big", "[Octyne] Server big has stopped.")
-    folder = directory / "history" / "big" / "console"
-    while True:  # let the writer finish (the last line is visible while still queued)
-        size = sum(path.stat().st_size for path in folder.iterdir() if path.suffix == ".log")
-        time.sleep(0.5)
-        if size == sum(path.stat().st_size for path in folder.iterdir() if path.suffix == ".log"):
-            break
+    newest = lambda: max((directory / "history" / "big" / "console").glob("*.log"))  # noqa: E731
+    while not newest().read_bytes().endswith(b"[Octyne] Server big has stopped.\n"):
+        time.sleep(0.2)  # the writer is still at it (the last line is visible while still queued)
     http_times = []
     for _ in range(3):
         started = time.perf_counter()
@@ -134,6 +131,7 @@ def search(daemon, directory) -> dict:
     copy = directory / "history-copy"
     os.system(f"cp -r {directory / 'history' / 'big'} {copy}")
     os.unlink(copy / "lock")
+    size = sum(path.stat().st_size for path in (copy / "console").glob("*.log"))
     store = ServerHistory("big", str(copy), Limits(1 << 30, 10**15), keep_files=True, memory_bytes=0,
                           wake=lambda store: None)
     local_times, cpu_times = [], []

@@ -32,7 +32,7 @@ TICKER = """
     import time
     for i in range(100000):
         print(f"tick {i}", flush=True)
-        time.sleep(0.01)
+        time.sleep(0.02)
 """
 
 
@@ -157,12 +157,15 @@ def test_a_dropped_websocket_reconnects_without_losing_or_repeating_a_line(histo
     dropped[0].close(code=1011, reason="dropped by the test")
     expect(page.locator(".console-status")).to_contain_text("Reconnecting")
     expect(page.locator(".console-status")).to_have_text("Connected")
-    expect(terminal).to_contain_text("tick 300")  # the reconnection waits about a second: plenty went by
+    expect(terminal).to_contain_text("tick 200")  # the reconnection waits about a second: plenty went by
     assert len(urls) == 2 and "since=" in urls[1]
     lines = shown_lines(page)
     ticks = [text for _, text in lines if text.startswith("tick ")]
     assert ticks == [f"tick {i}" for i in range(len(ticks))]
     assert [seq for seq, _ in lines] == list(range(lines[0][0], lines[0][0] + len(lines)))
+    expect(page.get_by_label("Follow live output")).to_be_checked()  # it kept following through the drop
     dashboard.screenshot("console-history-reconnected")
+    expect(page.get_by_label("Follow live output")).to_be_checked()  # and through the screenshot's resize
+    expect(page.get_by_role("button", name="↓ New output")).to_be_hidden()
     dashboard.daemon.post("/server/ticker", data="KILL")
     expect(terminal).to_contain_text("[Octyne] Server ticker has stopped.")

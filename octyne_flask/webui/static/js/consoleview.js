@@ -167,12 +167,19 @@ export function createConsoleView(id, output, { onFollowing, onUnseenOutput, onP
     });
   }
 
+  let lastTop = 0;
   output.addEventListener("scroll", () => {
     const bottom = atBottom();
-    setFollowing(bottom && reachesNewest);
+    const movedUp = output.scrollTop < lastTop; // the user's doing: a resize or new output never moves it up
+    lastTop = output.scrollTop;
+    if (bottom && reachesNewest) setFollowing(true);
+    else if (movedUp) setFollowing(false);
     if (output.scrollTop < LOAD_MARGIN_PX) loadOlder();
     if (bottom && !reachesNewest) loadNewer();
   });
+  new ResizeObserver(() => {
+    if (following) output.scrollTop = output.scrollHeight; // stay at the end when the page is resized
+  }).observe(output);
 
   return {
     receive,
