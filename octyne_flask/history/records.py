@@ -49,25 +49,27 @@ class Header:
         return self.seq + self.count
 
 
-def encode_header(kind: int, seq: int, count: int, time: int, body: bytes) -> bytes:
-    return b"\xff%c%d %d %d %d %08x\n" % (kind, seq, count, time, len(body), zlib.crc32(body))
+def encode_header(kind: int, seq: int, count: int, time: int, length: int, crc: int) -> bytes:
+    return b"\xff%c%d %d %d %d %08x\n" % (kind, seq, count, time, length, crc)
 
 
-def lines_body(lines: list[str]) -> bytes:
-    """The body of an ``L`` record: each line followed by a newline (a newline inside a line becomes a space)."""
-    body = ("\n".join(lines) + "\n").encode("utf-8", "replace")
-    if body.count(NEWLINE) != len(lines):  # only daemon lines can hold one, e.g. a server name
-        body = ("\n".join(line.replace("\n", " ") for line in lines) + "\n").encode("utf-8", "replace")
-    return body
+def lines_record(seq: int, time: int, lines: list[str]) -> tuple[bytes, bytes, bytes]:
+    """An ``L`` record as (header, lines joined, final newline): written with ``writev``, never joined.
+
+    A newline inside a line (only a daemon line can hold one, e.g. a server name) becomes a space.
+    """
+    body = "\n".join(lines).encode("utf-8", "replace")
+    if body.count(NEWLINE) != len(lines) - 1:
+        body = "\n".join(line.replace("\n", " ") for line in lines).encode("utf-8", "replace")
+    return encode_header(LINES, seq, len(lines), time, len(body) + 1, zlib.crc32(NEWLINE, zlib.crc32(body))), body, NEWLINE
 
 
 def encode_lines(seq: int, time: int, lines: list[str]) -> bytes:
-    body = lines_body(lines)
-    return encode_header(LINES, seq, len(lines), time, body) + body
+    return b"".join(lines_record(seq, time, lines))
 
 
-def encode_dropped(seq: int, count: int, time: int) -> bytes:
-    return encode_header(DROPPED, seq, count, time, b"")
+def dropped_record(seq: int, count: int, time: int) -> tuple[bytes]:
+    return (encode_header(DROPPED, seq, count, time, 0, 0),)
 
 
 def parse_header(buffer, at: int) -> Header | None:

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 INDEX_ENTRY = struct.Struct("<QQQ")  # seq, time ms, offset
 INDEX_INTERVAL = 4096
+IOV_MAX = os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 1024
 LOG_SUFFIX, INDEX_SUFFIX = ".log", ".index"
 
 
@@ -175,46 +176,48 @@ class SegmentLog:
 
     # -- writing (the writer thread) ------------------------------------------------------
 
-    def append(self, data: bytes, headers: list[tuple[int, int, int, int]]) -> None:
-        """Append whole records; ``headers`` holds (offset in data, seq, time, next seq) for each.
+    def append(self, records: list[tuple[tuple[bytes, ...], int, int, int]]) -> None:
+        """Append whole records, each (buffers, seq, time, next seq), with as few ``writev`` calls as can be.
 
         A segment is rolled before a record that would take it past ``segment_bytes`` (a
         single larger record gets a segment of its own); each roll applies retention.
         """
-        ends = [offset for offset, *_ in headers[1:]] + [len(data)]
+        sizes = [sum(map(len, parts)) for parts, *_ in records]
         i = 0
-        while i < len(headers):
+        while i < len(records):
             segment = self._segments[-1] if self._segments and self._fd is not None else None
-            if segment is None or (segment.size and segment.size + ends[i] - headers[i][0] > self.segment_bytes):
-                self._roll(headers[i][1], ends[i] - headers[i][0])
+            if segment is None or (segment.size and segment.size + sizes[i] > self.segment_bytes):
+                self._roll(records[i][1], sizes[i])
                 segment = self._segments[-1]
-            j = i + 1
-            while j < len(headers) and segment.size + ends[j] - headers[i][0] <= self.segment_bytes:
+            j, total = i + 1, sizes[i]
+            while j < len(records) and segment.size + total + sizes[j] <= self.segment_bytes:
+                total += sizes[j]
                 j += 1
-            self._write(segment, data[headers[i][0]:ends[j - 1]], headers[i:j])
+            self._write(segment, records[i:j], sizes[i:j])
             i = j
 
-    def _write(self, segment: Segment, data: bytes, headers: list[tuple[int, int, int, int]]) -> None:
+    def _write(self, segment: Segment, records: list, sizes: list[int]) -> None:
         """Append records to the open segment and index them; readers see them once both files have them."""
-        base, shift = segment.size, headers[0][0]
+        base = offset = segment.size
         last_indexed = segment.offsets[-1] if segment.offsets else -INDEX_INTERVAL
         entries = []
-        for offset, seq, time, _ in headers:
-            if base + offset - shift - last_indexed >= INDEX_INTERVAL:
-                last_indexed = base + offset - shift
-                entries.append((seq, time, last_indexed))
+        for (_, seq, time, _), size in zip(records, sizes):
+            if offset - last_indexed >= INDEX_INTERVAL:
+                last_indexed = offset
+                entries.append((seq, time, offset))
+            offset += size
         try:
-            _write_all(self._fd, data)
+            _write_all(self._fd, [part for parts, *_ in records for part in parts])
             if entries:
-                _write_all(self._index_fd, b"".join(INDEX_ENTRY.pack(*entry) for entry in entries))
+                _write_all(self._index_fd, [INDEX_ENTRY.pack(*entry) for entry in entries])
         except OSError:
             self._undo(base, len(segment.offsets))
             raise
-        _, _, time, next_seq = headers[-1]
+        _, _, time, next_seq = records[-1]
         with self._lock:
             for entry in entries:
                 segment.add_entry(*entry)
-            segment.size = base + len(data)
+            segment.size = offset
             segment.next_seq, segment.last_time = next_seq, time
         self._next_seq, self._last_time = next_seq, time
         self._dirty = True
@@ -294,7 +297,13 @@ class SegmentLog:
                 pass
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
+def _write_all(fd: int, buffers: list[bytes]) -> None:
+    """``writev`` every buffer, in calls of at most IOV_MAX buffers, finishing any short write."""
+    while buffers:
+        batch, buffers = buffers[:IOV_MAX], buffers[IOV_MAX:]
+        written = os.writev(fd, batch)
+        for i, buffer in enumerate(batch):
+            if written < len(buffer):  # a short write: the rest of this batch goes on later
+                buffers = [memoryview(buffer)[written:], *batch[i + 1:], *buffers]
+                break
+            written -= len(buffer)

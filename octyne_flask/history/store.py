@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..atomicfile import write_atomically
-from .records import encode_dropped, encode_lines
+from .records import dropped_record, lines_record
 from .segments import SegmentLog, SegmentView
 
 log = logging.getLogger(__name__)
@@ -73,10 +73,14 @@ class Pending:
     lines: list[str] | None
     size: int
 
-    def encoded(self) -> bytes:
+    def parts(self) -> tuple[bytes, ...]:
+        """The record as it is written (several buffers)."""
         if self.lines is None:
-            return encode_dropped(self.seq, self.count, self.time)
-        return encode_lines(self.seq, self.time, self.lines)
+            return dropped_record(self.seq, self.count, self.time)
+        return lines_record(self.seq, self.time, self.lines)
+
+    def encoded(self) -> bytes:
+        return b"".join(self.parts())
 
 
 @dataclass(frozen=True)
@@ -86,10 +90,6 @@ class HistoryView:
     segments: list[SegmentView]
     pending: list[Pending]
     next_seq: int
-
-    def tail(self) -> bytes:
-        """The queued records, encoded as they will be on disk."""
-        return b"".join(item.encoded() for item in self.pending)
 
 
 def _now_ms() -> int:
@@ -322,14 +322,8 @@ def _append(segment_log: SegmentLog, items: list[Pending]) -> None:
     """Encode queued items as records of at most about RECORD_BYTES and append them in one go."""
     if not items:
         return
-    chunks, headers, offset = [], [], 0
-    for item in items:
-        for piece in _pieces(item):
-            record = piece.encoded()
-            headers.append((offset, piece.seq, piece.time, piece.seq + piece.count))
-            chunks.append(record)
-            offset += len(record)
-    segment_log.append(b"".join(chunks), headers)
+    segment_log.append([(piece.parts(), piece.seq, piece.time, piece.seq + piece.count)
+                        for item in items for piece in _pieces(item)])
 
 
 def _pieces(item: Pending) -> list[Pending]:

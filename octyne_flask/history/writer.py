@@ -1,10 +1,11 @@
 """The daemon's one history writer thread: drains every server's queue, fsyncs, applies retention.
 
 Woken only when a server's queue goes from empty to not empty, it writes each
-such server's queue in one ``write`` per file, so a flood costs a few large
-writes, not one per line. Lines reach the kernel within ``GATHER`` of being
-queued (so a ``kill -9`` of the daemon loses at most that much), and
-``fdatasync`` follows within ``SYNC_INTERVAL`` (a power cut). A slow disk only makes the queues grow, and the stores drop
+such server's queue with one ``writev`` per file (what queued while it wrote
+goes in the next), so a flood costs a few large writes, not one per line.
+Lines reach the kernel as soon as it gets to them (a ``kill -9`` of the daemon
+loses only what was still queued), and ``fdatasync`` follows within
+``SYNC_INTERVAL`` (a power cut). A slow disk only makes the queues grow, and the stores drop
 lines once a queue is full; nothing waits for this thread but shutdown.
 """
 
@@ -18,7 +19,6 @@ from typing import Callable
 log = logging.getLogger(__name__)
 
 SYNC_INTERVAL = 0.2  # seconds: at most this much written data is not yet durable
-GATHER = 0.03  # seconds the writer waits after a wake-up for more lines (a kill -9 may lose these)
 SWEEP_INTERVAL = 3600.0  # seconds between age-retention sweeps
 
 
@@ -54,8 +54,7 @@ class HistoryWriter:
         while True:
             now = time.monotonic()
             deadline = min(sweep_at, sync_at) if sync_at is not None else sweep_at
-            if self._event.wait(max(0.0, deadline - now)) and not self._closing:
-                time.sleep(GATHER)  # let a flood's next reads join this write (fewer wake-ups, fewer GIL hand-offs)
+            self._event.wait(max(0.0, deadline - now))
             with self._lock:
                 self._event.clear()
                 work, self._work = list(self._work), {}
