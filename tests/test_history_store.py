@@ -262,3 +262,11 @@ def test_a_resume_takes_from_memory_only_what_is_well_within_the_lag_bound(tmp_p
     # Starting at line 1 in memory would put it 900 KiB behind at once, next to being cut off.
     assert resumed.cursor == 891  # the scrollback: the rest comes from the history
     assert runs[0][0] == 1 and runs[-1][0] + len(runs[-1][1]) == resumed.cursor
+
+
+def test_a_newline_inside_a_daemon_line_cannot_break_the_numbering(tmp_path):
+    store = open_store(tmp_path)
+    store.record_lines(1, ["[Octyne] Started server odd\nname"], 32)  # a server name may hold a newline
+    store.record_lines(2, ["next"], 5)
+    store.write_pending()
+    assert everything(store) == [(1, "[Octyne] Started server odd name"), (2, "next")]

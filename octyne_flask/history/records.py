@@ -56,10 +56,12 @@ def encode_header(kind: int, seq: int, count: int, time: int, length: int, crc: 
 def lines_record(seq: int, time: int, lines: list[str]) -> tuple[bytes, bytes, bytes]:
     """An ``L`` record as (header, lines joined, final newline): written with ``writev``, never joined.
 
-    A newline inside a line (only a daemon line can hold one, e.g. a server name) becomes a space.
+    A newline inside a line becomes a space. Only a daemon line can hold one (a server name);
+    those come one at a time, while the app's output is cut at every newline before it gets
+    here, so only single lines are checked (a scan of a whole flood costs more than it finds).
     """
     body = "\n".join(lines).encode("utf-8", "replace")
-    if body.count(NEWLINE) != len(lines) - 1:
+    if len(lines) == 1 and NEWLINE in body:
         body = "\n".join(line.replace("\n", " ") for line in lines).encode("utf-8", "replace")
     return encode_header(LINES, seq, len(lines), time, len(body) + 1, zlib.crc32(NEWLINE, zlib.crc32(body))), body, NEWLINE
 
