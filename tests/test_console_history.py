@@ -4,7 +4,6 @@ kill -9, retention, search, the history endpoints and their errors (extensions.m
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import sys

@@ -56,10 +56,6 @@ class Segment:
         self.times.append(time)
         self.offsets.append(offset)
 
-    def offset_for_seq(self, seq: int) -> int:
-        """Offset of the last indexed record that starts at or before ``seq``."""
-        return self.offsets[max(0, bisect_right(self.seqs, seq) - 1)] if self.offsets else 0
-
     def offset_for_time(self, time: int) -> int:
         """Offset of the last indexed record older than ``time`` (records before it are all older)."""
         i = bisect_right(self.times, time - 1) - 1
@@ -104,10 +100,6 @@ class SegmentLog:
     def last_time(self) -> int:
         """Time of the newest record written (0 for none)."""
         return self._last_time
-
-    def total_bytes(self) -> int:
-        with self._lock:
-            return sum(segment.size for segment in self._segments)
 
     def snapshot(self) -> list[SegmentView]:
         """The segments as they are now, oldest first, each with its written size."""

@@ -184,10 +184,6 @@ class ServerHistory:
         self._folder = self._console = self._inputs_log = None
 
     @property
-    def on_disk(self) -> bool:
-        return self._console is not None
-
-    @property
     def next_seq(self) -> int:
         """The number the next console line gets."""
         return self._next_seq
@@ -271,6 +267,10 @@ class ServerHistory:
             for _ in items:
                 self._pending_bytes -= self._pending.popleft().size
             del self._inputs[:len(inputs)]
+        left_out = sum(item.count for item in items if item.lines is None)
+        if left_out:  # said here, by the writer: the appending thread must never wait for a log write
+            log.warning("Console history of %s fell %d bytes behind; %d line(s) left out of it",
+                        self.name, QUEUE_BYTES, left_out)
         if self._next_seq + RESERVE_AHEAD // 2 > self._reserved:
             self._reserve(self._next_seq + RESERVE_AHEAD)
 
