@@ -27,6 +27,7 @@ from tests.harness import ADMIN_HASH, RunningDaemon, daemon_config  # noqa: E402
 PY = sys.executable
 BENCH_ROOT = Path(os.environ.get("OCTYNE_BENCH_DIR", "/tmp"))
 OUTPUT_PREFIX = b'{"type":"output","data":"'
+SEQ_FIELD = b'","seq":'
 
 
 def workspace(name: str) -> Path:
@@ -56,13 +57,14 @@ def percentile(values: list[float], fraction: float) -> float:
 class RawConsole:
     """A console-v2 connection over a plain socket."""
 
-    def __init__(self, port: int, server: str, token: str, receive_buffer: int | None = None):
+    def __init__(self, port: int, server: str, token: str, receive_buffer: int | None = None, since: int | None = None):
         self.sock = socket.socket()
         if receive_buffer:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
         self.sock.connect(("127.0.0.1", port))
         key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall((f"GET /server/{server}/console HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\n"
+        query = "" if since is None else f"?since={since}"
+        self.sock.sendall((f"GET /server/{server}/console{query} HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\n"
                            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
                            f"Sec-WebSocket-Protocol: console-v2\r\nAuthorization: {token}\r\n\r\n").encode())
         self._buffer = bytearray()
@@ -101,13 +103,15 @@ class RawConsole:
 
     def output(self) -> bytes:
         """The data of the next output message; the benchmarks' lines are plain ASCII, so the only
-        JSON escape to undo is the newline between batched lines."""
+        JSON escape to undo is the newline between batched lines. (The message ends with its
+        ``seq`` field, after the data.)"""
         while True:
             opcode, payload = self.frame()
             if opcode == 8:
                 raise ConnectionError("closed by the daemon")
             if payload.startswith(OUTPUT_PREFIX):
-                return payload[len(OUTPUT_PREFIX):-2].replace(b"\\n", b"\n")
+                end = payload.rfind(SEQ_FIELD)
+                return payload[len(OUTPUT_PREFIX):end if end > 0 else -2].replace(b"\\n", b"\n")
 
     def send_json(self, message: dict) -> None:
         payload = json.dumps(message).encode()

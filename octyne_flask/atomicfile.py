@@ -42,7 +42,7 @@ def write_atomically(path: str, data: bytes) -> None:
         raise
     os.close(fd)
     os.replace(temporary, path)
-    _sync_folder(os.path.dirname(os.path.abspath(path)))
+    sync_folder(os.path.dirname(os.path.abspath(path)))
 
 
 def _keep_mode_and_owner(fd: int, previous: os.stat_result) -> None:
@@ -63,7 +63,7 @@ def _keep_mode_and_owner(fd: int, previous: os.stat_result) -> None:
     os.fchmod(fd, mode)
 
 
-def _sync_folder(folder: str) -> None:
+def sync_folder(folder: str) -> None:
     """Make the rename itself durable (the folder entry), not just the file's bytes."""
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:

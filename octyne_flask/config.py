@@ -124,6 +124,14 @@ SCHEMA: tuple[Key, ...] = (
         (_MIB, 4096 * _MIB)),
     Key("console.idleTimeout", "number", 30, "Seconds a console client may stay silent before it is disconnected.", False,
         (0.1, _DAY)),
+    Key("console.history.enabled", "bool", True,
+        "Keep every console line on disk (`console.history.path`), searchable and resumable; read at start.", False),
+    Key("console.history.path", "string", "console-history",
+        "Folder of the console history, one folder per server (relative like `logging.path`); read at start.", False),
+    Key("console.history.maxBytes", "int", 64 * _MIB, "Disk space of one server's console history; oldest lines go first.",
+        False, (_MIB, _TB)),
+    Key("console.history.maxAgeDays", "int", 30, "Days a console line is kept (also for servers removed from the config).",
+        False, (1, 36_500)),
     Key("files.uploadLimit", "int", 5_000_000_000, "Largest upload in bytes (413 beyond it).", False, (1, _TB)),
     Key("files.decompressLimit", "int", 20_000_000_000, "Most bytes one decompression may write (bounded by free disk too).", False,
         (1, _TB)),
@@ -243,11 +251,20 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class HistoryConfig:
+    enabled: bool
+    path: str
+    max_bytes: int
+    max_age_days: int
+
+
+@dataclass(frozen=True)
 class ConsoleConfig:
     scrollback_lines: int
     scrollback_bytes: int
     max_lag_bytes: int
     idle_timeout: float
+    history: HistoryConfig
 
 
 @dataclass(frozen=True)
@@ -456,6 +473,8 @@ def config_from_document(document: dict) -> Config:
             scrollback_bytes=values["console.scrollbackBytes"],
             max_lag_bytes=values["console.maxLagBytes"],
             idle_timeout=float(values["console.idleTimeout"]),
+            history=HistoryConfig(values["console.history.enabled"], values["console.history.path"],
+                                  values["console.history.maxBytes"], values["console.history.maxAgeDays"]),
         ),
         files=FilesConfig(values["files.uploadLimit"], values["files.decompressLimit"]),
         sftp=sftp,

@@ -24,6 +24,7 @@ from octyne_flask.config import Config, ConfigError, load_config, parse_config
 from octyne_flask.errors import INVALID_JSON, ApiError
 from octyne_flask.files.archives.tasks import CompressionTasks
 from octyne_flask.files.temp_journal import TemporaryJournal, journal_path
+from octyne_flask.history import ConsoleHistory
 from octyne_flask.schedules.board import ScheduleBoard
 from octyne_flask.sftp.service import SftpService, SftpUnavailable
 from octyne_flask.supervisor import Supervisor, apps_guard, cgroup_tree, instance_name
@@ -91,8 +92,9 @@ class Daemon:
         # The rules in force (``access.snapshot``): access.json, or Redis on a secondary.
         self.access, self._access_link = build_access_source(self.config, self.access_store)
         self.access.on_change(self._close_revoked_consoles)
+        self.history = ConsoleHistory(self.config)
         self.supervisor = Supervisor(self.config, apps_guard(config_path), cgroup_tree(instance_name(config_path)),
-                                     report=self.action_log.event)
+                                     report=self.action_log.event, history=self.history)
         self.temporaries = TemporaryJournal(journal_path(config_path))  # swept at start after a crash
         self.compressions = CompressionTasks(self.temporaries)  # every /compress build, sync and async
         self.backups = Backups(self.temporaries)
@@ -155,6 +157,7 @@ class Daemon:
         self.compressions.cancel()  # builds unwind (removing their temporary files) while the apps stop
         self.backups.cancel()
         self.supervisor.shutdown()
+        self.history.close()  # after the apps' last lines
         self.users.stop_watching()
         self.access_store.stop_watching()
         if self._access_link is not None:
@@ -244,6 +247,7 @@ class Daemon:
             old.close()
             self._switch_access_source(config)
         self.action_log.apply(config.logging)
+        self.history.apply(config)
         self.supervisor.apply(config)
         self.schedules.apply(config)
         self.config = config

@@ -164,6 +164,7 @@ def daemon_config(directory: Path, servers: dict | None = None, **extra) -> dict
         "webUI": {"enabled": True, "port": free_port()},
         "unixSocket": {"enabled": True, "location": str(directory / "octyne.sock")},
         "logging": {"enabled": True, "path": str(directory / "logs")},
+        "console": {"history": {"path": str(directory / "console-history")}},
         "servers": servers or {},
     }
     for key, value in extra.items():

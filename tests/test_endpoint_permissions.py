@@ -55,6 +55,9 @@ ENDPOINTS = [
     ("POST", "/compress", "files.compress"),
     ("GET", "/compress/v2", "files.compress"),
     ("POST", "/decompress", "files.decompress"),
+    ("GET", "/console/history", "console.view"),
+    ("GET", "/console/history.txt", "console.view"),
+    ("GET", "/console/inputs", "console.write"),
 ]
 
 

@@ -92,11 +92,11 @@ def test_batches_are_cut_once_per_position_and_encoded_once():
     assert log.read(second.sub) is batch  # same lines, same object
     calls = []
 
-    def encode(lines):
+    def encode(lines, seq):
         calls.append(lines)
-        return "\n".join(lines).encode()
+        return f"{seq}:" + "\n".join(lines)
 
-    assert batch.encoded(encode) == b"a\nb" and batch.encoded(encode) == b"a\nb"
+    assert batch.encoded(encode) == "1:a\nb" and batch.encoded(encode) == "1:a\nb"  # numbered from 1
     assert len(calls) == 1
     assert first.drain() == ["c"] and second.drain() == ["c"]
 

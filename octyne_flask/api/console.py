@@ -21,6 +21,7 @@ from octyne_flask.errors import ApiError
 blueprint = Blueprint("console", __name__)
 
 MAX_INBOUND_MESSAGE = 1024 * 1024
+INVALID_SINCE = "Invalid since: it must be the sequence number of a console line."
 CONSOLE_ENDPOINT = "console.console"
 SERVER_SOCKET_KEYS = ("werkzeug.socket", "gunicorn.socket")  # where simple-websocket looks, in its order
 
@@ -71,9 +72,11 @@ def refuse(ws, error: ApiError) -> None:
 @sock.route("/server/<id>/console", bp=blueprint)
 def console(ws, id):
     """Admit the client (v2: now; v1: already before the upgrade), log the access, run the session."""
+    since = None
     if ws.subprotocol == V2:
         try:
             server = _admit(id)
+            since = resume_point()
         except ApiError as error:
             refuse(ws, error)
             return
@@ -88,7 +91,19 @@ def console(ws, id):
         if "console.write" not in daemon.access.snapshot.permissions(user, id):
             return  # revoked while open: the console is being closed
         server.write_input(line)
+        if server.console.history is not None:
+            server.console.history.record_input(user, line)
         log_action("server.console.input", server=id, input=line)
 
     ConsoleSession(ws, server.console, owner=user, v2=ws.subprotocol == V2, read_only=read_only,
-                   idle_timeout=daemon.config.console.idle_timeout, on_input=on_input).run()
+                   idle_timeout=daemon.config.console.idle_timeout, on_input=on_input, since=since).run()
+
+
+def resume_point() -> int | None:
+    """console-v2's ``?since=<seq>``: resume after that line (None: start with the scrollback)."""
+    since = request.args.get("since")
+    if since is None:
+        return None
+    if not since.isascii() or not since.isdigit() or len(since) > 18:
+        raise ApiError(400, INVALID_SINCE)
+    return int(since)

@@ -88,14 +88,24 @@ def json_frame(message: dict) -> bytes:
     return text_frame(json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode())
 
 
-def v1_frames(lines: list[str]) -> bytes:
-    """Console v1: one text frame per line."""
+def v1_frames(lines: list[str], seq: int | None = None) -> bytes:
+    """Console v1: one text frame per line (v1 carries no sequence numbers)."""
     return b"".join([text_frame(line.encode()) for line in lines])
 
 
-def v2_frames(lines: list[str]) -> bytes:
+def output_message(data: str, seq: int | None = None, missed: int = 0) -> dict:
+    """A console-v2 output message; ``seq`` numbers its first line, ``missed`` counts lines skipped before it."""
+    message = {"type": "output", "data": data}
+    if seq is not None:
+        message["seq"] = seq
+    if missed > 0:
+        message["missed"] = missed
+    return message
+
+
+def v2_frames(lines: list[str], seq: int | None = None) -> bytes:
     """Console v2: the lines of a batch joined into one output message."""
-    return json_frame({"type": "output", "data": "\n".join(lines)})
+    return json_frame(output_message("\n".join(lines), seq))
 
 
 def finish(ws) -> None:
@@ -123,8 +133,10 @@ class ConsoleSession:
     """Drive one console connection until either side ends it."""
 
     def __init__(self, ws, log: ConsoleLog, *, owner: str, v2: bool, read_only: bool, idle_timeout: float,
-                 on_input: Callable[[str], None]):
+                 on_input: Callable[[str], None], since: int | None = None):
+        """``since``: console-v2 resume, continue after that line instead of sending the scrollback."""
         self._ws = ws
+        self._since = since
         self._socket = ws.sock  # a ConsoleSocket
         self._socket.watch(ws)
         self._log = log
@@ -144,7 +156,10 @@ class ConsoleSession:
 
     def run(self) -> None:
         self._writing.acquire()  # held for good once the session ends: nobody writes after the close
-        subscriber, scrollback = self._log.subscribe(self._owner, self._deliver, self._on_cut)
+        if self._since is None:
+            subscriber, scrollback = self._log.subscribe(self._owner, self._deliver, self._on_cut)
+        else:
+            subscriber, older = self._log.resume(self._owner, self._deliver, self._on_cut, self._since)
         self._subscriber = subscriber
         if subscriber.cut is not None:  # the log was closed already (its server has just been removed)
             self._cut = subscriber.cut
@@ -152,14 +167,35 @@ class ConsoleSession:
         try:
             if self._v2:
                 self._send(json_frame({"type": "settings", "readOnly": self._read_only}))
-            first = scrollback_text(scrollback)
-            self._send(json_frame({"type": "output", "data": first}) if self._v2 else text_frame(first.encode()))
+            if self._since is not None:
+                self._catch_up(subscriber, older)
+            else:
+                self._send_scrollback(scrollback, subscriber.cursor - len(scrollback))
             self._loop(subscriber)
         except (ConnectionClosed, OSError):
             pass  # the client went away
         finally:
             self._log.unsubscribe(subscriber)
             finish(self._ws)
+
+    def _send_scrollback(self, lines: list[str], seq: int) -> None:
+        text = scrollback_text(lines)
+        if self._v2:
+            self._send(json_frame(output_message(text, seq if lines else None)))
+        else:
+            self._send(text_frame(text.encode()))
+
+    def _catch_up(self, subscriber, older) -> None:
+        """Resume: the lines after ``since`` from the history, then, if lines are missing
+        before what the log holds, its first batch marked with how many."""
+        expected = self._since + 1
+        for seq, lines in older:
+            self._send(json_frame(output_message("\n".join(lines), seq, seq - expected)))
+            expected = seq + len(lines)
+        if subscriber.cursor > expected and (batch := self._log.read(subscriber)) is not None:
+            self._send(json_frame(output_message("\n".join(batch.lines), batch.start, batch.start - expected)))
+        while (batch := self._log.read(subscriber)) is not None:  # what the log holds after since
+            self._send(batch.encoded(self._encode))
 
     def _loop(self, subscriber) -> None:
         last_heard = time.monotonic()

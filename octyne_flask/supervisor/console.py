@@ -7,6 +7,11 @@ byte budget) and, beyond it, only what a connected subscriber has not read yet,
 up to ``max_lag_bytes``; a subscriber that falls further behind is cut off.
 Batches are cut once per start position and their encodings cached, so
 subscribers at the same position share the same encoded bytes.
+
+Every line's position is its sequence number (1, 2, 3, … continuing from the
+server's history). Lines are handed to the history as they are numbered; the
+log is the hot end of the same sequence, so a client resuming after ``seq``
+reads what the log still holds from memory and anything older from the history.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ import operator
 import threading
 from bisect import bisect_left, bisect_right
 from itertools import accumulate, repeat
-from typing import Callable
+from typing import Callable, Iterator
+
+from ..history.query import replay
 
 # A batch handed to a writer carries at most this many bytes of text (unless a
 # single line is longer), so one message never holds a whole flood.
@@ -43,11 +50,11 @@ class Batch:
         self._encoded: dict = {}
         self._lock = threading.Lock()
 
-    def encoded(self, encoder: Callable[[list[str]], object]) -> object:
-        """``encoder(lines)``, computed by the first caller and reused by the others."""
+    def encoded(self, encoder: Callable[[list[str], int], object]) -> object:
+        """``encoder(lines, first seq)``, computed by the first caller and reused by the others."""
         with self._lock:
             if encoder not in self._encoded:
-                self._encoded[encoder] = encoder(self.lines)
+                self._encoded[encoder] = encoder(self.lines, self.start)
             return self._encoded[encoder]
 
 
@@ -67,7 +74,9 @@ class Subscriber:
 class ConsoleLog:
     """The sequenced output log of one server (thread-safe; one lock guards all state)."""
 
-    def __init__(self, scrollback_lines: int, scrollback_bytes: int, max_lag_bytes: int):
+    def __init__(self, scrollback_lines: int, scrollback_bytes: int, max_lag_bytes: int, history=None):
+        """``history``: the server's ``ServerHistory`` (numbering continues from it), or None (from 1)."""
+        self.history = history
         self._scrollback_lines = scrollback_lines
         self._scrollback_bytes = scrollback_bytes
         self._max_lag_bytes = max_lag_bytes
@@ -76,9 +85,9 @@ class ConsoleLog:
         self._lines: list[str] = []
         self._ends: list[int] = []
         self._base = 0
-        self._first = 0  # sequence number of _lines[_base]
+        self._first = history.next_seq if history is not None else 1  # sequence number of _lines[_base]
         self._start_offset = 0  # byte offset where _lines[_base] starts
-        self._scrollback_from = 0  # sequence number of the first scrollback line
+        self._scrollback_from = self._first  # sequence number of the first scrollback line
         self._subscribers: set[Subscriber] = set()
         self._batches: dict[int, Batch] = {}
         self._closed = False
@@ -94,6 +103,9 @@ class ConsoleLog:
             self._lines.extend(lines)
             self._ends.extend(accumulate(line_sizes(lines), initial=offset))
             del self._ends[-len(lines) - 1]  # accumulate repeats the starting offset first
+            if self.history is not None:  # in order: numbering and handing over happen under one lock
+                self.history.record_lines(self._first + len(self._lines) - self._base - len(lines), lines,
+                                          self._ends[-1] - offset)
             offset = self._ends[-1]
             cut = [s for s in self._subscribers if offset - self._offset_of(s.cursor) > self._max_lag_bytes]
             for subscriber in cut:
@@ -152,6 +164,27 @@ class ConsoleLog:
                 self._subscribers.add(subscriber)
         return subscriber, scrollback
 
+    def resume(self, owner: str | None, wake: Callable[[], None], on_cut: Callable[[str], None],
+               since: int) -> tuple[Subscriber, Iterator[tuple[int, list[str]]]]:
+        """A new subscriber that continues after line ``since`` instead of taking the scrollback.
+
+        Lines the log still holds come through ``read`` as usual (the cursor starts at the
+        first of them, or at the head when ``since`` is newer still); older ones come first,
+        from the history, as (first seq, lines) runs of consecutive lines.
+        """
+        with self._lock:
+            head = self._first + len(self._lines) - self._base
+            # From memory only what lies well within the lag bound (older lines may be held for a laggard).
+            cursor = min(max(since + 1, self._scrollback_from, self._first_within(self._max_lag_bytes // 2)), head)
+            subscriber = Subscriber(cursor, owner, wake, on_cut)
+            if self._closed:
+                subscriber.cut = CLOSED
+            else:
+                self._subscribers.add(subscriber)
+        if since + 1 >= cursor or self.history is None:
+            return subscriber, iter(())
+        return subscriber, replay(self.history.view(), since + 1, cursor, MAX_BATCH_BYTES)
+
     def unsubscribe(self, subscriber: Subscriber) -> None:
         """Forget a subscriber (its writer is done); idempotent."""
         with self._lock:
@@ -195,12 +228,17 @@ class ConsoleLog:
         """Move the scrollback start so it holds at most N lines and at most B bytes."""
         head = self._first + len(self._lines) - self._base
         start = max(self._scrollback_from, head - self._scrollback_lines)
-        threshold = self._ends[-1] - self._scrollback_bytes  # the first kept line starts at or after this
-        if threshold > self._start_offset:
-            # ends[i] is where line i+1 starts: the first i whose end reaches the threshold
-            i = bisect_left(self._ends, threshold, self._base)
-            start = max(start, self._first + i + 1 - self._base)
-        self._scrollback_from = start
+        self._scrollback_from = max(start, self._first_within(self._scrollback_bytes))
+
+    def _first_within(self, budget: int) -> int:
+        """The first retained line from which the lines up to the head take at most ``budget`` bytes."""
+        if len(self._lines) == self._base:
+            return self._first
+        threshold = self._ends[-1] - budget  # the first such line starts at or after this
+        if threshold <= self._start_offset:
+            return self._first
+        # ends[i] is where line i+1 starts: the first i whose end reaches the threshold
+        return self._first + bisect_left(self._ends, threshold, self._base) + 1 - self._base
 
     def _remove(self, subscriber: Subscriber, reason: str) -> None:
         subscriber.cut = reason

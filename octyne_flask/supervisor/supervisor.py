@@ -16,6 +16,7 @@ from collections.abc import Collection
 from typing import Callable
 
 from ..config import Config, ServerConfig
+from ..history import ConsoleHistory
 from .cgroups import CgroupTree, NoCgroups
 from .console import ConsoleLog
 from .keeper import GroupKeeper
@@ -29,13 +30,15 @@ class Supervisor:
     """All managed servers of one daemon. Create it in the process that will serve requests."""
 
     def __init__(self, config: Config, guard: AppsGuard | None = None, cgroups: CgroupTree | NoCgroups | None = None,
-                 report: Callable[..., None] = lambda action, **fields: None):
+                 report: Callable[..., None] = lambda action, **fields: None, history: ConsoleHistory | None = None):
         """``guard``: shared by every process that may run these apps (see GroupKeeper); ``cgroups``: where
-        the apps' cgroups go (none by default); ``report(action, **fields)``: the action log."""
+        the apps' cgroups go (none by default); ``report(action, **fields)``: the action log; ``history``:
+        where each server's console lines are numbered from and kept (None: in memory only)."""
         self._lock = threading.Lock()
         self._config = config
         self._cgroups = cgroups if cgroups is not None else NoCgroups("none configured")
         self._report = report
+        self._history = history
         self._keeper = GroupKeeper(config.stop_grace_period, guard, before_ready=self._cgroups.sweep)
         self._closed = False
         self._servers: dict[str, ManagedProcess] = {
@@ -115,7 +118,8 @@ class Supervisor:
         return console.scrollback_lines, console.scrollback_bytes, console.max_lag_bytes
 
     def _create(self, server: ServerConfig) -> ManagedProcess:
-        log = ConsoleLog(*self._console_bounds())
+        history = self._history.open(server.name) if self._history is not None else None
+        log = ConsoleLog(*self._console_bounds(), history=history)
         return ManagedProcess(server, log, self._keeper, self._config.stop_grace_period, self._forget,
                               self._cgroups, self._report)
 

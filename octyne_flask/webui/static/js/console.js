@@ -1,26 +1,41 @@
-// The console tab: scrollback and live output with ANSI colours, auto-scroll
-// that pauses while the user reads older output, and an input line with history.
+// The console tab: live output with ANSI colours over the server's whole history (scroll up to
+// load older lines), search, a follow-live switch, a time-range download, and an input line whose
+// up-arrow recalls the user's own earlier commands (kept by the daemon, so they survive a reload).
 
-import { initialState, parseLine } from "./ansi.js";
+import { ownInputs, rangeDownloadUrl } from "./consolehistory.js";
+import { createConsoleSearch } from "./consolesearch.js";
 import { openConsole } from "./consolesocket.js";
-import { h } from "./dom.js";
+import { createConsoleView } from "./consoleview.js";
+import { h, toast } from "./dom.js";
+import { rememberedUser } from "./session.js";
 
-const MAX_LINES = 5000;
 const HISTORY_SIZE = 100;
-const histories = new Map(); // per server, kept while the page is open
+const HOUR_MS = 3_600_000;
 
-function segmentElement({ text, style }) {
-  const span = h("span", { text });
-  const classes = [];
-  let { fg, bg } = style;
-  if (style.inverse) [fg, bg] = [bg || { palette: 7 }, fg || { palette: 0 }];
-  if (fg && "palette" in fg) classes.push(`fg-${fg.palette}`);
-  if (bg && "palette" in bg) classes.push(`bg-${bg.palette}`);
-  if (fg && fg.rgb) span.style.color = fg.rgb;
-  if (bg && bg.rgb) span.style.backgroundColor = bg.rgb;
-  for (const flag of ["bold", "dim", "italic", "underline", "strike"]) if (style[flag]) classes.push(flag);
-  if (classes.length) span.className = classes.join(" ");
-  return span;
+/** `YYYY-MM-DDTHH:MM` in local time, as a datetime-local input shows it. */
+function localInputValue(ms) {
+  const date = new Date(ms - new Date(ms).getTimezoneOffset() * 60_000);
+  return date.toISOString().slice(0, 16);
+}
+
+function createDownload(id) {
+  const from = h("input", { type: "datetime-local", value: localInputValue(Date.now() - HOUR_MS) });
+  const to = h("input", { type: "datetime-local", value: localInputValue(Date.now() + 60_000) });
+  const button = h("button", { type: "button", class: "secondary", text: "Download" });
+  button.addEventListener("click", async () => {
+    const start = new Date(from.value).getTime();
+    const end = new Date(to.value).getTime();
+    if (Number.isNaN(start) || Number.isNaN(end) || start > end) {
+      toast("Choose a start time before the end time.", "error");
+      return;
+    }
+    const link = h("a", { href: await rangeDownloadUrl(id, start, end + 59_999), download: `${id}-console.txt`, hidden: true });
+    document.body.append(link);
+    link.click();
+    link.remove();
+  });
+  return h("details", { class: "console-download" }, h("summary", { text: "Download…" }),
+    h("div", { class: "download-range" }, h("label", {}, "From ", from), h("label", {}, "To ", to), button));
 }
 
 /** Mount the console for server `id` into `container`; returns the cleanup function. */
@@ -30,6 +45,7 @@ export function mountConsole(container, id) {
   });
   const jump = h("button", { type: "button", class: "jump secondary", text: "↓ New output", hidden: true });
   const status = h("p", { class: "console-status", "data-state": "connecting", text: "Connecting…" });
+  const followBox = h("input", { type: "checkbox", checked: true });
   const input = h("input", {
     id: "console-input", class: "console-input", autocomplete: "off", spellcheck: "false",
     placeholder: "Type a command and press Enter", "aria-label": `Command for ${id}`,
@@ -38,40 +54,36 @@ export function mountConsole(container, id) {
   const readOnlyNote = h("p", { class: "notice read-only-note", hidden: true },
     h("span", { class: "badge read-only", text: "read-only" }), " You can watch this console but not send commands.");
   const form = h("form", { class: "console-form" }, input, sendButton);
-  container.append(status, h("div", { class: "terminal-wrap" }, output, jump), readOnlyNote, form);
 
-  let ansi = initialState();
-  const history = histories.get(id) || [];
-  histories.set(id, history);
-  let historyIndex = history.length;
-  let draft = "";
-  let following = true;
-
-  const atBottom = () => output.scrollHeight - output.scrollTop - output.clientHeight < 4;
-  const scrollToEnd = () => {
-    output.scrollTop = output.scrollHeight;
-    following = true;
-    jump.hidden = true;
-  };
-  output.addEventListener("scroll", () => {
-    following = atBottom();
-    if (following) jump.hidden = true;
+  const view = createConsoleView(id, output, {
+    onFollowing(following) {
+      followBox.checked = following;
+      if (following) jump.hidden = true;
+    },
+    onUnseenOutput() {
+      jump.hidden = false;
+    },
+    onProblem(failure) {
+      toast(`Console history: ${failure.message}`, "error");
+    },
   });
-  jump.addEventListener("click", () => {
-    scrollToEnd();
+  const toolbar = h("div", { class: "console-toolbar" }, createConsoleSearch(id, view),
+    h("label", { class: "follow-toggle" }, followBox, " Follow live output"), createDownload(id));
+  container.append(status, toolbar, h("div", { class: "terminal-wrap" }, output, jump), readOnlyNote, form);
+
+  followBox.addEventListener("change", () => (followBox.checked ? view.follow() : view.unfollow()));
+  jump.addEventListener("click", async () => {
+    await view.follow();
     output.focus();
   });
 
-  function appendText(text) {
-    const fragment = document.createDocumentFragment();
-    for (const line of text.split("\n")) {
-      fragment.append(h("div", { class: "line" }, parseLine(line, ansi).map(segmentElement)));
-    }
-    output.append(fragment);
-    while (output.childElementCount > MAX_LINES) output.firstElementChild.remove();
-    if (following) output.scrollTop = output.scrollHeight;
-    else jump.hidden = false;
-  }
+  const history = [];
+  let historyIndex = 0;
+  let draft = "";
+  ownInputs(id, rememberedUser(), HISTORY_SIZE).then((earlier) => {
+    history.unshift(...earlier);
+    historyIndex += earlier.length;
+  }, () => {}); // without them the up-arrow only knows this page's commands
 
   const connection = openConsole(id, {
     onState(state, detail) {
@@ -83,20 +95,12 @@ export function mountConsole(container, id) {
       input.disabled = readOnly;
       sendButton.disabled = readOnly;
     },
-    onOutput(text, isScrollback) {
-      if (isScrollback) {
-        // Every (re)connection starts with the whole scrollback: replace what we show.
-        output.replaceChildren();
-        ansi = initialState();
-        const body = text.startsWith("\n") ? text.slice(1) : text;
-        if (body) appendText(body);
-        scrollToEnd();
-      } else {
-        appendText(text);
-      }
+    onOutput(text, { isScrollback, seq }) {
+      if (seq === null) return; // an empty scrollback: nothing printed yet
+      view.receive((isScrollback ? text.slice(1) : text).split("\n"), seq);
     },
     onError(message) {
-      appendText(`[Dashboard] ${message}`);
+      view.note(`[Dashboard] ${message}`);
     },
   });
 
@@ -113,7 +117,7 @@ export function mountConsole(container, id) {
     historyIndex = history.length;
     draft = "";
     input.value = "";
-    scrollToEnd();
+    view.follow();
   });
 
   input.addEventListener("keydown", (event) => {

@@ -1,6 +1,8 @@
 // The console-v2 WebSocket for one server: a fresh one-time ticket per
 // connection, a ping every 10 s (the daemon drops clients silent for 30 s),
-// and reconnection with exponential backoff when the socket drops.
+// and reconnection with exponential backoff when the socket drops. A
+// reconnection asks for the lines after the last one received (`?since=`),
+// so a network blip shows neither a gap nor a duplicate.
 
 import { ApiError, apiUrl, reportExpired, ticket } from "./api.js";
 
@@ -10,8 +12,8 @@ const MAX_RETRY_MS = 30_000;
 // Closes that retrying cannot fix: forbidden, no such server.
 const FINAL_CLOSE_CODES = new Set([4403, 4404]);
 
-function socketUrl(id, oneTimeTicket) {
-  const url = new URL(apiUrl(`/server/${encodeURIComponent(id)}/console`, { ticket: oneTimeTicket }));
+function socketUrl(id, oneTimeTicket, since) {
+  const url = new URL(apiUrl(`/server/${encodeURIComponent(id)}/console`, { ticket: oneTimeTicket, since }));
   url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
   return url.toString();
 }
@@ -19,7 +21,7 @@ function socketUrl(id, oneTimeTicket) {
 /**
  * Connect to `id`'s console. Callbacks: `onState(state, detail)` with state
  * "connecting" | "connected" | "reconnecting" | "closed"; `onSettings({readOnly})`;
- * `onOutput(text, isScrollback)`; `onError(message)`.
+ * `onOutput(text, {isScrollback, seq, missed})` (`seq` numbers the first line); `onError(message)`.
  * Returns {send(line), close()}.
  */
 export function openConsole(id, { onState, onSettings, onOutput, onError }) {
@@ -29,6 +31,7 @@ export function openConsole(id, { onState, onSettings, onOutput, onError }) {
   let retryTimer = null;
   let pingTimer = null;
   let pingId = 0;
+  let lastSeq = null; // the newest line received, to resume after
 
   function scheduleRetry(reason) {
     const delay = Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** attempt) * (0.8 + Math.random() * 0.4);
@@ -49,8 +52,8 @@ export function openConsole(id, { onState, onSettings, onOutput, onError }) {
       return;
     }
     if (closedByUs) return;
-    let scrollbackPending = true;
-    socket = new WebSocket(socketUrl(id, oneTimeTicket), "console-v2");
+    let scrollbackPending = lastSeq === null;
+    socket = new WebSocket(socketUrl(id, oneTimeTicket, lastSeq ?? undefined), "console-v2");
     socket.addEventListener("open", () => {
       onState("connected", "Connected");
       pingTimer = setInterval(() => send({ type: "ping", id: String(++pingId) }), PING_MS);
@@ -66,7 +69,13 @@ export function openConsole(id, { onState, onSettings, onOutput, onError }) {
       if (message.type === "settings") onSettings({ readOnly: Boolean(message.readOnly) });
       else if (message.type === "output") {
         attempt = 0; // a working connection resets the backoff
-        onOutput(String(message.data ?? ""), scrollbackPending);
+        const data = String(message.data ?? "");
+        const seq = Number.isInteger(message.seq) ? message.seq : null;
+        if (seq !== null) {
+          const lines = data.split("\n").length - (scrollbackPending && data.startsWith("\n") ? 1 : 0);
+          lastSeq = Math.max(lastSeq ?? 0, seq + lines - 1);
+        }
+        onOutput(data, { isScrollback: scrollbackPending, seq, missed: message.missed || 0 });
         scrollbackPending = false;
       } else if (message.type === "error") onError(String(message.message ?? "Unknown error"));
     });
