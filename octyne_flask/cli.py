@@ -77,6 +77,7 @@ def prepare_to_serve(config, config_path: str, users_path: str) -> int:
     Returns the daemon lock's fd, which must stay open (the worker inherits it) until the daemon exits.
     """
     from octyne_flask.auth.users import ensure_users_file
+    from octyne_flask.cluster.announce import NodeNameTaken, ensure_name_free
     from octyne_flask.serving import check_tls_files
     from octyne_flask.supervisor import DaemonLockError, acquire_daemon_lock
 
@@ -85,6 +86,11 @@ def prepare_to_serve(config, config_path: str, users_path: str) -> int:
         lock = acquire_daemon_lock(config_path)
     except (ValueError, DaemonLockError) as error:
         raise StartupError(str(error)) from None
+    if config.redis.enabled:
+        try:
+            ensure_name_free(config.redis.url, config.node.name)
+        except NodeNameTaken as error:
+            raise StartupError(str(error)) from None
     message = ensure_users_file(users_path)
     if message:
         print(message, flush=True)

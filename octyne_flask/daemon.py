@@ -19,6 +19,7 @@ from octyne_flask.auth.throttle import LoginThrottle
 from octyne_flask.auth.tickets import TicketStore
 from octyne_flask.auth.tokens import MemoryAuthenticator
 from octyne_flask.auth.users import UserStore
+from octyne_flask.cluster.cluster import Cluster, cluster_settings
 from octyne_flask.config import Config, ConfigError, load_config, parse_config
 from octyne_flask.errors import INVALID_JSON, ApiError
 from octyne_flask.files.archives.tasks import CompressionTasks
@@ -93,14 +94,17 @@ class Daemon:
         self.compressions = CompressionTasks(self.temporaries)  # every /compress build, sync and async
         self._known_users = set(self.users.snapshot())
         self.users.on_change(self._close_consoles_of_removed_users)
+        self.cluster = Cluster(self.config)  # this node's announcement and GET /nodes
         self._config_lock = threading.Lock()
 
     def start(self) -> None:
-        """Remove what a crash left behind, begin watching users.json and access.json, start the enabled apps."""
+        """Remove what a crash left behind, begin watching users.json and access.json, start the enabled apps,
+        announce this node."""
         self.temporaries.sweep()
         self.users.start_watching()
         self.access_store.start_watching()
         self.supervisor.start_enabled()
+        self.cluster.start()
 
     def _close_consoles_of_removed_users(self, users: dict[str, str]) -> None:
         """A user deleted (through the API or from users.json) loses their open consoles at once.
@@ -126,6 +130,7 @@ class Daemon:
     def shutdown(self) -> None:
         """Stop every app (TERM, then KILL after the grace period) and every compression, release resources."""
         self.compressions.cancel()  # builds unwind (removing their temporary files) while the apps stop
+        self.cluster.close()  # the other nodes see this one gone at once
         self.supervisor.shutdown()
         self.users.stop_watching()
         self.access_store.stop_watching()
@@ -196,6 +201,10 @@ class Daemon:
             self._switch_access_source(config)
         self.action_log.apply(config.logging)
         self.supervisor.apply(config)
+        if cluster_settings(config) != self.cluster.settings:
+            self.cluster.close()
+            self.cluster = Cluster(config)
+            self.cluster.start()
         self.config = config
 
     def _switch_access_source(self, config: Config) -> None:

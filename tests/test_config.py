@@ -73,6 +73,11 @@ def test_unix_socket_defaults_to_tmpdir_and_port(monkeypatch):
     ('{"https": {"enabled": true}}', "'https.cert'"),
     ('{"logging": {"actions": {"auth.login": "no"}}}', "'logging.actions.auth.login' must be a boolean"),
     ('{"trustedProxies": ["nonsense"]}', "'trustedProxies'"),
+    ('{"node": {"name": "a b"}}', "'node.name' may hold only"),
+    ('{"node": {"url": "ftp://x"}}', "'node.url' must be an http:// or https:// URL"),
+    ('{"nodes": {"go": 5}}', "'nodes.go' must be a string"),
+    ('{"nodes": {"go": "b.example.com"}}', "'nodes.go' must be an http:// or https:// URL"),
+    ('{"nodes": {"a/b": "http://b"}}', "'nodes.a/b'"),
     ('{"console": {"maxLagBytes": 10}}', "'console.maxLagBytes' must be an integer from 1048576 to"),
 ])
 def test_invalid_config_is_refused_with_a_message_naming_the_problem(text, fragment):
@@ -184,3 +189,11 @@ def test_readme_documents_every_config_key():
     for row in config_reference().splitlines()[2:]:
         assert row in readme, f"README.md lacks the config row: {row}"
     assert len(SCHEMA) + len(SERVER_SCHEMA) == len(config_reference().splitlines()) - 2
+
+
+def test_node_defaults_to_the_host_name_and_urls_lose_their_trailing_slash():
+    import socket
+
+    node = parse_config('{"node": {"url": "https://a.example.com/api/"}, "nodes": {"go": "http://go:42069/"}}').node
+    assert node.name == socket.gethostname().split(".")[0]
+    assert (node.url, node.static) == ("https://a.example.com/api", (("go", "http://go:42069"),))

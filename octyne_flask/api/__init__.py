@@ -7,7 +7,7 @@ import logging
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from octyne_flask.api import access, accounts, archives, auth, config, console, files, meta, servers
+from octyne_flask.api import access, accounts, archives, auth, config, console, files, meta, nodes, servers
 from octyne_flask.api.guard import allow_header
 from octyne_flask.api.websocket import sock
 from octyne_flask.errors import INTERNAL, ApiError
@@ -15,7 +15,7 @@ from octyne_flask.openapi import documented_methods
 
 log = logging.getLogger(__name__)
 
-BLUEPRINTS = (meta, auth, config, accounts, access, servers, console, files, archives)
+BLUEPRINTS = (meta, auth, config, accounts, access, nodes, servers, console, files, archives)
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
