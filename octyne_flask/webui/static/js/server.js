@@ -6,13 +6,15 @@ import { h, replaceChildren } from "./dom.js";
 import { mountConsole } from "./console.js";
 import { mountFiles } from "./files.js";
 import { mayOn } from "./me.js";
+import { currentNode, serverHref } from "./node.js";
 import { poll } from "./poll.js";
 import { createServerCard, fetchServer } from "./servercard.js";
 
 const REFRESH_MS = 3000;
 
 export function mountServerPage(section, id, { tab, path }) {
-  const base = `#/server/${encodeURIComponent(id)}`;
+  const base = serverHref(id);
+  const node = currentNode();
   const card = createServerCard(id, { linkName: false, onChanged: () => poller.now() });
   const allowed = { console: mayOn(id, "console.view"), files: mayOn(id, "files.view") };
   const tabLink = (name, label, href) => allowed[name] ? h("a", {
@@ -20,7 +22,7 @@ export function mountServerPage(section, id, { tab, path }) {
   }) : null;
   const panel = h("div", { class: "tab-panel" });
   section.append(
-    h("p", { class: "crumbs" }, h("a", { href: "#/", text: "Servers" }), " / ", id),
+    h("p", { class: "crumbs" }, h("a", { href: "#/", text: "Servers" }), " / ", node ? `${node.name} / ${id}` : id),
     card.element,
     h("nav", { class: "tabs", "aria-label": `${id} sections` },
       tabLink("console", "Console", base), tabLink("files", "Files", `${base}/files/`)),
