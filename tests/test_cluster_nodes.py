@@ -164,3 +164,17 @@ def test_redis_outage_keeps_local_requests_working_and_nodes_announce_again(thre
         assert node.proc.poll() is None
         wait_until(lambda node=node: json.loads(node.local("GET", "/nodes")[2]) and all(
             entry["online"] for entry in json.loads(node.local("GET", "/nodes")[2])), timeout=10)
+
+
+def test_a_renamed_node_withdraws_its_old_announcement_on_config_edit(daemon_factory, redis_server):
+    a = start_node(daemon_factory, redis_server, "a", role="primary")
+    store = redis_server.client()
+    wait_until(lambda: store.get("octyne-node:a"), timeout=10)
+    config = json.loads(a.config_path.read_text())
+    config["node"] = {"name": "alpha", "url": "https://alpha.example.com/api"}
+    assert a.patch("/config", data=json.dumps(config)).json() == {"success": True}
+    assert store.get("octyne-node:a") is None
+    announced = wait_until(lambda: store.get("octyne-node:alpha"), timeout=10)
+    assert json.loads(announced)["url"] == "https://alpha.example.com/api"
+    assert [(entry["name"], entry["url"]) for entry in a.get("/nodes").json()][0] == (
+        "alpha", "https://alpha.example.com/api")
