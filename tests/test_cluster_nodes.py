@@ -15,23 +15,17 @@ from tests.services import RedisServer
 NODE_KEYS = {"name", "url", "version", "online", "lastSeen", "self"}
 
 
-@pytest.fixture
-def redis_server(tmp_path):
-    server = RedisServer(tmp_path / "redis")
-    yield server
-    server.stop()
-
-
 def node_config(redis_server: RedisServer, name: str, role: str = "secondary", **node) -> dict:
     return {"redis": {"enabled": True, "url": redis_server.url, "role": role},
             "node": {"name": name, **node}}
 
 
 def start_node(daemon_factory, redis_server, name: str, role: str = "secondary", token: str | None = None,
-               **config):
+               servers: dict | None = None, **config):
+    """A node announcing ``name`` at its API URL; a secondary has no users of its own (and no token unless given)."""
     port = free_port()
     full = {**node_config(redis_server, name, role, url=f"http://127.0.0.1:{port}"), "port": port, **config}
-    node = daemon_factory(config=full, users={} if role == "secondary" else None)
+    node = daemon_factory(servers=servers, config=full, users={} if role == "secondary" else None)
     if token:
         node.session.headers["Authorization"] = token
     return node

@@ -413,6 +413,7 @@ def test_expired_session_and_unreachable_daemon_show_clear_pages(dashboard):
     dashboard.login()
     expect(dashboard.card("demo")).to_be_visible()
     dashboard.problems.expect_failure(401, "/api/server")
+    dashboard.problems.expect_failure(401, "/api/nodes")  # the servers page asks for the cluster's nodes first
     page.context.clear_cookies()
     expect(page.get_by_role("heading", name="Session expired")).to_be_visible()
     page.get_by_role("button", name="Log in again").click()

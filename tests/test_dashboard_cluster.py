@@ -7,25 +7,12 @@ import json
 import pytest
 from playwright.sync_api import expect
 
-from tests.harness import REPO, free_port
-from tests.services import ECHO_APP, RedisServer
+from tests.harness import REPO
+from tests.services import ECHO_APP
+from tests.test_cluster_nodes import start_node
 from tests.test_dashboard import Dashboard, browser  # noqa: F401  (the module's Chromium fixture)
 
 SCREENSHOT = REPO / "docs" / "screenshots" / "cluster.png"
-
-
-@pytest.fixture
-def redis_server(tmp_path):
-    server = RedisServer(tmp_path / "redis")
-    yield server
-    server.stop()
-
-
-def start_node(daemon_factory, redis_server, name: str, servers: dict, role: str = "secondary"):
-    port = free_port()
-    config = {"port": port, "node": {"name": name, "url": f"http://127.0.0.1:{port}"},
-              "redis": {"enabled": True, "url": redis_server.url, "role": role}}
-    return daemon_factory(servers=servers, config=config, users=None if role == "primary" else {})
 
 
 @pytest.fixture
@@ -35,11 +22,11 @@ def cluster(daemon_factory, redis_server, tmp_path):
         folder.mkdir()
     (folders["charlie"] / "notes.txt").write_text("kept on node c\n")
     app = {"command": ECHO_APP}
-    a = start_node(daemon_factory, redis_server, "a", {"alpha": {**app, "directory": str(folders["alpha"])}},
-                   role="primary")
-    b = start_node(daemon_factory, redis_server, "b", {"bravo": {**app, "directory": str(folders["bravo"])}})
+    a = start_node(daemon_factory, redis_server, "a", role="primary",
+                   servers={"alpha": {**app, "directory": str(folders["alpha"])}})
+    b = start_node(daemon_factory, redis_server, "b", servers={"bravo": {**app, "directory": str(folders["bravo"])}})
     c = start_node(daemon_factory, redis_server, "c",
-                   {"charlie": {**app, "directory": str(folders["charlie"]), "enabled": False}})
+                   servers={"charlie": {**app, "directory": str(folders["charlie"]), "enabled": False}})
     return a, b, c
 
 

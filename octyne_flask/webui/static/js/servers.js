@@ -5,6 +5,7 @@
 
 import { getJson } from "./api.js";
 import { h, replaceChildren } from "./dom.js";
+import { summaryOf } from "./me.js";
 import { clusterToken } from "./node.js";
 import { poll } from "./poll.js";
 import { createServerCard, fetchServer } from "./servercard.js";
@@ -18,11 +19,12 @@ async function loadNode(entry) {
   if (node && !(entry.online && entry.url && clusterToken())) return null;
   try {
     const { servers } = await getJson("/servers", { extrainfo: "true" }, node);
-    const me = node ? await getJson("/access/me", {}, node) : null;
+    const me = node ? await getJson("/access/me", {}, node).catch(() => null) : null; // none on Go Octyne
     const names = Object.keys(servers).sort((a, b) => a.localeCompare(b));
     const infos = await Promise.all(names.map((name) => fetchServer(name, node).catch(() => null)));
-    const canControl = (id) => me.admin || (me.servers[id] || []).includes("control");
-    return { node, canControl: me ? canControl : null, servers: names.map((name, index) => [name, infos[index]]) };
+    const summary = summaryOf(me);
+    const canControl = (id) => summary.admin || (summary.servers[id] || []).includes("control");
+    return { node, canControl: node ? canControl : null, servers: names.map((name, index) => [name, infos[index]]) };
   } catch (failure) {
     if (!node) throw failure; // this node's own failures end the session or show the unreachable page
     return null;
@@ -37,7 +39,11 @@ export function mountServerList(section) {
   const nodeBar = h("div", { class: "node-bar", hidden: true },
     h("label", { for: "node-filter", text: "Node" }), filter,
     h("ul", { class: "node-states", "aria-label": "Nodes" }));
-  section.append(h("div", { class: "view-header" }, h("h1", { text: "Servers" })), nodeBar, empty, list);
+  // A node that joined after this login has no token to work with yet.
+  const noToken = h("p", {
+    class: "notice", hidden: true, text: "Log out and in again to see the servers of the other nodes.",
+  });
+  section.append(h("div", { class: "view-header" }, h("h1", { text: "Servers" })), nodeBar, noToken, empty, list);
   const cards = new Map(); // "<node>/<server>" -> {card, nodeName}
   let clustered = false;
 
@@ -51,6 +57,7 @@ export function mountServerList(section) {
   function showNodes(nodes) {
     clustered = nodes.length > 1;
     nodeBar.hidden = !clustered;
+    noToken.hidden = Boolean(clusterToken()) || !nodes.some((entry) => !entry.self && entry.url);
     const chosen = filter.value;
     const options = [h("option", { value: ALL_NODES, text: "All nodes" }),
       ...nodes.map((entry) => h("option", { value: entry.name, text: entry.name }))];
