@@ -82,7 +82,7 @@ SCHEMA: tuple[Key, ...] = (
     Key("redis.enabled", "bool", False, "Keep users and tokens in Redis so several nodes share logins."),
     Key("redis.url", "string", "redis://localhost", "Redis connection URL."),
     Key("redis.role", "string", "", "`primary` (mirrors users.json into Redis, serves logins) or `secondary` (validates tokens only)."),
-    Key("node.name", "string", "", "This node's name in the cluster view (letters, digits, `.`, `_`, `-`); empty means the host name.", False),
+    Key("node.name", "string", "", "This node's name in the cluster view (letters, digits, `.`, `_`, `-`; unique among live nodes); empty means the host name, plus `-<port>` when `port` is not 42069.", False),
     Key("node.url", "string", "", "The API URL a browser uses for this node (e.g. `https://b.example.com/api`); empty: not advertised.", False),
     Key("nodes", "object", {}, "Nodes that do not announce themselves (Go Octyne): name -> API URL, listed by `GET /nodes` with their reachability.", False),
     Key("https.enabled", "bool", False, "Serve the API and web-UI ports over TLS."),
@@ -320,8 +320,15 @@ def _node_url(url: str, key: str) -> str:
     return url.rstrip("/")
 
 
+def default_node_name(port: int) -> str:
+    """The host name; with ``-<port>`` when the port is not Octyne's default, so that nodes sharing a machine
+    (which must differ in port) get different names without configuring them."""
+    host = socket.gethostname().split(".")[0]
+    return host if port == 42069 else f"{host}-{port}"
+
+
 def _node(values: dict) -> NodeConfig:
-    name = values["node.name"] or socket.gethostname().split(".")[0]
+    name = values["node.name"] or default_node_name(values["port"])
     if not NODE_NAME.fullmatch(name):
         raise ConfigError("'node.name' may hold only letters, digits, '.', '_' and '-' (at most 64)")
     url = _node_url(values["node.url"], "node.url") if values["node.url"] else ""

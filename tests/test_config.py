@@ -195,5 +195,7 @@ def test_node_defaults_to_the_host_name_and_urls_lose_their_trailing_slash():
     import socket
 
     node = parse_config('{"node": {"url": "https://a.example.com/api/"}, "nodes": {"go": "http://go:42069/"}}').node
-    assert node.name == socket.gethostname().split(".")[0]
+    host = socket.gethostname().split(".")[0]
+    assert node.name == host
+    assert parse_config('{"port": 4000}').node.name == f"{host}-4000"  # a second node on the same machine
     assert (node.url, node.static) == ("https://a.example.com/api", (("go", "http://go:42069"),))
