@@ -172,3 +172,36 @@ def test_a_renamed_node_withdraws_its_old_announcement_on_config_edit(daemon_fac
     assert json.loads(announced)["url"] == "https://alpha.example.com/api"
     assert [(entry["name"], entry["url"]) for entry in a.get("/nodes").json()][0] == (
         "alpha", "https://alpha.example.com/api")
+
+
+def test_a_static_entry_that_does_not_speak_http_is_offline_and_probing_goes_on(daemon_factory):
+    """A port that answers garbage (a wrong entry in ``nodes``) must not end the probes of the others."""
+    import socket
+    import threading
+
+    garbage = socket.socket()
+    garbage.bind(("127.0.0.1", 0))
+    garbage.listen()
+
+    def answer_garbage():
+        while True:
+            try:
+                connection, _ = garbage.accept()
+            except OSError:
+                return
+            with connection:
+                connection.recv(1024)
+                connection.sendall(b"SSH-2.0-not-http\r\n")
+
+    threading.Thread(target=answer_garbage, daemon=True).start()
+    try:
+        later = daemon_factory(config={"node": {"name": "later"}}, wait=False)
+        a = daemon_factory(config={"node": {"name": "a"},
+                                   "nodes": {"garbage": f"http://127.0.0.1:{garbage.getsockname()[1]}",
+                                             "later": later.url}})
+        later.wait_until_ready()
+        wait_until(lambda: listing(a)["later"]["online"], timeout=25)
+        assert listing(a)["garbage"]["online"] is False
+        assert a.proc.poll() is None
+    finally:
+        garbage.close()

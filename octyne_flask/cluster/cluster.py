@@ -43,7 +43,7 @@ class Cluster:
 
     def nodes(self) -> list[Node]:
         """Every node, this one first (always online), then the others by name."""
-        me = Node(self._node.name, self._node.url, API_VERSION, True, now_ms(), self=True)
+        me = Node(self._node.name, self._node.url, API_VERSION, True, now_ms(), is_self=True)
         others = {node.name: node for node in self._static.nodes()}
         if self._announced is not None:
             others.update((node.name, node) for node in self._announced.nodes())  # announced beats static

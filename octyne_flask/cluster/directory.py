@@ -7,10 +7,10 @@ more, by the cluster's own threads, never by a request.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import threading
-import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
@@ -33,11 +33,11 @@ class Node:
     version: str
     online: bool
     last_seen: int | None
-    self: bool = False
+    is_self: bool = False
 
     def to_json(self) -> dict:
         return {"name": self.name, "url": self.url, "version": self.version, "online": self.online,
-                "lastSeen": self.last_seen, "self": self.self}
+                "lastSeen": self.last_seen, "self": self.is_self}
 
 
 class AnnouncedNodes:
@@ -123,7 +123,7 @@ def probe_version(url: str) -> str | None:
     try:
         with urllib.request.urlopen(url + "/", timeout=PROBE_TIMEOUT_SECONDS) as response:
             document = json.loads(response.read(64 * 1024))
-    except (OSError, ValueError, urllib.error.URLError):
+    except (OSError, ValueError, http.client.HTTPException):  # refused, timed out, not HTTP, not JSON
         return None
     if not isinstance(document, dict):
         return None
