@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import requests
 from playwright.sync_api import expect
 
 from tests.harness import REPO
@@ -73,6 +74,14 @@ def test_one_login_on_node_a_runs_the_servers_of_a_b_and_c(cluster, browser):  #
         expect(page.locator('.node-state[data-node="b"]')).to_have_text("b: offline", timeout=20_000)
         dashboard.screenshot("cluster-offline")
         page.screenshot(path=str(SCREENSHOT), full_page=True)  # committed: the README shows it
+
+        # The second token, the one the other nodes accept, ends with the session.
+        token = page.evaluate("localStorage.getItem('octyne.clusterToken')")
+        assert requests.get(c.url + "/servers", headers={"Authorization": token}, timeout=10).status_code == 200
+        page.get_by_role("button", name="Log out").click()
+        expect(page.get_by_text("You have been logged out.")).to_be_visible()
+        assert requests.get(c.url + "/servers", headers={"Authorization": token}, timeout=10).status_code == 401
+        assert page.evaluate("localStorage.getItem('octyne.clusterToken')") is None
         dashboard.problems.assert_clean()
     finally:
         context.close()
