@@ -77,6 +77,7 @@ def prepare_to_serve(config, config_path: str, users_path: str) -> int:
     Returns the daemon lock's fd, which must stay open (the worker inherits it) until the daemon exits.
     """
     from octyne_flask.auth.users import ensure_users_file
+    from octyne_flask.cluster.announce import NodeNameTaken, ensure_name_free
     from octyne_flask.serving import check_tls_files, isolation_banner
     from octyne_flask.sftp.service import SftpUnavailable, check_before_start
     from octyne_flask.supervisor import DaemonLockError, acquire_daemon_lock, cgroup_tree, instance_name
@@ -87,6 +88,11 @@ def prepare_to_serve(config, config_path: str, users_path: str) -> int:
         check_before_start(config.sftp, users_path)  # the host key made here, so the banner can show it
     except (ValueError, DaemonLockError, SftpUnavailable) as error:
         raise StartupError(str(error)) from None
+    if config.redis.enabled:
+        try:
+            ensure_name_free(config.redis.url, config.node.name)
+        except NodeNameTaken as error:
+            raise StartupError(str(error)) from None
     message = ensure_users_file(users_path)
     if message:
         print(message, flush=True)

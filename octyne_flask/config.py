@@ -15,8 +15,10 @@ import os
 import pwd
 import re
 import shlex
+import socket
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import json5
 
@@ -109,6 +111,9 @@ SCHEMA: tuple[Key, ...] = (
     Key("redis.enabled", "bool", False, "Keep users and tokens in Redis so several nodes share logins."),
     Key("redis.url", "string", "redis://localhost", "Redis connection URL."),
     Key("redis.role", "string", "", "`primary` (mirrors users.json into Redis, serves logins) or `secondary` (validates tokens only)."),
+    Key("node.name", "string", "", "This node's name in the cluster view (letters, digits, `.`, `_`, `-`; unique among live nodes); empty means the host name, plus `-<port>` when `port` is not 42069.", False),
+    Key("node.url", "string", "", "The API URL a browser uses for this node (e.g. `https://b.example.com/api`); empty: not advertised.", False),
+    Key("nodes", "object", {}, "Nodes that do not announce themselves (Go Octyne): name -> API URL, listed by `GET /nodes` with their reachability.", False),
     Key("https.enabled", "bool", False, "Serve the API and web-UI ports over TLS."),
     Key("https.cert", "string", "", "Path of the PEM certificate (chain)."),
     Key("https.key", "string", "", "Path of the PEM private key."),
@@ -237,6 +242,13 @@ class RedisConfig:
 
 
 @dataclass(frozen=True)
+class NodeConfig:
+    name: str
+    url: str
+    static: tuple  # (name, url) of every node listed under ``nodes``
+
+
+@dataclass(frozen=True)
 class HttpsConfig:
     enabled: bool
     cert: str
@@ -289,6 +301,7 @@ class Config:
     web_ui: WebUIConfig
     unix_socket: UnixSocketConfig
     redis: RedisConfig
+    node: NodeConfig
     https: HttpsConfig
     logging: LoggingConfig
     trusted_proxies: tuple
@@ -431,6 +444,39 @@ def _trusted_proxies(entries: list) -> tuple:
     return tuple(networks)
 
 
+NODE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def _node_url(url: str, key: str) -> str:
+    """An http(s) URL without its trailing slash, or ConfigError naming ``key``."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"'{key}' must be an http:// or https:// URL")
+    return url.rstrip("/")
+
+
+def default_node_name(port: int) -> str:
+    """The host name; with ``-<port>`` when the port is not Octyne's default, so that nodes sharing a machine
+    (which must differ in port) get different names without configuring them."""
+    host = socket.gethostname().split(".")[0]
+    return host if port == 42069 else f"{host}-{port}"
+
+
+def _node(values: dict) -> NodeConfig:
+    name = values["node.name"] or default_node_name(values["port"])
+    if not NODE_NAME.fullmatch(name):
+        raise ConfigError("'node.name' may hold only letters, digits, '.', '_' and '-' (at most 64)")
+    url = _node_url(values["node.url"], "node.url") if values["node.url"] else ""
+    static = []
+    for other, other_url in values["nodes"].items():
+        if not NODE_NAME.fullmatch(other):
+            raise ConfigError(f"'nodes.{other}': a node name may hold only letters, digits, '.', '_' and '-'")
+        if not isinstance(other_url, str):
+            raise ConfigError(f"'nodes.{other}' must be a string")
+        static.append((other, _node_url(other_url, f"nodes.{other}")))
+    return NodeConfig(name, url, tuple(static))
+
+
 def config_from_document(document: dict) -> Config:
     """Validate a parsed document into a Config, or raise ConfigError naming the key."""
     values = {path: _value(document, key) for path, key in _TOP_KEYS.items()}
@@ -463,6 +509,7 @@ def config_from_document(document: dict) -> Config:
             values["unixSocket.enabled"], values["unixSocket.location"], values["unixSocket.group"],
             _socket_accounts(values["unixSocket.accounts"])),
         redis=redis,
+        node=_node(values),
         https=https,
         logging=LoggingConfig(values["logging.enabled"], values["logging.path"], dict(actions)),
         trusted_proxies=_trusted_proxies(values["trustedProxies"]),

@@ -20,6 +20,7 @@ from octyne_flask.auth.tickets import TicketStore
 from octyne_flask.auth.tokens import MemoryAuthenticator
 from octyne_flask.auth.users import UserStore
 from octyne_flask.backups.service import Backups
+from octyne_flask.cluster.cluster import Cluster, cluster_settings
 from octyne_flask.config import Config, ConfigError, load_config, parse_config
 from octyne_flask.errors import INVALID_JSON, ApiError
 from octyne_flask.files.archives.tasks import CompressionTasks
@@ -102,16 +103,18 @@ class Daemon:
         self.sftp = SftpService(self)
         self._known_users = set(self.users.snapshot())
         self.users.on_change(self._close_consoles_of_removed_users)
+        self.cluster = Cluster(self.config)  # this node's announcement and GET /nodes
         self._config_lock = threading.Lock()
 
     def start(self) -> None:
-        """Remove what a crash left behind, begin watching users.json and access.json, start the enabled apps
-        and SFTP."""
+        """Remove what a crash left behind, begin watching users.json and access.json, start the enabled apps,
+        SFTP, the schedules, and announce this node."""
         self.temporaries.sweep()
         self.users.start_watching()
         self.access_store.start_watching()
         self.supervisor.start_enabled()
         self.schedules.start()
+        self.cluster.start()
         threading.Thread(target=self._serve_sftp, name="sftp-start", daemon=True).start()
 
     def _serve_sftp(self) -> None:
@@ -156,6 +159,7 @@ class Daemon:
         self.schedules.close()
         self.compressions.cancel()  # builds unwind (removing their temporary files) while the apps stop
         self.backups.cancel()
+        self.cluster.close()  # the other nodes see this one gone at once
         self.supervisor.shutdown()
         self.history.close()  # after the apps' last lines
         self.users.stop_watching()
@@ -250,6 +254,10 @@ class Daemon:
         self.history.apply(config)
         self.supervisor.apply(config)
         self.schedules.apply(config)
+        if cluster_settings(config) != self.cluster.settings:
+            self.cluster.close()
+            self.cluster = Cluster(config)
+            self.cluster.start()
         self.config = config
         self.sftp.switch(sftp)
 

@@ -29,6 +29,16 @@ def daemon_factory(tmp_path):
 
 
 @pytest.fixture
+def redis_server(tmp_path):
+    """A real, empty redis-server on a free loopback port, stopped after the test."""
+    from tests.services import RedisServer
+
+    server = RedisServer(tmp_path / "redis")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def daemon(daemon_factory):
     """One running daemon with no apps, logged in as admin."""
     return daemon_factory()

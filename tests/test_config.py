@@ -79,6 +79,11 @@ def test_unix_socket_defaults_to_tmpdir_and_port(monkeypatch):
     ('{"https": {"enabled": true}}', "'https.cert'"),
     ('{"logging": {"actions": {"auth.login": "no"}}}', "'logging.actions.auth.login' must be a boolean"),
     ('{"trustedProxies": ["nonsense"]}', "'trustedProxies'"),
+    ('{"node": {"name": "a b"}}', "'node.name' may hold only"),
+    ('{"node": {"url": "ftp://x"}}', "'node.url' must be an http:// or https:// URL"),
+    ('{"nodes": {"go": 5}}', "'nodes.go' must be a string"),
+    ('{"nodes": {"go": "b.example.com"}}', "'nodes.go' must be an http:// or https:// URL"),
+    ('{"nodes": {"a/b": "http://b"}}', "'nodes.a/b'"),
     ('{"console": {"maxLagBytes": 10}}', "'console.maxLagBytes' must be an integer from 1048576 to"),
 ])
 def test_invalid_config_is_refused_with_a_message_naming_the_problem(text, fragment):
@@ -270,3 +275,11 @@ def test_user_or_group_in_a_daemon_that_is_not_root_names_the_key(key):
                           env={"PYTHONPATH": str(REPO)}, timeout=30)
     assert done.returncode == 1
     assert f"ConfigError: 'servers.a.{key}' needs the daemon to run as root" in done.stderr
+def test_node_defaults_to_the_host_name_and_urls_lose_their_trailing_slash():
+    import socket
+
+    node = parse_config('{"node": {"url": "https://a.example.com/api/"}, "nodes": {"go": "http://go:42069/"}}').node
+    host = socket.gethostname().split(".")[0]
+    assert node.name == host
+    assert parse_config('{"port": 4000}').node.name == f"{host}-4000"  # a second node on the same machine
+    assert (node.url, node.static) == ("https://a.example.com/api", (("go", "http://go:42069"),))

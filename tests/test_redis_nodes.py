@@ -18,13 +18,6 @@ INTERNAL = {"error": "Internal Server Error!"}
 NOT_AUTHENTICATED = {"error": "You are not authenticated to access this resource!"}
 
 
-@pytest.fixture
-def redis_server(tmp_path):
-    server = RedisServer(tmp_path / "redis")
-    yield server
-    server.stop()
-
-
 def redis_config(server: RedisServer, role: str) -> dict:
     return {"redis": {"enabled": True, "url": server.url, "role": role}}
 

@@ -1,5 +1,8 @@
 // The one way the dashboard talks to the daemon: same-origin requests under
-// `api/`, authenticated by the HttpOnly cookie set at login (no token in script).
+// `api/`, authenticated by the HttpOnly cookie set at login; requests for another
+// node of the cluster go to its URL with the cluster token (node.js).
+
+import { clusterToken, currentNode } from "./node.js";
 
 /** `{"error": ...}`, or the bulk-operation form `{"errors": [{index, message}]}`. */
 function describe(status, body) {
@@ -39,44 +42,57 @@ export function reportExpired(error) {
   problemHandlers.expired(error);
 }
 
-/** Absolute URL of an API path, relative to the page so a reverse-proxy prefix keeps working. */
-export function apiUrl(path, query = {}) {
-  const url = new URL(`api${path}`, document.baseURI);
+/**
+ * Absolute URL of an API path: relative to the page so a reverse-proxy prefix keeps working,
+ * or under another node's URL.
+ */
+export function apiUrl(path, query = {}, node = currentNode()) {
+  const url = node ? new URL(`${node.url}${path}`) : new URL(`api${path}`, document.baseURI);
   for (const [key, value] of Object.entries(query)) {
     if (value !== undefined && value !== null) url.searchParams.set(key, String(value));
   }
   return url.toString();
 }
 
-/** The error for a non-2xx status, after telling the app about an ended session. */
-function failure(status, body, { authenticated }) {
+/** The error for a non-2xx status, after telling the app about an ended session (on this node). */
+function failure(status, body, { authenticated, node }) {
   const error = new ApiError(status, body);
-  if (status === 401 && authenticated) problemHandlers.expired(error);
+  if (status === 401 && authenticated && !node) problemHandlers.expired(error);
   return error;
+}
+
+/** Another node unreachable: an error of that node's page, not the whole dashboard's. */
+function nodeUnreachable(node) {
+  return new ApiError(0, { error: `Node ${node.name} cannot be reached.` });
+}
+
+/** What a request to `node` carries: the cluster token instead of the cookie. */
+function credentialsFor(node, headers = {}) {
+  if (!node) return { headers, credentials: "same-origin" };
+  return { headers: { ...headers, Authorization: clusterToken() || "" }, credentials: "omit" };
 }
 
 /**
  * One request. `authenticated: false` for login, whose 401 means "wrong
  * password", not "session expired".
  */
-export async function request(method, path, { query, body, headers, authenticated = true } = {}) {
+export async function request(method, path, { query, body, headers, authenticated = true, node = currentNode() } = {}) {
   let response;
   try {
-    response = await fetch(apiUrl(path, query), {
-      method, body, headers, credentials: "same-origin", cache: "no-store",
-    });
+    response = await fetch(apiUrl(path, query, node), { method, body, cache: "no-store", ...credentialsFor(node, headers) });
   } catch {
+    if (node) throw nodeUnreachable(node);
     const error = new ApiUnreachable();
     problemHandlers.unreachable(error);
     throw error;
   }
   if (response.ok) return response;
   const payload = await response.json().catch(() => ({}));
-  throw failure(response.status, payload, { authenticated });
+  throw failure(response.status, payload, { authenticated, node });
 }
 
-export async function getJson(path, query) {
-  return (await request("GET", path, { query })).json();
+export async function getJson(path, query, node = currentNode()) {
+  return (await request("GET", path, { query, node })).json();
 }
 
 export async function getText(path, query) {
@@ -88,8 +104,8 @@ export async function sendJson(method, path, data, query) {
   return (await request(method, path, { query, body, headers: { "Content-Type": "application/json" } })).json();
 }
 
-export async function sendText(method, path, text, query) {
-  return (await request(method, path, { query, body: text, headers: { "Content-Type": "text/plain" } })).json();
+export async function sendText(method, path, text, query, node = currentNode()) {
+  return (await request(method, path, { query, node, body: text, headers: { "Content-Type": "text/plain" } })).json();
 }
 
 /**
@@ -98,17 +114,23 @@ export async function sendText(method, path, text, query) {
  */
 export function uploadFile(path, query, file, onProgress) {
   return new Promise((resolve, reject) => {
+    const node = currentNode();
     const xhr = new XMLHttpRequest();
     xhr.open("POST", apiUrl(path, query));
+    if (node) xhr.setRequestHeader("Authorization", clusterToken() || "");
     xhr.responseType = "json";
     xhr.upload.addEventListener("progress", (event) => {
       if (event.lengthComputable) onProgress(event.loaded, event.total);
     });
     xhr.addEventListener("load", () => {
       if (xhr.status >= 200 && xhr.status < 300) resolve(xhr.response);
-      else reject(failure(xhr.status, xhr.response, { authenticated: true }));
+      else reject(failure(xhr.status, xhr.response, { authenticated: true, node }));
     });
     xhr.addEventListener("error", () => {
+      if (node) {
+        reject(nodeUnreachable(node));
+        return;
+      }
       const error = new ApiUnreachable();
       problemHandlers.unreachable(error);
       reject(error);

@@ -11,6 +11,7 @@ import { joinPath, listFolder } from "./fileapi.js";
 import { bytes, date } from "./format.js";
 import { icon } from "./icons.js";
 import { mayOn } from "./me.js";
+import { serverHref } from "./node.js";
 import { createSftpPanel } from "./sftp.js";
 import { createTaskList } from "./tasks.js";
 import { acceptUploads } from "./uploads.js";
@@ -24,7 +25,7 @@ const COLUMNS = [
 /** The dashboard link of `folder` on server `id`. */
 function folderHref(id, folder) {
   const segments = folder.split("/").filter(Boolean).map(encodeURIComponent);
-  return `#/server/${encodeURIComponent(id)}/files/${segments.join("/")}`;
+  return serverHref(id, `/files/${segments.join("/")}`);
 }
 
 function compareEntries(key, direction) {

@@ -11,6 +11,7 @@ import { mountAccounts } from "./accounts.js";
 import { mountAccess } from "./accesspage.js";
 import { mountConfig } from "./config.js";
 import { loadMe, may } from "./me.js";
+import { currentNode, useNode } from "./node.js";
 
 const main = document.getElementById("main");
 const topbar = document.getElementById("topbar");
@@ -47,6 +48,23 @@ function currentPath() {
   return location.hash.replace(/^#/, "") || "/";
 }
 
+const NODE_PREFIX = /^\/node\/([^/]+)(\/.*)$/;
+
+/**
+ * The page's path without its `/node/<name>` prefix, after pointing the API at that node
+ * (looked up in this node's `GET /nodes`); null when no such node has a URL.
+ */
+async function routeNode(path) {
+  useNode(null);
+  const match = path.match(NODE_PREFIX);
+  if (!match) return path;
+  const name = decodeSegment(match[1]);
+  const node = (await getJson("/nodes")).find((candidate) => candidate.name === name);
+  if (!node || !node.url) return null;
+  if (!node.self) useNode({ name: node.name, url: node.url });
+  return match[2];
+}
+
 /** A path segment from the address bar; a malformed %-escape is taken literally. */
 function decodeSegment(segment) {
   try {
@@ -75,14 +93,18 @@ async function render() {
     return;
   }
   const generation = ++renders;
+  let path;
   try {
-    await loadMe(); // what this account may do decides which links and buttons it sees
-  } catch {
-    return; // an ended session or an unreachable daemon shows its own page
+    path = await routeNode(currentPath());
+    await loadMe(); // what this account may do (on the page's node) decides which links and buttons it sees
+  } catch (failure) {
+    // An ended session or an unreachable daemon shows its own page; another node's failure is shown here.
+    const ownSessionEnded = failure instanceof ApiError && failure.status === 401 && !currentNode();
+    if (failure instanceof ApiError && !ownSessionEnded && generation === renders) showNodeProblem(failure.message);
+    return;
   }
   if (generation !== renders) return; // another navigation started meanwhile
-  const path = currentPath();
-  const route = ROUTES.find((candidate) => candidate.pattern.test(path));
+  const route = path === null ? null : ROUTES.find((candidate) => candidate.pattern.test(path));
   const section = h("section", { class: "view" });
   show(section, { signedIn: true });
   document.getElementById("whoami").textContent = rememberedUser();
@@ -98,6 +120,13 @@ async function render() {
   }
   document.title = `${route.title} · Octyne`;
   cleanup = route.mount(section, path.match(route.pattern)) || null;
+}
+
+function showNodeProblem(message) {
+  const section = h("section", { class: "view" },
+    h("h1", { text: "Node unavailable" }), h("p", { text: message }),
+    h("p", {}, h("a", { href: "#/", text: "Back to servers" })));
+  show(section, { signedIn: true });
 }
 
 function showLogin(notice = "") {

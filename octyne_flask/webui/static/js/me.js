@@ -4,11 +4,23 @@
 
 import { getJson } from "./api.js";
 
-let current = { admin: true, permissions: [], servers: {} };
+const EVERYTHING = { admin: true, permissions: [], servers: {} };
+let current = EVERYTHING;
 
-/** Ask the daemon again (every page load); throws like any API call. */
+/** An `/access/me` answer; anything else (Go Octyne 1.4 answers unknown paths with its version) means everything. */
+export function summaryOf(answer) {
+  return answer && Array.isArray(answer.permissions) ? answer : EVERYTHING;
+}
+
+/**
+ * Ask the daemon (of the page's node) again, every page load; throws like any API call.
+ * Go Octyne 1.4 (a static node) knows no `/access/me` and gives everyone every permission.
+ */
 export async function loadMe() {
-  current = await getJson("/access/me");
+  current = summaryOf(await getJson("/access/me").catch((failure) => {
+    if (failure.status === 404) return null;
+    throw failure;
+  }));
   return current;
 }
 

@@ -7,6 +7,7 @@ import { mountBackups } from "./backups.js";
 import { mountConsole } from "./console.js";
 import { mountFiles } from "./files.js";
 import { mayOn } from "./me.js";
+import { currentNode, serverHref } from "./node.js";
 import { poll } from "./poll.js";
 import { mountSchedules } from "./schedules.js";
 import { createServerCard, fetchServer } from "./servercard.js";
@@ -20,7 +21,8 @@ const TABS = {
 };
 
 export function mountServerPage(section, id, { tab, path }) {
-  const base = `#/server/${encodeURIComponent(id)}`;
+  const base = serverHref(id);
+  const node = currentNode();
   const card = createServerCard(id, { linkName: false, onChanged: () => poller.now() });
   const allowed = Object.fromEntries(Object.entries(TABS).map(([name, { permission }]) => [name, mayOn(id, permission)]));
   const tabLink = (name) => allowed[name] ? h("a", {
@@ -28,7 +30,7 @@ export function mountServerPage(section, id, { tab, path }) {
   }) : null;
   const panel = h("div", { class: "tab-panel" });
   section.append(
-    h("p", { class: "crumbs" }, h("a", { href: "#/", text: "Servers" }), " / ", id),
+    h("p", { class: "crumbs" }, h("a", { href: "#/", text: "Servers" }), " / ", node ? `${node.name} / ${id}` : id),
     card.element,
     h("nav", { class: "tabs", "aria-label": `${id} sections` },
       Object.keys(TABS).map(tabLink)),

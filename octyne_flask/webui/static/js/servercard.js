@@ -6,23 +6,25 @@ import { confirmDialog } from "./dialogs.js";
 import { h, toast } from "./dom.js";
 import { bytes, limitsText, percent, statusName, uptime } from "./format.js";
 import { mayOn } from "./me.js";
+import { currentNode, serverHref } from "./node.js";
 import { createSparkline } from "./sparkline.js";
 import { recordSample } from "./stats.js";
 
 const STATUS_CLASSES = { 0: "stopped", 1: "running", 2: "crashed" };
 
 /**
- * `GET /server/<id>?extrainfo=true`: status, uptime (ns), cpuUsage, memoryUsage, totalMemory (the memory
- * limit when one is set), toDelete, and our additions: limits and outOfMemory (the last run was OOM-killed).
+ * `GET /server/<id>?extrainfo=true` (on `node`, default the page's): status, uptime (ns), cpuUsage,
+ * memoryUsage, totalMemory (the memory limit when one is set), toDelete, and our additions: limits and
+ * outOfMemory (the last run was OOM-killed).
  */
-export function fetchServer(id) {
-  return getJson(`/server/${encodeURIComponent(id)}?extrainfo=true`);
+export function fetchServer(id, node = currentNode()) {
+  return getJson(`/server/${encodeURIComponent(id)}?extrainfo=true`, undefined, node);
 }
 
 /** Send START, TERM or KILL; toasts the outcome. */
-async function control(id, operation) {
+async function control(id, operation, node) {
   try {
-    const result = await sendText("POST", `/server/${encodeURIComponent(id)}`, operation);
+    const result = await sendText("POST", `/server/${encodeURIComponent(id)}`, operation, undefined, node);
     if (result.success === false) toast(`Server ${id} could not be started.`, "error");
   } catch (failure) {
     if (failure instanceof ApiError) toast(`${operation} ${id}: ${failure.message}`, "error");
@@ -37,10 +39,15 @@ function stat(label, value, chart = null) {
 /**
  * Build the card. `onChanged()` is called after a control action so the
  * owner refreshes at once instead of waiting for its next poll. Without the
- * `control` permission on the server the card has no start/stop/kill buttons.
+ * `control` permission on the server (`canControl`) the card has no start/stop/kill buttons.
+ * `node`: the cluster node the server runs on (null: this one).
  */
-export function createServerCard(id, { linkName = true, onChanged = () => {} } = {}) {
+export function createServerCard(id, {
+  linkName = true, onChanged = () => {}, node = currentNode(), canControl = mayOn(id, "control"), nodeLabel = null,
+} = {}) {
+  const where = node ? ` on ${node.name}` : "";
   const badge = h("span", { class: "badge", "data-testid": "status", text: "…" });
+  const tag = nodeLabel ? h("span", { class: "node-tag", "data-testid": "node", text: nodeLabel }) : null;
   const uptimeValue = h("span", { text: "—" });
   const cpuValue = h("span", { text: "—" });
   const memoryValue = h("span", { text: "—" });
@@ -49,7 +56,7 @@ export function createServerCard(id, { linkName = true, onChanged = () => {} } =
   const cpuChart = createSparkline("cpu");
   const memoryChart = createSparkline("memory");
   const act = (operation) => async () => {
-    await control(id, operation).catch(() => {});
+    await control(id, operation, node).catch(() => {});
     onChanged();
   };
   const start = h("button", { type: "button", class: "primary", text: "Start", onclick: act("START") });
@@ -65,21 +72,34 @@ export function createServerCard(id, { linkName = true, onChanged = () => {} } =
       if (sure) await act("KILL")();
     },
   });
-  for (const button of [start, stop, kill]) button.setAttribute("aria-label", `${button.textContent} ${id}`);
+  for (const button of [start, stop, kill]) button.setAttribute("aria-label", `${button.textContent} ${id}${where}`);
   const name = linkName
-    ? h("a", { href: `#/server/${encodeURIComponent(id)}`, text: id })
+    ? h("a", { href: serverHref(id, "", node), text: id })
     : h("span", { text: id });
-  const element = h("article", { class: "server-card", "data-server": id, "aria-label": `Server ${id}` },
-    h("header", {}, h("h2", { class: "server-name" }, name), badge),
+  const element = h("article", {
+    class: "server-card", "data-server": id, "data-node": node ? node.name : null, "aria-label": `Server ${id}${where}`,
+  },
+    h("header", {}, h("h2", { class: "server-name" }, name), tag, badge),
     h("dl", { class: "stats" },
       stat("Uptime", uptimeValue),
       stat("CPU", cpuValue, cpuChart.element),
       stat("Memory", [memoryValue, memoryBar], memoryChart.element),
       stat("Limits", limitsValue)),
-    mayOn(id, "control") ? h("div", { class: "actions" }, start, stop, kill) : null);
+    canControl ? h("div", { class: "actions" }, start, stop, kill) : null);
+
+  /** The server's node cannot be reached: keep the card, greyed, with nothing to press. */
+  function setOffline() {
+    element.classList.add("offline");
+    badge.textContent = "Node offline";
+    badge.className = "badge offline";
+    element.dataset.status = "offline";
+    for (const value of [uptimeValue, cpuValue, memoryValue, limitsValue]) value.textContent = "—";
+    for (const button of [start, stop, kill]) button.disabled = true;
+  }
 
   function update(info) {
-    const series = recordSample(id, info);
+    element.classList.remove("offline");
+    const series = recordSample(node ? `${node.name}/${id}` : id, info);
     const running = info.status === 1;
     const limits = info.limits || {};
     const oomKilled = info.status === 2 && info.outOfMemory === true;
@@ -103,5 +123,5 @@ export function createServerCard(id, { linkName = true, onChanged = () => {} } =
     kill.disabled = !running;
   }
 
-  return { element, update };
+  return { element, update, setOffline };
 }

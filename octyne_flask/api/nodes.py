@@ -1,0 +1,14 @@
+"""GET /nodes: every node of the cluster, this one included (extensions.md §G); answered from memory."""
+
+from flask import Blueprint, jsonify
+
+from octyne_flask.api.guard import ANY_METHOD, allow_methods, authenticate, current_daemon
+
+blueprint = Blueprint("nodes", __name__)
+
+
+@blueprint.route("/nodes", methods=ANY_METHOD)
+def nodes():
+    authenticate()
+    allow_methods(("GET",), "Only GET is allowed!")
+    return jsonify([node.to_json() for node in current_daemon().cluster.nodes()])
