@@ -29,6 +29,17 @@ def workspace(name: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"octyne-bench-{name}-", dir=BENCH_ROOT))
 
 
+def transfer_workspace(name: str, size_mib: int) -> tuple[Path, Path, Path]:
+    """``(base, server directory, source file)``: a fresh workspace with ``size_mib`` MiB of random bytes to send."""
+    base = workspace(name)
+    server = base / "server"
+    server.mkdir()
+    source = base / "source.bin"
+    with open(source, "wb") as out:
+        subprocess.run(["head", "-c", str(size_mib * MIB), "/dev/urandom"], stdout=out, check=True)
+    return base, server, source
+
+
 def start_daemon(base: Path, server_directory: Path, **config) -> RunningDaemon:
     """The real daemon (embedded gunicorn) serving one server called ``bench``."""
     base.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,8 @@ import subprocess
 import sys
 import threading
 
-from files_common import MIB, PeakRss, best_of, drop_file, report, start_daemon, timed, timed_with_cpu, workspace
+from files_common import (MIB, PeakRss, best_of, drop_file,
+                          report, start_daemon, timed, timed_with_cpu, transfer_workspace)
 
 
 def sendfile_server(path) -> int:
@@ -41,11 +42,7 @@ def sendfile_server(path) -> int:
 
 
 def main(size_mib: int = 1024) -> None:
-    base = workspace("transfer")
-    server = base / "server"
-    server.mkdir()
-    source = base / "source.bin"
-    subprocess.run(["head", "-c", str(size_mib * MIB), "/dev/urandom"], stdout=open(source, "wb"), check=True)
+    base, server, source = transfer_workspace("transfer", size_mib)
     daemon = start_daemon(base / "daemon", server)
     try:
         auth = f"Authorization: {daemon.token}"

@@ -18,7 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from files_common import MIB, PeakRss, best_of, drop_file, report, start_daemon, timed_with_cpu, workspace
+from files_common import (MIB, PeakRss, best_of, drop_file,
+                          report, start_daemon, timed_with_cpu, transfer_workspace)
 
 from tests.harness import free_port  # noqa: E402  (files_common put the repository on the path)
 
@@ -77,11 +78,7 @@ def measure(target: Target, source: Path, key: Path, known_hosts: Path, back: Pa
 
 
 def main(size_mib: int = 1024) -> None:
-    base = workspace("sftp")
-    server = base / "server"
-    server.mkdir()
-    source = base / "source.bin"
-    subprocess.run(["head", "-c", str(size_mib * MIB), "/dev/urandom"], stdout=open(source, "wb"), check=True)
+    base, server, source = transfer_workspace("sftp", size_mib)
     key = base / "id_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     (base / "keys").write_text(f"admin: {key.with_suffix('.pub').read_text()}")
