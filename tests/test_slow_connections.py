@@ -144,7 +144,8 @@ def test_200_consoles_through_one_peer_connect_and_receive_output(daemon_factory
         assert_socket_answers_within_2s(daemon)
         consoles[0].send(json.dumps({"type": "input", "data": "hello"}))
         for console in consoles:
-            assert json.loads(console.recv()) == {"type": "output", "data": "echo hello"}
+            message = json.loads(console.recv())
+            assert (message["type"], message["data"]) == ("output", "echo hello")
     finally:
         for console in consoles:
             console.close()

@@ -170,6 +170,16 @@ class Backups:
                                "complete": False, "progress": running.progress.fraction})
         return entries
 
+    def _wait_for_running_backup(self, server: ManagedProcess, timeout: float = 60.0) -> None:
+        """A backup listed complete may still be running its ``after`` commands and retention: let it finish
+        (new ones are refused while the restore holds the server), so the pre-restore backup can start."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if server.name not in self._running:
+                    return
+            time.sleep(0.05)
+
     def path_of(self, server: ManagedProcess, name: str) -> str:
         """The complete backup ``name`` of ``server``; BackupRefused(404) for anything else."""
         path = os.path.join(server.config.backups.path, name)
@@ -193,6 +203,7 @@ class Backups:
                     raise BackupRefused(409, MUST_BE_STOPPED)
                 self._restoring.add(server.name)
             try:
+                self._wait_for_running_backup(server)
                 self.make(server, "pre-restore")
                 restore_tree(archive, server.directory, exclusion(server.config.backups.exclude), self._journal,
                              limit, Owner.of(server.config.run_as))

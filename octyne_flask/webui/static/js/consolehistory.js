@@ -1,6 +1,7 @@
 // The console history endpoints: pages of numbered lines, searches, a range download, and past inputs.
 
-import { ApiError, apiUrl, getJson, ticket } from "./api.js";
+import { apiUrl, getJson, ticket } from "./api.js";
+import { mayOn } from "./me.js";
 
 const base = (id) => `/server/${encodeURIComponent(id)}/console`;
 
@@ -12,15 +13,11 @@ export function historyPage(id, { before, after, q, regex, limit = 500 } = {}) {
   return getJson(`${base(id)}/history`, { before, after, q: q || undefined, regex: regex ? "true" : undefined, limit });
 }
 
-/** The caller's own console inputs, oldest first (for the input line's up-arrow); [] without the permission. */
+/** The caller's own console inputs, oldest first (for the input line's up-arrow); [] without `console.write`. */
 export async function ownInputs(id, user, limit = 100) {
-  try {
-    const inputs = await getJson(`${base(id)}/inputs`, { limit, user: user || undefined });
-    return inputs.map((entry) => entry.input).reverse();
-  } catch (failure) {
-    if (failure instanceof ApiError && failure.status === 403) return [];
-    throw failure;
-  }
+  if (!mayOn(id, "console.write")) return [];
+  const inputs = await getJson(`${base(id)}/inputs`, { limit, user: user || undefined });
+  return inputs.map((entry) => entry.input).reverse();
 }
 
 /** A download link for the lines between two times (ms), with a fresh one-time ticket. */
