@@ -5,11 +5,12 @@ Load, all at once for the whole run: 3 apps printing 2 000 lines/s each (80-byte
 clients that reconnect every 2 s (each reads its app's scrollback and live output meanwhile), a 5 MiB
 upload + download + delete every second, and login, ``GET /servers``, logout twice a second.
 Every 10 s the gunicorn worker (the process that holds the daemon) is sampled: RSS, threads, open
-file descriptors, and the RSS floor (the lowest of the RSS readings taken every 0.5 s in those
-10 s). Each login's Argon2id check holds 50 MiB for a moment, so an RSS reading lands on one now
-and then; the floor is what the daemon keeps. Printed as JSON: the samples, and for each series the
-least-squares slope per minute over the whole run and over its second half (after warm-up, the
-figure that shows a leak).
+file descriptors, and the "quiet" RSS: read while no login and no upload/download is in flight (the
+sampler holds the login and file loops back for that moment, at most one iteration of each; the
+consoles go on). Each login's Argon2id check maps 50 MiB for its duration, so plain RSS readings
+that land on one jump by up to 50 MiB; the quiet RSS is what the daemon keeps. Printed as JSON: the
+samples, and for each series the least-squares slope per minute over the whole run and over its
+second half (after warm-up, the figure that shows a leak).
 
 ``--code`` runs the daemon from another checkout (e.g. a ``git worktree`` of main, for a before/after
 pair); ``--env`` adds variables to the daemon's environment; ``--tracemalloc FILE`` starts
@@ -40,7 +41,6 @@ RECONNECT_SECONDS = 2.0
 UPLOAD_BYTES = 5 * 1024 * 1024
 LOGINS_PER_SECOND = 2
 SAMPLE_SECONDS = 10
-FLOOR_READ_SECONDS = 0.5
 MIB = 1024 * 1024
 
 APP = f"""
@@ -66,6 +66,8 @@ class Load:
         self.stop = threading.Event()
         self.counts = {"console_sessions": 0, "console_bytes": 0, "uploads": 0, "downloads": 0, "logins": 0}
         self.errors: list[str] = []
+        self.logins_quiet = threading.Lock()  # held by a login in flight, or by the sampler
+        self.files_quiet = threading.Lock()  # the same for an upload, download and delete
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
 
@@ -120,35 +122,43 @@ class Load:
         session.headers["Authorization"] = self.daemon.token
         base = f"{self.daemon.url}/server/app0"
         for _ in self._paced(1.0):
-            try:
-                name = f"soak-{random.randrange(1 << 30)}.bin"
-                answer = session.post(f"{base}/file", params={"path": "/"}, timeout=30,
-                                      files={"upload": (name, self.payload)})
-                answer.raise_for_status()
-                self._count("uploads")
-                answer = session.get(f"{base}/file", params={"path": name}, timeout=30)
-                answer.raise_for_status()
-                if answer.content != self.payload:
-                    raise ValueError("downloaded bytes differ from the upload")
-                self._count("downloads")
-                session.delete(f"{base}/file", params={"path": name}, timeout=30).raise_for_status()
-            except (requests.RequestException, ValueError) as error:
-                self._failed("files", error)
+            with self.files_quiet:
+                self._transfer(session, base)
+
+    def _transfer(self, session: requests.Session, base: str) -> None:
+        try:
+            name = f"soak-{random.randrange(1 << 30)}.bin"
+            answer = session.post(f"{base}/file", params={"path": "/"}, timeout=30,
+                                  files={"upload": (name, self.payload)})
+            answer.raise_for_status()
+            self._count("uploads")
+            answer = session.get(f"{base}/file", params={"path": name}, timeout=30)
+            answer.raise_for_status()
+            if answer.content != self.payload:
+                raise ValueError("downloaded bytes differ from the upload")
+            self._count("downloads")
+            session.delete(f"{base}/file", params={"path": name}, timeout=30).raise_for_status()
+        except (requests.RequestException, ValueError) as error:
+            self._failed("files", error)
 
     def _logins(self) -> None:
         url = self.daemon.url
         for _ in self._paced(1.0 / LOGINS_PER_SECOND):
-            try:
-                with requests.Session() as session:
-                    answer = session.get(f"{url}/login", timeout=30,
-                                         headers={"Username": "admin", "Password": ADMIN_PASSWORD})
-                    answer.raise_for_status()
-                    session.headers["Authorization"] = answer.json()["token"]
-                    session.get(f"{url}/servers", timeout=30).raise_for_status()
-                    session.get(f"{url}/logout", timeout=30).raise_for_status()
-                self._count("logins")
-            except requests.RequestException as error:
-                self._failed("login", error)
+            with self.logins_quiet:
+                self._login(url)
+
+    def _login(self, url: str) -> None:
+        try:
+            with requests.Session() as session:
+                answer = session.get(f"{url}/login", timeout=30,
+                                     headers={"Username": "admin", "Password": ADMIN_PASSWORD})
+                answer.raise_for_status()
+                session.headers["Authorization"] = answer.json()["token"]
+                session.get(f"{url}/servers", timeout=30).raise_for_status()
+                session.get(f"{url}/logout", timeout=30).raise_for_status()
+            self._count("logins")
+        except requests.RequestException as error:
+            self._failed("login", error)
 
 
 def worker_of(daemon: RunningDaemon) -> psutil.Process:
@@ -160,19 +170,13 @@ def worker_of(daemon: RunningDaemon) -> psutil.Process:
     raise RuntimeError("no worker found")
 
 
-def sample(worker: psutil.Process, started: float, rss_floor: int) -> dict:
+def sample(worker: psutil.Process, started: float, load: Load) -> dict:
+    rss = worker.memory_info().rss
+    with load.logins_quiet, load.files_quiet:
+        quiet_rss = worker.memory_info().rss
     return {"minute": round((time.monotonic() - started) / 60, 3),
-            "rss_mib": round(worker.memory_info().rss / MIB, 2), "rss_floor_mib": round(rss_floor / MIB, 2),
+            "rss_mib": round(rss / MIB, 2), "quiet_rss_mib": round(quiet_rss / MIB, 2),
             "threads": worker.num_threads(), "fds": worker.num_fds()}
-
-
-def lowest_rss(worker: psutil.Process, until: float) -> int:
-    """The lowest RSS read every ``FLOOR_READ_SECONDS`` until ``until`` (monotonic)."""
-    lowest = worker.memory_info().rss
-    while time.monotonic() < until:
-        time.sleep(min(FLOOR_READ_SECONDS, max(0.0, until - time.monotonic())))
-        lowest = min(lowest, worker.memory_info().rss)
-    return lowest
 
 
 def slope_per_minute(points: list[tuple[float, float]]) -> float:
@@ -186,7 +190,7 @@ def slope_per_minute(points: list[tuple[float, float]]) -> float:
 
 def summary(samples: list[dict], minutes: float) -> dict:
     result = {}
-    for series in ("rss_mib", "rss_floor_mib", "threads", "fds"):
+    for series in ("rss_mib", "quiet_rss_mib", "threads", "fds"):
         points = [(entry["minute"], entry[series]) for entry in samples]
         second_half = [(x, y) for x, y in points if x >= minutes / 2]
         result[series] = {"first": points[0][1], "last": points[-1][1], "min": min(y for _, y in points),
@@ -211,10 +215,10 @@ def run(minutes: float, code: Path, env: dict, trace_file: str | None) -> dict:
         worker = worker_of(daemon)
         started = time.monotonic()
         load.start()
-        samples.append(sample(worker, started, worker.memory_info().rss))
+        samples.append(sample(worker, started, load))
         for tick in range(1, int(minutes * 60 / SAMPLE_SECONDS) + 1):
-            floor = lowest_rss(worker, started + tick * SAMPLE_SECONDS)
-            samples.append(sample(worker, started, floor))
+            time.sleep(max(0.0, started + tick * SAMPLE_SECONDS - time.monotonic()))
+            samples.append(sample(worker, started, load))
     finally:
         load.join()
         daemon.stop()
