@@ -74,9 +74,9 @@ def prepare_to_serve(config, config_path: str, users_path: str) -> int:
     """Everything checked or created before anything binds; shared with deploy/gunicorn.conf.py.
 
     Returns the daemon lock's fd, which must stay open (the worker inherits it) until the daemon exits.
-    The allocator limits set here are inherited by the worker too.
+    The malloc arena limit set here is inherited by the worker too.
     """
-    from octyne_flask.allocator import limit_allocator
+    from octyne_flask.allocator import limit_arenas
     from octyne_flask.auth.users import ensure_users_file
     from octyne_flask.serving import check_tls_files
     from octyne_flask.supervisor import DaemonLockError, acquire_daemon_lock
@@ -86,7 +86,7 @@ def prepare_to_serve(config, config_path: str, users_path: str) -> int:
         lock = acquire_daemon_lock(config_path)
     except (ValueError, DaemonLockError) as error:
         raise StartupError(str(error)) from None
-    limit_allocator()
+    limit_arenas()
     message = ensure_users_file(users_path)
     if message:
         print(message, flush=True)
