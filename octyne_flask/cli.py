@@ -75,7 +75,9 @@ def prepare_to_serve(config, config_path: str, users_path: str) -> int:
     """Everything checked or created before anything binds; shared with deploy/gunicorn.conf.py.
 
     Returns the daemon lock's fd, which must stay open (the worker inherits it) until the daemon exits.
+    The malloc arena limit set here is inherited by the worker too.
     """
+    from octyne_flask.allocator import limit_arenas
     from octyne_flask.auth.users import ensure_users_file
     from octyne_flask.cluster.announce import NodeNameTaken, ensure_name_free
     from octyne_flask.serving import check_tls_files, isolation_banner
@@ -93,6 +95,7 @@ def prepare_to_serve(config, config_path: str, users_path: str) -> int:
             ensure_name_free(config.redis.url, config.node.name)
         except NodeNameTaken as error:
             raise StartupError(str(error)) from None
+    limit_arenas()
     message = ensure_users_file(users_path)
     if message:
         print(message, flush=True)

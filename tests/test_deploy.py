@@ -11,7 +11,9 @@ import time
 import psutil
 import pytest
 import requests
+import websocket
 
+from octyne_flask.allocator import ARENA_MAX, is_glibc
 from tests.harness import REPO, RunningDaemon, daemon_config
 from tests.services import DEPLOY, is_listening
 
@@ -124,3 +126,47 @@ def test_a_second_daemon_on_the_same_config_is_refused_whichever_launcher(first,
         assert running.get("/").status_code == 200
     finally:
         running.stop()
+
+
+GLIBC_HEAP = 64 << 20  # a thread arena's heap: a 64 MiB-aligned reservation of 64 MiB
+
+
+def thread_arenas(pid: int) -> int:
+    """glibc arenas besides the main one, counted from the process's anonymous mappings."""
+    ends = {}
+    with open(f"/proc/{pid}/maps") as maps:
+        for line in maps:
+            fields = line.split()
+            if len(fields) == 5:  # no path: anonymous
+                start, end = (int(address, 16) for address in fields[0].split("-"))
+                ends[start] = end
+    count = 0
+    for start in ends:
+        position = start
+        while start % GLIBC_HEAP == 0 and position in ends and position < start + GLIBC_HEAP:
+            position = ends[position]  # the heap's used part, then its reserved rest
+        count += start % GLIBC_HEAP == 0 and position == start + GLIBC_HEAP
+    return count
+
+
+@pytest.mark.skipif(not is_glibc(), reason="the limits are glibc's")
+@pytest.mark.parametrize("launcher", ["module", "gunicorn"])
+def test_the_worker_keeps_at_most_two_malloc_arenas_whichever_launcher(launcher, tmp_path):
+    """With glibc's default every request thread got an arena of its own, and the worker's memory grew."""
+    config = daemon_config(tmp_path, {"app": {"directory": str(tmp_path), "command": APP}})
+    daemon = launch(launcher, tmp_path, config)
+    consoles = []
+    try:
+        for _ in range(8):  # each open console holds a request thread
+            consoles.append(websocket.create_connection(daemon.ws_url("/server/app/console"), timeout=10,
+                                                        subprotocols=["console-v2"],
+                                                        header=[f"Authorization: {daemon.token}"]))
+            consoles[-1].recv()
+        master = psutil.Process(daemon.proc.pid)
+        worker = next(child for child in master.children() if child.cmdline()[:2] == master.cmdline()[:2])
+        assert worker.num_threads() > 8
+        assert thread_arenas(worker.pid) <= ARENA_MAX - 1
+    finally:
+        for console in consoles:
+            console.close()
+        daemon.stop()
