@@ -106,6 +106,9 @@ class AppCgroup(ABC):
                 found.update(int(pid) for pid in read_text(os.path.join(directory, "cgroup.procs")).split())
             except FileNotFoundError:
                 continue
+            except OSError as error:
+                if error.errno != errno.ENODEV:  # the cgroup was removed while being read: nothing left in it
+                    raise
         return found
 
     def signal(self, sig: int) -> None:
