@@ -43,7 +43,7 @@ def test_one_login_on_node_a_runs_the_servers_of_a_b_and_c(cluster, browser):  #
         dashboard.login()
         for node, server in (("a", "alpha"), ("b", "bravo"), ("c", "charlie")):
             card = page.locator(f'[data-server="{server}"]')
-            expect(card.get_by_test_id("node")).to_have_text(node)
+            expect(card.get_by_test_id("node")).to_have_text(node, timeout=15_000)  # nodes are rescanned every 2 s
         expect(page.locator('[data-server="charlie"]').get_by_test_id("status")).to_have_text("Stopped")
 
         page.get_by_role("button", name="Start charlie on c").click()
