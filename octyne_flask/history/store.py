@@ -43,8 +43,8 @@ INPUTS_FOLDER = "inputs"
 RESERVE_AHEAD = 1 << 20  # numbers reserved beyond the newest; the reservation is renewed at half-way
 QUEUE_BYTES = 16 * 1024 * 1024  # how far the writer may fall behind before lines are dropped from history
 INPUT_QUEUE = 10_000  # inputs waiting for the writer
-RECORD_BYTES = 32 * 1024
-LOCK_WAIT = 30.0  # seconds to wait for a folder still held by an exiting worker (its apps stopping)  # a queued batch larger than this is written as several records
+RECORD_BYTES = 32 * 1024  # a queued batch larger than this is written as several records
+LOCK_WAIT = 30.0  # seconds to wait for a folder still held by an exiting worker (its apps stopping)
 
 
 @dataclass(frozen=True)
