@@ -16,7 +16,7 @@ import time
 from urllib.parse import quote
 
 from ..config import Config
-from .segments import INDEX_SUFFIX, LOG_SUFFIX
+from .segments import LOG_SUFFIX, remove_segment_files
 from .store import CONSOLE_FOLDER, INPUTS_FOLDER, LOCK_FILE, Limits, ServerHistory
 from .writer import HistoryWriter
 
@@ -112,11 +112,7 @@ def _expire_idle_folder(folder: str, cutoff_ms: int) -> None:
                 continue
             for entry in entries:
                 if entry.name.endswith(LOG_SUFFIX) and entry.stat().st_mtime_ns // 1_000_000 < cutoff_ms:
-                    for doomed in (entry.path, entry.path[:-len(LOG_SUFFIX)] + INDEX_SUFFIX):
-                        try:
-                            os.unlink(doomed)
-                        except FileNotFoundError:
-                            pass
+                    remove_segment_files(entry.path)
     except BlockingIOError:
         pass  # another daemon uses it
     finally:

@@ -34,6 +34,20 @@ IOV_MAX = os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 1024
 LOG_SUFFIX, INDEX_SUFFIX = ".log", ".index"
 
 
+def index_path_of(log_path: str) -> str:
+    """The index file beside the segment file ``log_path``."""
+    return log_path[:-len(LOG_SUFFIX)] + INDEX_SUFFIX
+
+
+def remove_segment_files(log_path: str) -> None:
+    """Delete a segment file and its index (either may be gone already)."""
+    for path in (log_path, index_path_of(log_path)):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
 @dataclass
 class Segment:
     """One segment file: its first seq, index entries (parallel lists), valid size, and what it holds."""
@@ -49,7 +63,7 @@ class Segment:
 
     @property
     def index_path(self) -> str:
-        return self.path[:-len(LOG_SUFFIX)] + INDEX_SUFFIX
+        return index_path_of(self.path)
 
     def add_entry(self, seq: int, time: int, offset: int) -> None:
         self.seqs.append(seq)
@@ -140,7 +154,7 @@ class SegmentLog:
         start = entries[-1][2] if entries else 0
         end = valid_length(data, start)
         if end == 0:
-            self._remove_files(segment)
+            remove_segment_files(segment.path)
             return None
         # Records written after the last entry (a kill between the two writes) get theirs back.
         entries += self._entries_for(data, start, end, entries[-1][2] if entries else -INDEX_INTERVAL)
@@ -267,7 +281,7 @@ class SegmentLog:
         if everything:  # all aged out, the open one too: the next append starts a new segment
             self._close_files()
         for segment in doomed:
-            self._remove_files(segment)
+            remove_segment_files(segment.path)
         return len(doomed)
 
     def close(self) -> None:
@@ -279,14 +293,6 @@ class SegmentLog:
             if fd is not None:
                 os.close(fd)
         self._fd = self._index_fd = None
-
-    @staticmethod
-    def _remove_files(segment: Segment) -> None:
-        for path in (segment.path, segment.index_path):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
 
 
 def _write_all(fd: int, buffers: list[bytes]) -> None:
