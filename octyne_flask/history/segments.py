@@ -266,8 +266,8 @@ class SegmentLog:
                 self._segments.append(segment)
         self.apply_retention()
 
-    def apply_retention(self, now_ms: int | None = None) -> int:
-        """Delete the oldest whole segments beyond ``max_bytes`` or older than ``max_age``; returns how many."""
+    def apply_retention(self, now_ms: int | None = None) -> None:
+        """Delete the oldest whole segments beyond ``max_bytes`` or older than ``max_age``."""
         with self._lock:
             doomed = []
             total = sum(segment.size for segment in self._segments)
@@ -282,7 +282,6 @@ class SegmentLog:
             self._close_files()
         for segment in doomed:
             remove_segment_files(segment.path)
-        return len(doomed)
 
     def close(self) -> None:
         self.sync()
