@@ -22,10 +22,11 @@ import time
 from ..config import ServerConfig
 from .cgroups import AppCgroup
 from .confine import Confinement, environment
-from .keeper_helper import running_groups
+from .keeper_helper import running_groups, wait_gone
 
 _F_SETPIPE_SZ = 1031  # Linux fcntl: a larger pipe lets a fast app write without waiting for us
 _PIPE_SIZE = 1024 * 1024
+GROUP_POLL = 0.02  # seconds between looks at whether the group is gone
 
 
 def exit_code(returncode: int) -> int:
@@ -106,12 +107,7 @@ class Child:
 
     def wait_group_gone(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s for every process of the group to go; True if they did."""
-        deadline = time.monotonic() + timeout
-        while self.group_running():
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.02)
-        return True
+        return wait_gone(self.group_running, timeout, GROUP_POLL)
 
     def out_of_memory(self) -> bool:
         """Whether the OOM killer killed a process of this run (its cgroup is new for each run)."""

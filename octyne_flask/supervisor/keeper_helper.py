@@ -1,4 +1,5 @@
-"""The keeper's helper program, and the test for a running process group that it shares with ``Child``.
+"""The keeper's helper program, and what it shares with ``Child``: the test for a running process group
+and the TERM-then-KILL escalation.
 
 Standard library only: the keeper runs this file as a script with ``python -I -S``
 (no site packages, nothing of the daemon imported). It reads "+<pgid>" / "-<pgid>"
@@ -14,6 +15,7 @@ import os
 import signal
 import sys
 import time
+from typing import Callable
 
 POLL = 0.05
 KILL_WAIT = 5.0  # a SIGKILLed process runs no more code; this only waits for the kernel to finish it
@@ -38,21 +40,36 @@ def running_groups() -> set[int]:
     return {group for _, group in running_processes()}
 
 
+def wait_gone(running: Callable[[], bool], timeout: float, poll: float = POLL) -> bool:
+    """Poll until ``running()`` is False (True) or ``timeout`` seconds have passed (False)."""
+    deadline = time.monotonic() + timeout
+    while running():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll)
+    return True
+
+
+def escalate(send: Callable[[int], None], running: Callable[[], bool], grace: float, poll: float = POLL) -> None:
+    """``send(SIGTERM)``, then ``send(SIGKILL)`` if still ``running()`` after ``grace`` seconds; returns once
+    nothing runs (or KILL_WAIT after the kill)."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, KILL_WAIT)):
+        send(sig)
+        if wait_gone(running, wait, poll):
+            return
+
+
 def stop_groups(groups: set[int], grace: float) -> None:
     """SIGTERM, then SIGKILL after ``grace`` seconds; returns once no group runs (or KILL_WAIT after the kill)."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, KILL_WAIT)):
+
+    def send(sig: int) -> None:
         for group in groups:
             try:
                 os.killpg(group, sig)
             except (ProcessLookupError, PermissionError):
                 pass
-        deadline = time.monotonic() + wait
-        while groups & running_groups():
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(POLL)
-        else:
-            return
+
+    escalate(send, lambda: bool(groups & running_groups()), grace)
 
 
 def main(grace: float) -> None:

@@ -32,9 +32,10 @@ from typing import Callable
 
 from ..config import Limits, ServerConfig, size_text
 from .cgroups import CgroupTree, NoCgroups
-from .child import Child, poll_ready
+from .child import GROUP_POLL, Child, poll_ready
 from .console import ConsoleLog
 from .keeper import GroupKeeper
+from .keeper_helper import escalate
 from .output import pump
 from .stats import CgroupStats, TreeStats
 
@@ -387,12 +388,13 @@ class ManagedProcess:
         if not child.group_running():
             return
         with self._cond:
-            child.signal(signal.SIGTERM)
             grace = self._grace
-        if not child.wait_group_gone(grace):
+
+        def send(sig: int) -> None:
             with self._cond:
-                child.signal(signal.SIGKILL)
-            child.wait_group_gone(KILL_WAIT)
+                child.signal(sig)
+
+        escalate(send, child.group_running, grace, GROUP_POLL)
 
     def _decide(self, code: int, lost: bool, out_of_memory: bool) -> None:
         """Apply the exit rules (called with the lock held). A run we lost track of is a crash, never restarted."""
