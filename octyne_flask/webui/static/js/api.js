@@ -61,9 +61,15 @@ function failure(status, body, { authenticated, node }) {
   return error;
 }
 
-/** Another node unreachable: an error of that node's page, not the whole dashboard's. */
-function nodeUnreachable(node) {
-  return new ApiError(0, { error: `Node ${node.name} cannot be reached.` });
+/**
+ * The error for a request that got no answer. This daemon unreachable: its page is shown;
+ * another node unreachable: an error of that node's page, not the whole dashboard's.
+ */
+function noAnswer(node) {
+  if (node) return new ApiError(0, { error: `Node ${node.name} cannot be reached.` });
+  const error = new ApiUnreachable();
+  problemHandlers.unreachable(error);
+  return error;
 }
 
 /** What a request to `node` carries: the cluster token instead of the cookie. */
@@ -81,10 +87,7 @@ export async function request(method, path, { query, body, headers, authenticate
   try {
     response = await fetch(apiUrl(path, query, node), { method, body, cache: "no-store", ...credentialsFor(node, headers) });
   } catch {
-    if (node) throw nodeUnreachable(node);
-    const error = new ApiUnreachable();
-    problemHandlers.unreachable(error);
-    throw error;
+    throw noAnswer(node);
   }
   if (response.ok) return response;
   const payload = await response.json().catch(() => ({}));
@@ -117,7 +120,7 @@ export function uploadFile(path, query, file, onProgress) {
     const node = currentNode();
     const xhr = new XMLHttpRequest();
     xhr.open("POST", apiUrl(path, query));
-    if (node) xhr.setRequestHeader("Authorization", clusterToken() || "");
+    for (const [name, value] of Object.entries(credentialsFor(node).headers)) xhr.setRequestHeader(name, value);
     xhr.responseType = "json";
     xhr.upload.addEventListener("progress", (event) => {
       if (event.lengthComputable) onProgress(event.loaded, event.total);
@@ -126,15 +129,7 @@ export function uploadFile(path, query, file, onProgress) {
       if (xhr.status >= 200 && xhr.status < 300) resolve(xhr.response);
       else reject(failure(xhr.status, xhr.response, { authenticated: true, node }));
     });
-    xhr.addEventListener("error", () => {
-      if (node) {
-        reject(nodeUnreachable(node));
-        return;
-      }
-      const error = new ApiUnreachable();
-      problemHandlers.unreachable(error);
-      reject(error);
-    });
+    xhr.addEventListener("error", () => reject(noAnswer(node)));
     xhr.addEventListener("abort", () => reject(new Error("Upload cancelled.")));
     const form = new FormData();
     form.append("upload", file, file.name);
