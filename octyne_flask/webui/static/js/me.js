@@ -29,7 +29,10 @@ export function may(name) {
   return current.admin || current.permissions.includes(name);
 }
 
-/** Whether the account holds the server permission `name` (e.g. `control`) on server `id`. */
-export function mayOn(id, name) {
-  return current.admin || (current.servers[id] || []).includes(name);
+/**
+ * Whether the account holds the server permission `name` (e.g. `control`) on server `id`;
+ * `summary`: another node's `summaryOf` answer instead of this page's.
+ */
+export function mayOn(id, name, summary = current) {
+  return summary.admin || (summary.servers[id] || []).includes(name);
 }

@@ -5,7 +5,7 @@
 
 import { getJson } from "./api.js";
 import { h, replaceChildren } from "./dom.js";
-import { summaryOf } from "./me.js";
+import { mayOn, summaryOf } from "./me.js";
 import { clusterToken } from "./node.js";
 import { poll } from "./poll.js";
 import { createServerCard, fetchServer } from "./servercard.js";
@@ -23,7 +23,7 @@ async function loadNode(entry) {
     const names = Object.keys(servers).sort((a, b) => a.localeCompare(b));
     const infos = await Promise.all(names.map((name) => fetchServer(name, node).catch(() => null)));
     const summary = summaryOf(me);
-    const canControl = (id) => summary.admin || (summary.servers[id] || []).includes("control");
+    const canControl = (id) => mayOn(id, "control", summary);
     return { node, canControl: node ? canControl : null, servers: names.map((name, index) => [name, infos[index]]) };
   } catch (failure) {
     if (!node) throw failure; // this node's own failures end the session or show the unreachable page
