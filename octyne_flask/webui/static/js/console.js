@@ -6,7 +6,7 @@ import { ownInputs, rangeDownloadUrl } from "./consolehistory.js";
 import { createConsoleSearch } from "./consolesearch.js";
 import { openConsole } from "./consolesocket.js";
 import { createConsoleView } from "./consoleview.js";
-import { h, toast } from "./dom.js";
+import { h, startDownload, toast } from "./dom.js";
 import { rememberedUser } from "./session.js";
 
 const HISTORY_SIZE = 100;
@@ -29,10 +29,7 @@ function createDownload(id) {
       toast("Choose a start time before the end time.", "error");
       return;
     }
-    const link = h("a", { href: await rangeDownloadUrl(id, start, end + 59_999), download: `${id}-console.txt`, hidden: true });
-    document.body.append(link);
-    link.click();
-    link.remove();
+    startDownload(await rangeDownloadUrl(id, start, end + 59_999), `${id}-console.txt`);
   });
   return h("details", { class: "console-download" }, h("summary", { text: "Download…" }),
     h("div", { class: "download-range" }, h("label", {}, "From ", from), h("label", {}, "To ", to), button));

@@ -48,6 +48,14 @@ export function svg(tag, attributes = {}) {
   return element;
 }
 
+/** Start downloading `href` as `filename` (a link clicked for the user: no page change). */
+export function startDownload(href, filename) {
+  const link = h("a", { href, download: filename, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+}
+
 /** A short message that disappears after a few seconds (announced to screen readers). */
 export function toast(message, kind = "info") {
   const area = document.getElementById("toasts");

@@ -4,7 +4,7 @@
 import { ApiError } from "./api.js";
 import { compressFlow, decompressFlow } from "./archives.js";
 import { confirmDialog, promptDialog } from "./dialogs.js";
-import { h, toast } from "./dom.js";
+import { startDownload, toast } from "./dom.js";
 import { createFolder, deletePath, downloadUrl, joinPath, moveOrCopy, parentPath, runBatch } from "./fileapi.js";
 
 /** A path as typed: absolute, or relative to `folder`. */
@@ -28,10 +28,7 @@ export function createFileActions({ id, folder, tasks, reload }) {
   return {
     async download(entry) {
       try {
-        const link = h("a", { href: await downloadUrl(id, joinPath(folder, entry.name)), download: entry.name, hidden: true });
-        document.body.append(link);
-        link.click();
-        link.remove();
+        startDownload(await downloadUrl(id, joinPath(folder, entry.name)), entry.name);
       } catch (failure) {
         if (failure instanceof ApiError) toast(failure.message, "error");
       }
