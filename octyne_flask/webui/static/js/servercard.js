@@ -18,7 +18,7 @@ const STATUS_CLASSES = { 0: "stopped", 1: "running", 2: "crashed" };
  * outOfMemory (the last run was OOM-killed).
  */
 export function fetchServer(id, node = currentNode()) {
-  return getJson(`/server/${encodeURIComponent(id)}?extrainfo=true`, undefined, node);
+  return getJson(`/server/${encodeURIComponent(id)}`, { extrainfo: "true" }, node);
 }
 
 /** Send START, TERM or KILL; toasts the outcome. */
