@@ -48,7 +48,7 @@ export function mountConsole(container, id) {
     placeholder: "Type a command and press Enter", "aria-label": `Command for ${id}`,
   });
   const sendButton = h("button", { type: "submit", class: "primary", text: "Send" });
-  const readOnlyNote = h("p", { class: "notice read-only-note", hidden: true },
+  const readOnlyNote = h("p", { class: "notice", hidden: true },
     h("span", { class: "badge read-only", text: "read-only" }), " You can watch this console but not send commands.");
   const form = h("form", { class: "console-form" }, input, sendButton);
 
