@@ -34,7 +34,7 @@ function wrapMatches(element, pattern) {
   }
 }
 
-/** Marks a line that the daemon reported (`seqs`) or that matches here too (live lines, later). */
+/** A function that marks a line the daemon reported (`seqs`) or that matches here too (live lines, later). */
 function lineMarker(query, regex, seqs) {
   let pattern = null;
   try {
@@ -42,15 +42,13 @@ function lineMarker(query, regex, seqs) {
   } catch {
     pattern = null; // Python syntax JavaScript does not know: whole lines are still highlighted
   }
-  return {
-    mark(element) {
-      if (!element.dataset.seq || element.classList.contains("marker")) return;
-      const text = element.textContent;
-      if (pattern) pattern.lastIndex = 0;
-      if (!seqs.has(Number(element.dataset.seq)) && !(pattern && pattern.test(text))) return;
-      element.classList.add("match");
-      if (pattern) wrapMatches(element, pattern);
-    },
+  return (element) => {
+    if (!element.dataset.seq || element.classList.contains("marker")) return;
+    const text = element.textContent;
+    if (pattern) pattern.lastIndex = 0;
+    if (!seqs.has(Number(element.dataset.seq)) && !(pattern && pattern.test(text))) return;
+    element.classList.add("match");
+    if (pattern) wrapMatches(element, pattern);
   };
 }
 

@@ -60,7 +60,7 @@ export function createConsoleView(id, output, { onFollowing, onUnseenOutput, onP
     const element = h("div", {
       class: line.missed ? "line marker" : "line", dataset: { seq: line.seq }, title: `${time} · line ${line.seq}`,
     }, parseLine(line.text, state).map(segmentElement));
-    if (highlighter) highlighter.mark(element);
+    if (highlighter) highlighter(element);
     return element;
   }
 
@@ -222,14 +222,14 @@ export function createConsoleView(id, output, { onFollowing, onUnseenOutput, onP
     unfollow() {
       setFollowing(false);
     },
-    /** Mark matches in every shown line and in lines shown later (null: no search). */
+    /** Mark matches with `marker(element)` in every shown line and in lines shown later (null: no search). */
     highlight(marker) {
       highlighter = marker;
       for (const element of output.querySelectorAll(".line")) {
         element.querySelectorAll("mark").forEach((mark) => mark.replaceWith(...mark.childNodes));
         element.normalize();
         element.classList.remove("match", "current");
-        if (marker) marker.mark(element);
+        if (marker) marker(element);
       }
     },
   };
