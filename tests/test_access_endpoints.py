@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from urllib.parse import quote
 
 import pytest
@@ -19,9 +18,9 @@ import websocket
 
 from octyne_flask.auth.permissions import GLOBAL_PERMISSIONS, SERVER_PERMISSIONS
 from tests.harness import ADMIN_HASH, ADMIN_PASSWORD, RunningDaemon, daemon_config
+from tests.services import ECHO_APP
 
 FORBIDDEN = {"error": "You are not allowed to access this resource!"}
-ECHO_APP = f"{sys.executable} -c 'import sys; [print(\"echo:\" + line.strip(), flush=True) for line in sys.stdin]'"
 
 # (method, path, body, the permission it needs); server paths use the server "alpha".
 GLOBAL_ENDPOINTS = [
