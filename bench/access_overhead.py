@@ -26,7 +26,7 @@ import time
 import timeit
 from pathlib import Path
 
-from files_common import _cpu_of, workspace
+from files_common import tree_cpu_seconds, workspace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -85,9 +85,9 @@ def client(port: int, path: str, token: str, seconds: float) -> int:
 
 def measure(pool, daemon: RunningDaemon, path: str, seconds: float) -> tuple[float, float]:
     """(requests per second, daemon CPU microseconds per request) of one round."""
-    cpu_before = _cpu_of(daemon.proc.pid)
+    cpu_before = tree_cpu_seconds(daemon.proc.pid)
     counts = pool.starmap(client, [(daemon.port, path, daemon.token, seconds)] * CLIENTS)
-    cpu = _cpu_of(daemon.proc.pid) - cpu_before
+    cpu = tree_cpu_seconds(daemon.proc.pid) - cpu_before
     return sum(counts) / seconds, cpu / sum(counts) * 1e6
 
 

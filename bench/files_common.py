@@ -58,9 +58,9 @@ def timed_with_cpu(command: list[str] | str, watch_pid: int | None = None, **kwa
     """(wall seconds, CPU seconds) of a command; the CPU is the command's own, or that of the process
     tree ``watch_pid`` (the daemon doing the work) when given. CPU time is what a loaded, shared
     machine distorts least."""
-    before = _cpu_of(watch_pid) if watch_pid else _children_cpu()
+    before = tree_cpu_seconds(watch_pid) if watch_pid else _children_cpu()
     wall = timed(command, **kwargs)
-    after = _cpu_of(watch_pid) if watch_pid else _children_cpu()
+    after = tree_cpu_seconds(watch_pid) if watch_pid else _children_cpu()
     return wall, after - before
 
 
@@ -69,7 +69,8 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _cpu_of(pid: int) -> float:
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` and its descendants."""
     total = 0.0
     root = psutil.Process(pid)
     for process in [root, *root.children(recursive=True)]:
