@@ -20,6 +20,8 @@ import tempfile
 import textwrap
 from pathlib import Path
 
+import psutil
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.harness import ADMIN_HASH, RunningDaemon, daemon_config  # noqa: E402
@@ -47,6 +49,15 @@ def start_daemon(base: Path, servers: dict, **config) -> RunningDaemon:
     """The real daemon (embedded gunicorn) with ``servers`` (name -> command), none started."""
     entries = {name: {"directory": str(base), "command": command, "enabled": False} for name, command in servers.items()}
     return RunningDaemon(base, daemon_config(base, entries, **config), {"admin": ADMIN_HASH})
+
+
+def worker_of(daemon: RunningDaemon) -> psutil.Process:
+    """The gunicorn worker: the master's child running the same interpreter (the apps and keeper are its children)."""
+    master = psutil.Process(daemon.proc.pid)
+    for child in master.children():
+        if child.cmdline()[:2] == master.cmdline()[:2]:
+            return child
+    raise RuntimeError("no worker found")
 
 
 def percentile(values: list[float], fraction: float) -> float:

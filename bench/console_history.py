@@ -26,9 +26,7 @@ import os
 import sys
 import time
 
-import psutil
-
-from console_common import RawConsole, start_daemon, workspace, write_app
+from console_common import RawConsole, start_daemon, worker_of, workspace, write_app
 from console_throughput import FLOOD, LINES, connect, flood
 
 from octyne_flask.history.search import HistoryRequest, find_lines
@@ -75,7 +73,7 @@ def daemon_pair(base):
 
 def worker_cpu(daemon) -> float:
     """CPU seconds used so far by the daemon's worker (the process that holds the apps and the history)."""
-    times = psutil.Process(daemon.proc.pid).children()[0].cpu_times()
+    times = worker_of(daemon).cpu_times()
     return times.user + times.system
 
 
@@ -172,7 +170,7 @@ def writer_cost(base) -> dict:
 def resume_cost(daemon) -> dict:
     daemon.post("/server/beat", data="START")
     wait_for_last_line(daemon, "beat", "ready")
-    worker = psutil.Process(daemon.proc.pid).children()[0]
+    worker = worker_of(daemon)
     head = daemon.get("/server/beat/console/history", params={"limit": 1}).json()["lines"][0]["seq"]
     report = {}
     for name, since in (("fresh_with_scrollback", None), ("resume_since_10_back", head - 10)):

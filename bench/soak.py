@@ -31,7 +31,7 @@ from pathlib import Path
 import psutil
 import requests
 
-from console_common import RawConsole, workspace, write_app
+from console_common import RawConsole, worker_of, workspace, write_app
 from tests.harness import ADMIN_HASH, ADMIN_PASSWORD, REPO, RunningDaemon, daemon_config
 
 APPS = 3
@@ -159,15 +159,6 @@ class Load:
             self._count("logins")
         except requests.RequestException as error:
             self._failed("login", error)
-
-
-def worker_of(daemon: RunningDaemon) -> psutil.Process:
-    """The gunicorn worker: the master's child running the same interpreter (the apps and keeper are its children)."""
-    master = psutil.Process(daemon.proc.pid)
-    for child in master.children():
-        if child.cmdline()[:2] == master.cmdline()[:2]:
-            return child
-    raise RuntimeError("no worker found")
 
 
 def sample(worker: psutil.Process, started: float, load: Load) -> dict:
