@@ -26,7 +26,7 @@ import os
 import sys
 import time
 
-from console_common import RawConsole, start_daemon, worker_of, workspace, write_app
+from console_common import RawConsole, percentile, start_daemon, worker_of, workspace, write_app
 from console_throughput import FLOOD, LINES, connect, flood
 
 from octyne_flask.history.search import HistoryRequest, find_lines
@@ -92,8 +92,8 @@ def floods(pair, rounds: int) -> dict:
         for name, results in runs.items():
             rates = sorted(run["per_client_lines_per_s"] for run in results)
             row[f"history_{name}_best_lines_per_s"] = rates[-1]
-            row[f"history_{name}_median_lines_per_s"] = rates[len(rates) // 2]
-            row[f"history_{name}_median_worker_cpu_s"] = round(sorted(run["worker_cpu_s"] for run in results)[len(results) // 2], 3)
+            row[f"history_{name}_median_lines_per_s"] = percentile(rates, 0.5)
+            row[f"history_{name}_median_worker_cpu_s"] = round(percentile([run["worker_cpu_s"] for run in results], 0.5), 3)
         row["ratio_best"] = round(row["history_on_best_lines_per_s"] / row["history_off_best_lines_per_s"], 3)
         row["ratio_median"] = round(row["history_on_median_lines_per_s"] / row["history_off_median_lines_per_s"], 3)
         report[f"clients_{count}"] = row
