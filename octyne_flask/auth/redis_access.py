@@ -22,7 +22,7 @@ import redis
 
 from octyne_flask.auth.access import ACCESS_OFF, AccessSnapshot, validate_document
 from octyne_flask.auth.access_store import AccessStore, SnapshotSource
-from octyne_flask.auth.redis_auth import connect
+from octyne_flask.auth.redis_auth import OutageLog, connect
 
 log = logging.getLogger(__name__)
 
@@ -31,21 +31,7 @@ CHECK_INTERVAL_SECONDS = 1.0
 FOLLOW_INTERVAL_SECONDS = 0.5
 
 
-class _Outages:
-    """Logs the first failure of a run of Redis failures, and the recovery after it."""
-
-    def __init__(self):
-        self._down = False
-
-    def failed(self, message: str, error: Exception) -> None:
-        if not self._down:
-            log.error("%s: %s", message, error)
-        self._down = True
-
-    def succeeded(self) -> None:
-        if self._down:
-            log.info("Redis is reachable again; access rules are in step")
-        self._down = False
+RECOVERED = "Redis is reachable again; access rules are in step"
 
 
 class AccessMirror:
@@ -56,7 +42,7 @@ class AccessMirror:
         self._redis = connect(url)
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._outages = _Outages()
+        self._outages = OutageLog(log, RECOVERED)
         store.on_change(self._changed)
         threading.Thread(target=self._keep_present, name="redis-access", daemon=True).start()
 
@@ -73,7 +59,7 @@ class AccessMirror:
                 if force or self._redis.get(ACCESS_KEY) != text:
                     self._redis.set(ACCESS_KEY, text)
             except redis.RedisError as error:
-                self._outages.failed("Cannot mirror the access rules into Redis (retrying every second)", error)
+                self._outages.failed(f"Cannot mirror the access rules into Redis (retrying every second): {error}")
                 return
         self._outages.succeeded()
 
@@ -97,7 +83,7 @@ class AccessFollower(SnapshotSource):
         self._redis = connect(url)
         self._seen: str | None = None
         self._stop = threading.Event()
-        self._outages = _Outages()
+        self._outages = OutageLog(log, RECOVERED)
         self.follow_once()
         threading.Thread(target=self._follow, name="redis-access", daemon=True).start()
 
@@ -105,7 +91,7 @@ class AccessFollower(SnapshotSource):
         try:
             text = self._redis.get(ACCESS_KEY)
         except redis.RedisError as error:
-            self._outages.failed("Cannot read the access rules from Redis, keeping the last ones", error)
+            self._outages.failed(f"Cannot read the access rules from Redis, keeping the last ones: {error}")
             return
         self._outages.succeeded()
         if text == self._seen:

@@ -71,6 +71,26 @@ def connect(url: str) -> redis.Redis:
     )
 
 
+class OutageLog:
+    """Logs the first failure of a run of Redis failures (again only when the kind of problem changes),
+    and the recovery after it, so an outage costs two log lines, not one a second."""
+
+    def __init__(self, logger: logging.Logger, recovered: str):
+        self._log = logger
+        self._recovered = recovered
+        self._problem: str | None = None
+
+    def failed(self, message: str, problem: str = "unreachable") -> None:
+        if self._problem != problem:
+            self._log.error(message)
+        self._problem = problem
+
+    def succeeded(self) -> None:
+        if self._problem is not None:
+            self._log.info(self._recovered)
+        self._problem = None
+
+
 class RedisAuthenticator:
     """The authenticator of a node that shares users and tokens through Redis."""
 
@@ -91,7 +111,7 @@ class RedisAuthenticator:
         self._user_of_token = self._redis.register_script(_USER_OF_TOKEN)
         self._stop = threading.Event()
         self._mirror_lock = threading.Lock()
-        self._redis_was_down = False
+        self._outage = OutageLog(log, "Redis is reachable again")
         # Set when a mirror could not be written: the next check rewrites everything, deletions included.
         self._mirror_pending = False
         if self.manages_users:
@@ -166,10 +186,10 @@ class RedisAuthenticator:
                     pipe.execute()
             except redis.RedisError as error:
                 self._mirror_pending = True
-                self._note_outage(f"cannot mirror users into Redis (retrying every second): {error}")
+                self._outage.failed(f"cannot mirror users into Redis (retrying every second): {error}")
                 return
             self._mirror_pending = False
-        self._note_recovery()
+        self._outage.succeeded()
 
     def _users_present(self, users: dict[str, str]) -> bool:
         if not users:
@@ -191,23 +211,13 @@ class RedisAuthenticator:
             try:
                 present = self._users_present(users)
             except redis.RedisError as error:
-                self._note_outage(f"cannot check the users in Redis: {error}")
+                self._outage.failed(f"cannot check the users in Redis: {error}")
                 continue
             if present:
-                self._note_recovery()
+                self._outage.succeeded()
             else:
                 log.warning("Users missing from Redis (was it restarted empty?); writing them again")
                 self.mirror_users(users)
-
-    def _note_outage(self, message: str) -> None:
-        if not self._redis_was_down:
-            log.error(message)
-        self._redis_was_down = True
-
-    def _note_recovery(self) -> None:
-        if self._redis_was_down:
-            log.info("Redis is reachable again")
-        self._redis_was_down = False
 
     # -- failures ------------------------------------------------------------
     def _call(self, command, *args, **kwargs):

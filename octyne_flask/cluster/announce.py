@@ -14,7 +14,7 @@ import time
 
 import redis
 
-from octyne_flask.auth.redis_auth import connect, without_password
+from octyne_flask.auth.redis_auth import OutageLog, connect, without_password
 from octyne_flask.version import API_VERSION
 
 log = logging.getLogger(__name__)
@@ -97,22 +97,20 @@ class Announcer:
         self._value = announcement(name, url, now_ms())
         self._refresh = client.register_script(_REFRESH_IF_OURS)
         self._delete = client.register_script(_DELETE_IF_OURS)
-        self._problem: str | None = None  # the last failure logged, so an outage is logged once
+        self._outage = OutageLog(log, f"This node is announced in Redis again as {name!r}")
 
     def refresh(self) -> bool:
         """Write the announcement again; False (logged once) when Redis is down or the name is taken."""
         try:
             written = self._refresh(keys=[self._key], args=[self._value, EXPIRY_SECONDS])
         except redis.RedisError as error:
-            self._report("redis", f"Cannot announce this node in Redis (retrying): {error}")
+            self._outage.failed(f"Cannot announce this node in Redis (retrying): {error}")
             return False
         if not written:
-            self._report("taken", f"Another live node announces node.name {self.name!r}; "
-                         "this node is not announced until that key expires")
+            self._outage.failed(f"Another live node announces node.name {self.name!r}; "
+                                "this node is not announced until that key expires", problem="name taken")
             return False
-        if self._problem is not None:
-            log.info("This node is announced in Redis again as %r", self.name)
-        self._problem = None
+        self._outage.succeeded()
         return True
 
     def withdraw(self) -> None:
@@ -121,8 +119,3 @@ class Announcer:
             self._delete(keys=[self._key], args=[self._value])
         except redis.RedisError as error:
             log.warning("Cannot remove this node's announcement (it expires in %d s): %s", EXPIRY_SECONDS, error)
-
-    def _report(self, problem: str, message: str) -> None:
-        if self._problem != problem:
-            log.error(message)
-        self._problem = problem

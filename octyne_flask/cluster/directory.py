@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import redis
 
+from octyne_flask.auth.redis_auth import OutageLog
 from octyne_flask.cluster.announce import EXPIRY_SECONDS, NODE_PREFIX, now_ms
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ class AnnouncedNodes:
         self._live: frozenset[str] = frozenset()
         self._scanned_at = 0
         self._lock = threading.Lock()
-        self._down = False
+        self._outage = OutageLog(log, "Reading the other nodes' announcements from Redis again")
 
     def scan(self) -> None:
         """Read every ``octyne-node:*`` key once; an unreachable Redis leaves the memory as it was."""
@@ -57,13 +58,9 @@ class AnnouncedNodes:
             keys = list(self._client.scan_iter(match=NODE_PREFIX + "*", count=1000))
             values = self._client.mget(keys) if keys else []
         except redis.RedisError as error:
-            if not self._down:
-                log.error("Cannot read the other nodes' announcements from Redis: %s", error)
-            self._down = True
+            self._outage.failed(f"Cannot read the other nodes' announcements from Redis: {error}")
             return
-        if self._down:
-            log.info("Reading the other nodes' announcements from Redis again")
-        self._down = False
+        self._outage.succeeded()
         now = now_ms()
         announced = {}
         for key, value in zip(keys, values):
