@@ -12,6 +12,10 @@ INTERNAL = "Internal Server Error!"
 NO_SUCH_SERVER = "This server does not exist!"
 INVALID_JSON = "Invalid JSON body!"
 CREDENTIALS_MISSING = "Username or password not provided!"
+# 405 messages that several endpoints share (api.md gives each endpoint its own wording).
+ONLY_GET = "Only GET is allowed!"
+ONLY_POST = "Only POST is allowed!"
+ONLY_GET_AND_PATCH = "Only GET and PATCH are allowed!"
 
 
 class ApiError(Exception):

@@ -8,7 +8,7 @@ from flask import Blueprint, jsonify, request
 
 from octyne_flask.api.guard import (ANY_METHOD, allow_methods, authenticate, current_daemon, log_action,
                                     read_json_body, requires)
-from octyne_flask.errors import INVALID_JSON, ApiError
+from octyne_flask.errors import INVALID_JSON, ONLY_GET, ONLY_GET_AND_PATCH, ApiError
 
 blueprint = Blueprint("access", __name__)
 
@@ -19,7 +19,7 @@ SECONDARY_NODE = ("This node does not support managing access. "
 @blueprint.route("/access", methods=ANY_METHOD)
 @requires({"PATCH": "access.edit", "*": "access.view"})
 def access():
-    allow_methods(("GET", "PATCH"), "Only GET and PATCH are allowed!")
+    allow_methods(("GET", "PATCH"), ONLY_GET_AND_PATCH)
     daemon = current_daemon()
     if request.method == "GET":
         return jsonify(daemon.access.snapshot.overview(daemon.authenticator.account_names()))
@@ -36,6 +36,6 @@ def access():
 @blueprint.route("/access/me", methods=ANY_METHOD)
 def access_me():
     user = authenticate()
-    allow_methods(("GET",), "Only GET is allowed!")
+    allow_methods(("GET",), ONLY_GET)
     daemon = current_daemon()
     return jsonify(daemon.access.snapshot.summary(user, [name for name, _ in daemon.supervisor.items()]))

@@ -5,7 +5,7 @@ from flask import Blueprint, jsonify, request
 from octyne_flask.api.guard import (ANY_METHOD, allow_methods, authenticate, client_ip, current_daemon,
                                     is_local, log_action, presented_token)
 from octyne_flask.auth.throttle import LoginThrottled
-from octyne_flask.errors import CREDENTIALS_MISSING, ApiError
+from octyne_flask.errors import CREDENTIALS_MISSING, ONLY_GET, ApiError
 
 blueprint = Blueprint("auth", __name__)
 
@@ -13,7 +13,6 @@ COOKIE_MAX_AGE = 3 * 31 * 24 * 60 * 60
 UNIX_SOCKET_REFUSED = "Auth endpoints cannot be called over Unix socket!"
 SECONDARY_NODE = "This node does not support authentication. Authenticate with the primary node!"
 TOO_MANY_FAILURES = "Too many failed login attempts! Try again later."
-ONLY_GET = "Only GET is allowed!"
 
 
 def _refuse_local() -> None:

@@ -3,7 +3,7 @@
 from flask import Blueprint, Response, jsonify, request
 
 from octyne_flask.api.guard import ANY_METHOD, allow_methods, current_daemon, log_action, read_body, requires
-from octyne_flask.errors import INVALID_JSON, ApiError
+from octyne_flask.errors import INVALID_JSON, ONLY_GET, ONLY_GET_AND_PATCH, ApiError
 
 blueprint = Blueprint("config", __name__)
 
@@ -11,7 +11,7 @@ blueprint = Blueprint("config", __name__)
 @blueprint.route("/config", methods=ANY_METHOD)
 @requires({"PATCH": "config.edit", "*": "config.view"})
 def config():
-    allow_methods(("GET", "PATCH"), "Only GET and PATCH are allowed!")
+    allow_methods(("GET", "PATCH"), ONLY_GET_AND_PATCH)
     daemon = current_daemon()
     if request.method != "PATCH":
         data = daemon.read_config_bytes()
@@ -29,7 +29,7 @@ def config():
 @blueprint.route("/config/reload", methods=ANY_METHOD)
 @requires("config.reload")
 def reload():
-    allow_methods(("GET",), "Only GET is allowed!")
+    allow_methods(("GET",), ONLY_GET)
     current_daemon().reload_config()
     log_action("config.reload")
     return jsonify(success=True)

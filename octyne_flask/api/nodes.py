@@ -3,6 +3,7 @@
 from flask import Blueprint, jsonify
 
 from octyne_flask.api.guard import ANY_METHOD, allow_methods, authenticate, current_daemon
+from octyne_flask.errors import ONLY_GET
 
 blueprint = Blueprint("nodes", __name__)
 
@@ -10,5 +11,5 @@ blueprint = Blueprint("nodes", __name__)
 @blueprint.route("/nodes", methods=ANY_METHOD)
 def nodes():
     authenticate()
-    allow_methods(("GET",), "Only GET is allowed!")
+    allow_methods(("GET",), ONLY_GET)
     return jsonify([node.to_json() for node in current_daemon().cluster.nodes()])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from octyne_flask.api.guard import ANY_METHOD, allow_methods, current_daemon, log_action, requires
-from octyne_flask.errors import ApiError
+from octyne_flask.errors import ONLY_GET, ONLY_POST, ApiError
 
 blueprint = Blueprint("schedules", __name__)
 
@@ -16,7 +16,7 @@ NO_SUCH_SCHEDULE = "This schedule does not exist!"
 @requires("server{id}.schedules.view")
 def list_schedules(server):
     """Each schedule with its next run (ms) and how its last run went."""
-    allow_methods(("GET",), "Only GET is allowed!")
+    allow_methods(("GET",), ONLY_GET)
     return jsonify(current_daemon().schedules.listing(server.name))
 
 
@@ -24,7 +24,7 @@ def list_schedules(server):
 @requires("server{id}.schedules.run")
 def run_schedule(server, name):
     """Run a schedule now, in the background (a restart's warnings are skipped)."""
-    allow_methods(("POST",), "Only POST is allowed!")
+    allow_methods(("POST",), ONLY_POST)
     if not current_daemon().schedules.run_now(server.name, name):
         raise ApiError(404, NO_SUCH_SCHEDULE)
     log_action("schedule.run", server=server.name, schedule=name)

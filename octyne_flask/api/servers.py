@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify, request
 
 from octyne_flask.api.guard import (ANY_METHOD, allow_methods, authenticate, caller_permissions, current_daemon,
                                     log_action, read_body, requires)
-from octyne_flask.errors import ApiError
+from octyne_flask.errors import ONLY_GET, ApiError
 from octyne_flask.supervisor import total_memory
 
 blueprint = Blueprint("servers", __name__)
@@ -16,7 +16,7 @@ blueprint = Blueprint("servers", __name__)
 def list_servers():
     """Every server the user may view: its status, or status and toDelete with ?extrainfo=true."""
     authenticate()
-    allow_methods(("GET",), "Only GET is allowed!")
+    allow_methods(("GET",), ONLY_GET)
     extra = request.args.get("extrainfo") == "true"
     servers = {}
     for name, server in current_daemon().supervisor.items():
