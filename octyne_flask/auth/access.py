@@ -207,12 +207,12 @@ class AccessSnapshot:
 
     def __init__(self, document: dict | None):
         self.enabled = document is not None
-        self._document = copy.deepcopy(document) if document is not None else None
-        custom = document["roles"] if document is not None else {}
-        self._roles = {name: frozenset(permissions) for name, permissions in {**BUILT_IN_ROLES, **custom}.items()}
-        self._grants = {name: Grants(entry, self._roles)
-                        for name, entry in (document["accounts"] if document is not None else {}).items()}
-        self._defaults = Grants(document["defaults"] if document is not None else {}, self._roles)
+        self._document = copy.deepcopy(document)
+        rules = self._document if self.enabled else default_document()
+        roles = {**BUILT_IN_ROLES, **rules["roles"]}
+        self._roles = {name: frozenset(permissions) for name, permissions in roles.items()}
+        self._grants = {name: Grants(entry, self._roles) for name, entry in rules["accounts"].items()}
+        self._defaults = Grants(rules["defaults"], self._roles)
 
     def permissions(self, account: str, server: str | None = None) -> frozenset:
         """The permissions ``account`` holds on ``server``, or its global ones when ``server`` is None.
