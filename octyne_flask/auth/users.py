@@ -177,7 +177,6 @@ class UserStore(WatchedFile):
                 log.exception("User change listener failed")
 
 
-
 def generate_password() -> str:
     """12 random bytes, base64 without padding, like Octyne's first-start password."""
     return base64.b64encode(secrets.token_bytes(12)).decode("ascii").rstrip("=")
