@@ -8,13 +8,12 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 
 from octyne_flask.api.guard import ANY_METHOD, allow_methods, requires
+from octyne_flask.errors import ONLY_GET
 from octyne_flask.files.download import content_disposition
 from octyne_flask.history.search import (
     DEFAULT_INPUTS_LIMIT, MAX_LIMIT, export_text, find_lines, number_parameter, parse_request, recent_inputs)
 
 blueprint = Blueprint("history", __name__)
-
-ONLY_GET = "Only GET is allowed!"
 
 
 @blueprint.route("/server/<id>/console/history", methods=ANY_METHOD)
