@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 import threading
 import time
 
@@ -17,11 +16,11 @@ import websocket
 
 from octyne_flask.auth.permissions import BUILT_IN_ROLES, GLOBAL_PERMISSIONS, SERVER_PERMISSIONS
 from tests.harness import ADMIN_HASH, ADMIN_PASSWORD, wait_until
+from tests.services import ECHO_APP
 
 FORBIDDEN = {"error": "You are not allowed to access this resource!"}
 LAST_ADMINISTRATOR = {"error": "At least one administrator must remain!"}
 CLOSED = {"type": "error", "message": "This console has been closed."}
-ECHO_APP = f"{sys.executable} -c 'import sys; [print(\"echo:\" + line.strip(), flush=True) for line in sys.stdin]'"
 
 
 def token_of(daemon, username: str, password: str = ADMIN_PASSWORD) -> str:
