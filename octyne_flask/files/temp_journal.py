@@ -18,6 +18,7 @@ import threading
 from contextlib import contextmanager
 
 from octyne_flask.atomicfile import write_atomically
+from octyne_flask.files.paths import opened_path
 from octyne_flask.files.tree import FOLLOWING_FOLDER_FLAGS, remove_entry
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ class TemporaryJournal:
 
     def add(self, folder: int, name: str) -> str:
         """List ``name`` in the folder open as ``folder`` (before creating it); returns the listed path."""
-        path = os.path.join(os.readlink(f"/proc/self/fd/{folder}"), name)
+        path = os.path.join(opened_path(folder), name)
         with self._lock:
             self._listed.add(path)
             self._save()
