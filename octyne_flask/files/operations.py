@@ -98,14 +98,9 @@ def destination_for(source: ServerPath, dest: ServerPath) -> ServerPath:
         raise internal_error(error) from None
     if not stat.S_ISDIR(parent_mode):
         raise ApiError(400, "Destination parent is not a folder!")
-    if is_inside(os.path.realpath(parent), _real_location(source.absolute)):
+    if is_inside(os.path.realpath(parent), source.real_location()):
         raise ApiError(400, "Invalid destination path: destination is inside the source")
     return dest
-
-
-def _real_location(path: str) -> str:
-    """Where an entry really is, its own name left unresolved (a symlink is the link, not its target)."""
-    return os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
 
 
 def move_or_copy(operation: str, source: ServerPath, dest: ServerPath,

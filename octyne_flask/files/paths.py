@@ -70,6 +70,10 @@ class ServerPath:
         joined = posixpath.join(self.relative, name)
         return ServerPath(self.root, joined, posixpath.join(self.request, name))
 
+    def real_location(self) -> str:
+        """Where the entry really is: the folders leading to it resolved, its own name not (a symlink is the link)."""
+        return os.path.join(os.path.realpath(os.path.dirname(self.absolute)), os.path.basename(self.absolute))
+
     def leads_outside(self) -> bool:
         """Whether following this path, final symlink included, ends outside the server directory."""
         return not is_inside(os.path.realpath(self.absolute), self.root)

@@ -93,7 +93,7 @@ def distinct_roots(inputs: list[ServerPath], base: ServerPath) -> list[Root]:
             real = os.path.realpath(entry.absolute)
             candidates.append((Root(name, entry), real, os.path.isdir(real)))
         else:  # the entry itself, a link stored as a link
-            real = os.path.join(os.path.realpath(os.path.dirname(entry.absolute)), os.path.basename(entry.absolute))
+            real = entry.real_location()
             candidates.append((Root(name, entry), real, _is_folder(real)))
     folders = {real for _, real, folder in candidates if folder}
     roots, seen = [], set()
