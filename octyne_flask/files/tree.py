@@ -23,7 +23,7 @@ FOLLOWING_FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC  # client p
 READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # never blocks on a FIFO swapped in
 CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 SEND_CHUNK = 1 << 24
-_REPLACED = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)  # gone, or now a file or a link
+REPLACED = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)  # gone, or now a file or a link
 
 
 def open_folder(name: str, folder: int) -> int:
@@ -109,7 +109,7 @@ def walk(folder: int, prefix: str = "") -> Iterator[Entry]:
                 continue
             yield Entry(level.prefix + name, level.fd, name, info)
             if stat.S_ISDIR(info.st_mode):
-                inner = _enter(name, level.fd)
+                inner = open_folder_unless_replaced(name, level.fd)
                 if inner is not None:
                     levels.append(_Level.listing(inner, f"{level.prefix}{name}/"))
     finally:
@@ -135,12 +135,12 @@ class _Level:
             raise
 
 
-def _enter(name: str, folder: int) -> int | None:
+def open_folder_unless_replaced(name: str, folder: int) -> int | None:
     """``open_folder``, or None when the folder was replaced by something else since it was seen."""
     try:
         return open_folder(name, folder)
     except OSError as error:
-        if error.errno in _REPLACED:
+        if error.errno in REPLACED:
             return None
         raise
 
@@ -306,7 +306,7 @@ def has_link_leading_outside(folder: int, name: str, root: str) -> bool:
     try:
         inner = open_folder(name, folder)
     except OSError as error:
-        if error.errno in _REPLACED:
+        if error.errno in REPLACED:
             return False  # not a folder
         raise
     entries = walk(inner)

@@ -22,16 +22,13 @@ from dataclasses import dataclass
 
 from octyne_flask.errors import ApiError
 from octyne_flask.files.paths import ServerPath, check_opened, is_inside
+from octyne_flask.files.tree import FOLLOWING_FOLDER_FLAGS, READ_FLAGS, REPLACED, open_folder_unless_replaced
 
 MAX_ENTRIES = 1_000_000
 MAX_DEPTH = 128  # folders open at once during a walk: one descriptor each
 TOO_MANY_ENTRIES = "Too many files and folders to compress!"
 TOO_DEEP = "Folders are nested too deeply to compress!"
 TEMPORARY_PREFIX = ".octyne-archive-"  # archives being built (ours included) are never members
-_FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-# O_NONBLOCK: a file swapped for a FIFO must not block the open; it is then refused as not regular.
-_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-_GONE = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)  # vanished, or swapped for something else meanwhile
 
 
 class Cancelled(Exception):
@@ -58,9 +55,9 @@ class Member:
     def open(self) -> tuple[int, os.stat_result] | None:
         """``(descriptor, fstat)`` for reading the file; None if it is no longer a regular file."""
         try:
-            fd = os.open(self.entry, _FILE_FLAGS, dir_fd=self.folder)
+            fd = os.open(self.entry, READ_FLAGS, dir_fd=self.folder)
         except OSError as error:
-            if error.errno in _GONE:
+            if error.errno in REPLACED:
                 return None
             raise
         info = os.fstat(fd)
@@ -74,7 +71,7 @@ class Member:
         try:
             return os.readlink(self.entry, dir_fd=self.folder)
         except OSError as error:
-            if error.errno in (*_GONE, errno.EINVAL):
+            if error.errno in (*REPLACED, errno.EINVAL):
                 return None
             raise
 
@@ -144,7 +141,7 @@ class Walk:
             fd = _open_checked(location.absolute if whole_folder else os.path.dirname(location.absolute),
                                location.root)
         except OSError as error:
-            if error.errno in _GONE:
+            if error.errno in REPLACED:
                 return  # removed since the request was checked
             raise
         if whole_folder:
@@ -180,13 +177,9 @@ class Walk:
     def _descend(levels: list, entry: str, name: str) -> None:
         if len(levels) > MAX_DEPTH:
             raise ApiError(400, TOO_DEEP, detail=f"at most {MAX_DEPTH} levels")
-        try:
-            fd = os.open(entry, _FOLDER_FLAGS, dir_fd=levels[-1].fd)
-        except OSError as error:
-            if error.errno in _GONE:
-                return  # swapped for a link or a file since it was listed: its old contents are not ours to read
-            raise
-        levels.append(_Level.listing(fd, name))
+        fd = open_folder_unless_replaced(entry, levels[-1].fd)
+        if fd is not None:  # else swapped for a link or a file since it was listed: its old contents are not ours
+            levels.append(_Level.listing(fd, name))
 
 
 @dataclass
@@ -221,4 +214,4 @@ def _lstat(folder: int, entry: str) -> os.stat_result | None:
 def _open_checked(path: str, root: str) -> int:
     """A folder an input is reached from, opened by path (links in it are allowed if they stay inside) and
     checked by what the kernel opened."""
-    return check_opened(os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC), root, "file path")
+    return check_opened(os.open(path, FOLLOWING_FOLDER_FLAGS), root, "file path")
