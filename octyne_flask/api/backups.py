@@ -8,17 +8,10 @@ from flask import Blueprint, jsonify, request
 
 from octyne_flask.api.files import file_response
 from octyne_flask.api.guard import ANY_METHOD, allow_methods, authorize, current_daemon, log_action, requires
-from octyne_flask.backups.service import BackupRefused
-from octyne_flask.errors import ApiError
 
 blueprint = Blueprint("backups", __name__)
 
 BACKUP_PERMISSIONS = {"DELETE": "server{id}.backups.delete", "*": "server{id}.backups.view"}
-
-
-def _refusal(error: BackupRefused) -> ApiError:
-    extra = {"detail": error.detail} if error.detail else {}
-    return ApiError(error.status, str(error), **extra)
 
 
 @blueprint.route("/server/<id>/backups", methods=ANY_METHOD)
@@ -29,10 +22,7 @@ def backups(server):
     store = current_daemon().backups
     if request.method in ("GET", "HEAD"):
         return jsonify(backups=store.listing(server))
-    try:
-        name = store.start(server, "manual")
-    except BackupRefused as error:
-        raise _refusal(error) from None
+    name = store.start(server, "manual")
     log_action("server.backups.create", server=server.name, backup=name)
     return jsonify(name=name), 202
 
@@ -43,21 +33,17 @@ def one_backup(server, name):
     """GET: the archive (``Range`` allowed); DELETE: remove it."""
     allow_methods(("GET", "DELETE"), "Only GET and DELETE are allowed!")
     store = current_daemon().backups
-    try:
-        if request.method in ("GET", "HEAD"):
-            authorize("files.download", server.name)
-            path = store.path_of(server, name)
-            handle = open(path, "rb")
-            try:
-                response = file_response(handle, os.fstat(handle.fileno()), "application/zstd", name)
-            except BaseException:
-                handle.close()
-                raise
-            log_action("server.backups.download", server=server.name, backup=name)
-            return response
-        store.delete(server, name)
-    except BackupRefused as error:
-        raise _refusal(error) from None
+    if request.method in ("GET", "HEAD"):
+        authorize("files.download", server.name)
+        handle = open(store.path_of(server, name), "rb")
+        try:
+            response = file_response(handle, os.fstat(handle.fileno()), "application/zstd", name)
+        except BaseException:
+            handle.close()
+            raise
+        log_action("server.backups.download", server=server.name, backup=name)
+        return response
+    store.delete(server, name)
     log_action("server.backups.delete", server=server.name, backup=name)
     return jsonify(success=True)
 
@@ -68,9 +54,6 @@ def restore(server, name):
     """Replace the (stopped) server's directory with the backup, after a ``pre-restore`` backup of it."""
     allow_methods(("POST",), "Only POST is allowed!")
     daemon = current_daemon()
-    try:
-        daemon.backups.restore(server, name, daemon.config.files.decompress_limit)
-    except BackupRefused as error:
-        raise _refusal(error) from None
+    daemon.backups.restore(server, name, daemon.config.files.decompress_limit)
     log_action("server.backups.restore", server=server.name, backup=name)
     return jsonify(success=True)

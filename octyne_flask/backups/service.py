@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import pathspec
 
+from octyne_flask.errors import ApiError
 from octyne_flask.files.archives.compress import CompressRequest, Progress, build_archive
 from octyne_flask.files.archives.members import Root
 from octyne_flask.files.ownership import Owner
@@ -39,12 +40,9 @@ BACKUP_FAILED = "An error occurred while making the backup!"
 NO_SUCH_BACKUP = "This backup does not exist!"
 
 
-class BackupRefused(Exception):
-    """A backup cannot be made or found now; ``status`` and the message are the API's."""
-
-    def __init__(self, status: int, message: str, detail: str | None = None):
-        super().__init__(message)
-        self.status, self.detail = status, detail
+class BackupRefused(ApiError):
+    """A backup cannot be made, found or restored now: answered as it is (a restore passes it on, where any
+    other failure becomes ``RESTORE_FAILED``)."""
 
 
 @dataclass
@@ -92,7 +90,7 @@ class Backups:
     def _reserve(self, server: ManagedProcess, trigger: str) -> _Running:
         settings = server.config.backups
         if settings.problem:
-            raise BackupRefused(500, BACKUP_FAILED, settings.problem)
+            raise BackupRefused(500, BACKUP_FAILED, detail=settings.problem)
         os.makedirs(settings.path, mode=0o700, exist_ok=True)
         with self._lock:
             if server.name in self._running:
@@ -211,7 +209,7 @@ class Backups:
                 raise
             except Exception as error:  # the old tree is still in place
                 log.exception("Restoring %s into %s failed", name, server.name)
-                raise BackupRefused(500, RESTORE_FAILED, str(error) or type(error).__name__) from None
+                raise BackupRefused(500, RESTORE_FAILED, detail=str(error) or type(error).__name__) from None
             finally:
                 with self._lock:
                     self._restoring.discard(server.name)
