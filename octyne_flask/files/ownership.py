@@ -9,11 +9,11 @@ its descriptor, or by name inside an open folder without following a link.
 
 from __future__ import annotations
 
-import errno
 import os
+from contextlib import closing
 from dataclasses import dataclass
 
-from octyne_flask.files.tree import open_folder, walk
+from octyne_flask.files.tree import walk_below
 from octyne_flask.runas import RunAs
 
 UNCHANGED = -1  # chown's "leave as it is"
@@ -48,19 +48,9 @@ class Owner:
         if not self.changes:
             return
         self.take_entry(folder, name)
-        try:
-            inner = open_folder(name, folder)
-        except OSError as error:
-            if error.errno in (errno.ENOTDIR, errno.ELOOP):
-                return  # a file or a link: done
-            raise
-        entries = walk(inner)
-        try:
+        with closing(walk_below(folder, name)) as entries:
             for entry in entries:
                 self.take_entry(entry.folder, entry.name)
-        finally:
-            entries.close()  # closes the folders the walk still has open
-            os.close(inner)
 
 
 KEEP = Owner()

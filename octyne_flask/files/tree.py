@@ -14,6 +14,7 @@ import errno
 import os
 import stat
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 
 from octyne_flask.files.paths import check_opened, is_inside, opened_path
@@ -115,6 +116,18 @@ def walk(folder: int, prefix: str = "") -> Iterator[Entry]:
     finally:
         for level in levels[1:]:
             os.close(level.fd)
+
+
+def walk_below(folder: int, name: str) -> Iterator[Entry]:
+    """``walk`` of everything in ``name`` in the open ``folder``; nothing when it is not a folder (a file,
+    a link) or is gone. Close it (``contextlib.closing``) to release its folders when leaving early."""
+    inner = open_folder_unless_replaced(name, folder)
+    if inner is None:
+        return
+    try:
+        yield from walk(inner)
+    finally:
+        os.close(inner)
 
 
 @dataclass
@@ -303,16 +316,6 @@ def has_link_leading_outside(folder: int, name: str, root: str) -> bool:
     """Whether ``name`` in the open ``folder`` is, or (a folder) holds, a symlink resolving outside ``root``."""
     if link_leads_outside(folder, name, root):
         return True
-    try:
-        inner = open_folder(name, folder)
-    except OSError as error:
-        if error.errno in REPLACED:
-            return False  # not a folder
-        raise
-    entries = walk(inner)
-    try:
+    with closing(walk_below(folder, name)) as entries:
         return any(link_leads_outside(entry.folder, entry.name, root)
                    for entry in entries if stat.S_ISLNK(entry.info.st_mode))
-    finally:
-        entries.close()  # closes the folders the walk still has open
-        os.close(inner)
