@@ -8,6 +8,7 @@ import unicodedata
 from urllib.parse import quote
 
 from octyne_flask.errors import ApiError
+from octyne_flask.files.messages import NO_SUCH_FILE
 from octyne_flask.files.mime import sniff_fd
 from octyne_flask.files.paths import ServerPath, check_opened
 
@@ -21,7 +22,7 @@ def open_regular_file(target: ServerPath) -> tuple[int, os.stat_result]:
     try:
         fd = os.open(target.absolute, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # never block on a FIFO
     except OSError:
-        raise ApiError(404, "This file does not exist!") from None
+        raise ApiError(404, NO_SUCH_FILE) from None
     check_opened(fd, target.root, "file path")
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):

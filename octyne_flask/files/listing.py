@@ -7,6 +7,7 @@ import stat
 from contextlib import contextmanager
 
 from octyne_flask.errors import ApiError
+from octyne_flask.files.messages import NOT_A_FOLDER, NO_SUCH_FOLDER
 from octyne_flask.files.mime import sniff_fd
 from octyne_flask.files.paths import ServerPath, check_opened
 
@@ -41,9 +42,9 @@ def opened_folder(folder: ServerPath):
     try:
         directory_fd = os.open(folder.absolute, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except NotADirectoryError:
-        raise ApiError(400, "This is not a folder!") from None
+        raise ApiError(400, NOT_A_FOLDER) from None
     except OSError:
-        raise ApiError(404, "This folder does not exist!") from None
+        raise ApiError(404, NO_SUCH_FOLDER) from None
     check_opened(directory_fd, folder.root, "folder path")
     try:
         yield directory_fd

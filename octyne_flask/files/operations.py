@@ -20,6 +20,8 @@ import stat
 from contextlib import contextmanager
 
 from octyne_flask.errors import ApiError, internal_error
+from octyne_flask.files.messages import (
+    FILE_EXISTS, FOLDER_EXISTS, NO_PARENT, NO_SUCH_FILE, NO_SUCH_SOURCE, PARENT_NOT_A_FOLDER)
 from octyne_flask.files.ownership import KEEP, Owner
 from octyne_flask.files.paths import LINK_ESCAPES, ServerPath, is_inside, open_parent
 from octyne_flask.files.temp_journal import UNRECORDED, TemporaryJournal
@@ -58,24 +60,24 @@ def delete_item(target: ServerPath) -> None:
     """``DELETE /file``: the server directory itself is refused; a symlink is removed, not followed."""
     if target.is_root:
         raise ApiError(403, DANGEROUS)
-    with in_parent_folder(target, "file path", ApiError(404, "This file does not exist!")) as (folder, name):
+    with in_parent_folder(target, "file path", ApiError(404, NO_SUCH_FILE)) as (folder, name):
         remove_entry(folder, name)
 
 
 def create_folder(target: ServerPath, owner: Owner = KEEP) -> None:
     """``POST /folder``: one new folder, given to ``owner``; anything already at that path is refused."""
     if os.path.lexists(target.absolute):
-        raise ApiError(400, "This folder already exists!")
+        raise ApiError(400, FOLDER_EXISTS)
     parent = os.path.dirname(target.absolute)
     if not os.path.lexists(parent):  # the client's mistake, not an internal error
-        raise ApiError(400, "Destination parent folder does not exist!")
+        raise ApiError(400, NO_PARENT)
     if not os.path.isdir(parent):
-        raise ApiError(400, "Destination parent is not a folder!")
+        raise ApiError(400, PARENT_NOT_A_FOLDER)
     with in_parent_folder(target, "folder path") as (folder, name):
         try:
             os.mkdir(name, dir_fd=folder)
         except FileExistsError:
-            raise ApiError(400, "This folder already exists!") from None
+            raise ApiError(400, FOLDER_EXISTS) from None
         try:
             owner.take_entry(folder, name)
         except BaseException:
@@ -88,16 +90,16 @@ def destination_for(source: ServerPath, dest: ServerPath) -> ServerPath:
     if os.path.isdir(dest.absolute):
         dest = dest.child(posixpath.basename(source.relative))
     if os.path.lexists(dest.absolute):
-        raise ApiError(409, "This file already exists!")
+        raise ApiError(409, FILE_EXISTS)
     parent = os.path.dirname(dest.absolute)
     try:
         parent_mode = os.stat(parent).st_mode
     except FileNotFoundError:
-        raise ApiError(400, "Destination parent folder does not exist!") from None
+        raise ApiError(400, NO_PARENT) from None
     except OSError as error:
         raise internal_error(error) from None
     if not stat.S_ISDIR(parent_mode):
-        raise ApiError(400, "Destination parent is not a folder!")
+        raise ApiError(400, PARENT_NOT_A_FOLDER)
     if is_inside(os.path.realpath(parent), source.real_location()):
         raise ApiError(400, "Invalid destination path: destination is inside the source")
     return dest
@@ -108,7 +110,7 @@ def move_or_copy(operation: str, source: ServerPath, dest: ServerPath,
     """Run ``mv`` or ``cp`` from ``source`` to ``dest`` and return where the item now is
     (a copy's staging listed in ``journal`` while it is written; what a copy makes given to ``owner``)."""
     if not os.path.lexists(source.absolute):
-        raise ApiError(400, "The file specified in src does not exist!")
+        raise ApiError(400, NO_SUCH_SOURCE)
     final = destination_for(source, dest)
     relocate = move_entry if operation == "mv" else copy_into_place
     with in_parent_folder(source, "source path") as (origin, name), \

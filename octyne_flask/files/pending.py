@@ -16,6 +16,7 @@ import secrets
 import stat
 
 from octyne_flask.errors import INTERNAL, ApiError
+from octyne_flask.files.messages import FILE_EXISTS, IS_A_FOLDER, NOT_A_FOLDER, NO_SUCH_FOLDER
 from octyne_flask.files.ownership import KEEP, Owner
 from octyne_flask.files.paths import LINK_ESCAPES, ServerPath, open_parent
 from octyne_flask.files.temp_journal import TemporaryJournal
@@ -23,7 +24,6 @@ from octyne_flask.files.tree import READ_FLAGS, copy_content
 
 PREFIX = ".octyne-upload-"
 CREATE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-ALREADY_THERE = "This file already exists!"
 
 
 def too_large(limit: int) -> ApiError:
@@ -50,9 +50,9 @@ class PendingFile:
         try:
             self.folder, self.final = open_parent(self._final_path(), target.root, "file path")
         except FileNotFoundError:  # the client named a folder that is not there: its error, not ours
-            raise ApiError(404, "This folder does not exist!") from None
+            raise ApiError(404, NO_SUCH_FOLDER) from None
         except NotADirectoryError:
-            raise ApiError(400, "This is not a folder!") from None
+            raise ApiError(400, NOT_A_FOLDER) from None
         except OSError:
             raise ApiError(500, INTERNAL) from None
         self.temporary: str | None = f"{PREFIX}{secrets.token_hex(8)}"
@@ -99,7 +99,7 @@ class PendingFile:
         except OSError:
             raise ApiError(500, INTERNAL) from None
         if stat.S_ISDIR(existing.st_mode):
-            raise ApiError(400, "This is a folder!")
+            raise ApiError(400, IS_A_FOLDER)
         return existing if stat.S_ISREG(existing.st_mode) else None
 
     def _copy_existing(self) -> None:
@@ -151,7 +151,7 @@ class PendingFile:
                         follow_symlinks=False)
                 os.unlink(self.temporary, dir_fd=self.folder)
         except FileExistsError:
-            raise ApiError(409, ALREADY_THERE) from None
+            raise ApiError(409, FILE_EXISTS) from None
         except OSError:
             raise ApiError(500, INTERNAL) from None
         self.journal.remove(self.listed)

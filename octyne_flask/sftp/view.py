@@ -32,14 +32,14 @@ from paramiko.sftp import SFTP_FAILURE, SFTP_NO_SUCH_FILE, SFTP_OK, SFTP_PERMISS
 from octyne_flask.errors import ApiError
 from octyne_flask.files.download import open_regular_file
 from octyne_flask.files.listing import folder_entries, opened_folder
+from octyne_flask.files.messages import FILE_EXISTS, IS_A_FOLDER, NO_SUCH_FILE, NO_SUCH_SOURCE
 from octyne_flask.files.operations import create_folder, in_parent_folder, move_entry
 from octyne_flask.files.paths import LINK_ESCAPES, ServerPath, check_opened, is_inside, relative_path, resolve
-from octyne_flask.files.pending import ALREADY_THERE, PendingFile
+from octyne_flask.files.pending import PendingFile
 from octyne_flask.sftp.handles import ReadHandle, UploadHandle, allowed_mode, change_attributes
 from octyne_flask.sftp.refusals import Refused, forbidden, refusing, unsupported
 from octyne_flask.sftp.session import Session
 
-MISSING = "This file does not exist!"
 _WRITING = os.O_WRONLY | os.O_RDWR
 
 
@@ -87,7 +87,7 @@ class ServerFilesView(SFTPServerInterface):
         target = self._resolve(path)
         if target.is_root:
             return self.stat(path)
-        with refusing(), in_parent_folder(target, "file path", ApiError(404, MISSING)) as (folder, name):
+        with refusing(), in_parent_folder(target, "file path", ApiError(404, NO_SUCH_FILE)) as (folder, name):
             return SFTPAttributes.from_stat(os.stat(name, dir_fd=folder, follow_symlinks=False))
 
     def readlink(self, path):
@@ -122,9 +122,9 @@ class ServerFilesView(SFTPServerInterface):
         target = self._resolve(path, follow=True, allow_root=False)
         exists = os.path.lexists(target.absolute)
         if not exists and not flags & os.O_CREAT:
-            raise Refused(SFTP_NO_SUCH_FILE, MISSING)
+            raise Refused(SFTP_NO_SUCH_FILE, NO_SUCH_FILE)
         if exists and flags & os.O_EXCL:
-            raise Refused(SFTP_FAILURE, ALREADY_THERE)
+            raise Refused(SFTP_FAILURE, FILE_EXISTS)
         mode = allowed_mode(attr.st_mode, folder=False) if attr._flags & attr.FLAG_PERMISSIONS else None
         with refusing():
             pending = PendingFile(target, self.session.daemon.config.files.upload_limit,
@@ -152,9 +152,9 @@ class ServerFilesView(SFTPServerInterface):
         """Remove a file or a link (never what it points to); folders go with ``rmdir``."""
         self._require("files.modify")
         target = self._resolve(path, allow_root=False)
-        with refusing(), in_parent_folder(target, "file path", ApiError(404, MISSING)) as (folder, name):
+        with refusing(), in_parent_folder(target, "file path", ApiError(404, NO_SUCH_FILE)) as (folder, name):
             if stat.S_ISDIR(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode):
-                raise Refused(SFTP_FAILURE, "This is a folder!")
+                raise Refused(SFTP_FAILURE, IS_A_FOLDER)
             os.unlink(name, dir_fd=folder)
         self._log("delete", path=target.request)
         return SFTP_OK
@@ -163,7 +163,7 @@ class ServerFilesView(SFTPServerInterface):
         """Remove an empty folder."""
         self._require("files.modify")
         target = self._resolve(path, "folder path", allow_root=False)
-        with refusing(), in_parent_folder(target, "folder path", ApiError(404, MISSING)) as (folder, name):
+        with refusing(), in_parent_folder(target, "folder path", ApiError(404, NO_SUCH_FILE)) as (folder, name):
             os.rmdir(name, dir_fd=folder)
         self._log("delete", path=target.request)
         return SFTP_OK
@@ -174,8 +174,8 @@ class ServerFilesView(SFTPServerInterface):
         source = self._resolve(oldpath, "source path", allow_root=False)
         dest = self._resolve(newpath, "destination path", allow_root=False)
         if os.path.lexists(dest.absolute):
-            raise Refused(SFTP_FAILURE, ALREADY_THERE)
-        missing = ApiError(404, "The file specified in src does not exist!")
+            raise Refused(SFTP_FAILURE, FILE_EXISTS)
+        missing = ApiError(404, NO_SUCH_SOURCE)
         with refusing(), in_parent_folder(source, "source path", missing) as (origin, name), \
                 in_parent_folder(dest, "destination path") as (target, new_name):
             move_entry(origin, name, target, new_name, source.root, self.session.daemon.temporaries,
@@ -204,7 +204,7 @@ def _opened_path(target: ServerPath):
     try:
         fd = os.open(target.absolute, os.O_PATH | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise ApiError(404, MISSING) from None
+        raise ApiError(404, NO_SUCH_FILE) from None
     check_opened(fd, target.root, "file path")
     try:
         yield fd

@@ -1,0 +1,11 @@
+"""The file API's error messages that several files endpoints (and SFTP) answer with, written once (api.md)."""
+
+NO_SUCH_FILE = "This file does not exist!"
+NO_SUCH_FOLDER = "This folder does not exist!"
+NO_SUCH_SOURCE = "The file specified in src does not exist!"
+NOT_A_FOLDER = "This is not a folder!"
+IS_A_FOLDER = "This is a folder!"
+FILE_EXISTS = "This file already exists!"
+FOLDER_EXISTS = "This folder already exists!"
+NO_PARENT = "Destination parent folder does not exist!"
+PARENT_NOT_A_FOLDER = "Destination parent is not a folder!"
