@@ -6,6 +6,7 @@ from flask import Blueprint, jsonify
 
 from octyne_flask.api.guard import ANY_METHOD, allow_methods, authenticate, current_daemon, requires
 from octyne_flask.auth.users import LOCAL_USER
+from octyne_flask.sftp.login import login_name
 
 blueprint = Blueprint("sftp", __name__)
 
@@ -19,5 +20,5 @@ def sftp_access(server):
     user = authenticate()
     status = current_daemon().sftp.status()
     return jsonify(enabled=status.serving, port=status.port,
-                   username=None if user == LOCAL_USER else f"{user}.{server.name}",
+                   username=None if user == LOCAL_USER else login_name(user, server.name),
                    hostKey=status.host_key or None)

@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 KEYS_FILE_LIMIT = 1 << 20  # bytes read from sftp.authorizedKeys
 
 
+def login_name(account: str, server: str) -> str:
+    """What ``account`` logs in as to reach ``server``'s files."""
+    return f"{account}.{server}"
+
+
 def split_login_name(name: str) -> tuple[str, str]:
     """``(account, server)`` of ``<account>.<server>``, split at the first dot (account names have none)."""
     account, _, server = name.partition(".")
