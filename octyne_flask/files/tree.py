@@ -80,13 +80,12 @@ def names(folder: int) -> list[str]:
 class Entry:
     """One entry met by ``walk``: reach it as ``name`` in ``folder``, which is open only while it is handled."""
 
-    relative: str  # below the walked folder, "/"-separated
     folder: int
     name: str
     info: os.stat_result  # lstat taken just before it was yielded
 
 
-def walk(folder: int, prefix: str = "") -> Iterator[Entry]:
+def walk(folder: int) -> Iterator[Entry]:
     """Everything below the open ``folder``, each folder before its contents; links are entries, never entered.
 
     Entries that vanish meanwhile, and folders replaced by something else before
@@ -94,7 +93,7 @@ def walk(folder: int, prefix: str = "") -> Iterator[Entry]:
     the call stack, so a tree of any depth (a client can make thousands of levels)
     is walked, with one descriptor per level.
     """
-    levels = [_Level(folder, prefix, iter(names(folder)))]
+    levels = [_Level(folder, iter(names(folder)))]
     try:
         while levels:
             level = levels[-1]
@@ -108,11 +107,11 @@ def walk(folder: int, prefix: str = "") -> Iterator[Entry]:
                 info = os.stat(name, dir_fd=level.fd, follow_symlinks=False)
             except FileNotFoundError:
                 continue
-            yield Entry(level.prefix + name, level.fd, name, info)
+            yield Entry(level.fd, name, info)
             if stat.S_ISDIR(info.st_mode):
                 inner = open_folder_unless_replaced(name, level.fd)
                 if inner is not None:
-                    levels.append(_Level.listing(inner, f"{level.prefix}{name}/"))
+                    levels.append(_Level.listing(inner))
     finally:
         for level in levels[1:]:
             os.close(level.fd)
@@ -135,14 +134,13 @@ class _Level:
     """One open folder of a walk and the names in it still to visit."""
 
     fd: int
-    prefix: str  # of the relative names of its entries ("a/b/")
     entries: Iterator[str]
 
     @classmethod
-    def listing(cls, fd: int, prefix: str = "") -> _Level:
+    def listing(cls, fd: int) -> _Level:
         """The level for the newly opened folder ``fd`` (closed here if it cannot be listed)."""
         try:
-            return cls(fd, prefix, iter(names(fd)))
+            return cls(fd, iter(names(fd)))
         except BaseException:
             os.close(fd)
             raise
