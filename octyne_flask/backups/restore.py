@@ -52,12 +52,8 @@ def _fill(archive, parent: int, staging: str, name: str, exclude: Exclude | None
     new = open_folder(staging, parent)
     old = open_folder(name, parent)
     try:
-        free = os.statvfs(new)
-        unpacker = Unpacker(new, min(limit, free.f_bavail * free.f_frsize))
-        try:
+        with Unpacker.within_free_space(new, limit) as unpacker:
             unpacker.unpack_tar(archive, "zstd")
-        finally:
-            unpacker.close()
         if exclude is not None:
             _carry_over(old, new, exclude, "")
         owner.take_tree(parent, staging)

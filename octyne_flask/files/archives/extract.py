@@ -140,15 +140,11 @@ def _unpack_and_merge(reading, kind: str, limit: int, target: int, root: str, jo
         try:
             folder = open_folder(staging, target)
             try:
-                free = os.statvfs(folder)
-                unpacker = Unpacker(folder, min(limit, free.f_bavail * free.f_frsize))
-                try:
+                with Unpacker.within_free_space(folder, limit) as unpacker:
                     if kind == "zip":
                         unpacker.unpack_zip(reading)
                     else:
                         unpacker.unpack_tar(reading, kind.partition(":")[2])
-                finally:
-                    unpacker.close()
                 owner.take_tree(target, staging)
                 _merge(folder, target, root, unpacker.links)
             finally:
@@ -176,7 +172,8 @@ def _member_path(name: str) -> str | None:
 
 
 class Unpacker:
-    """Writes members into the open staging folder, counting bytes against the budget."""
+    """Writes members into the open staging folder, counting bytes against the budget; leaving its ``with``
+    block closes the folder it keeps open."""
 
     def __init__(self, staging: int, budget: int):
         self.staging = staging
@@ -184,6 +181,18 @@ class Unpacker:
         self.written = 0
         self.links: list[str] = []
         self._folder: tuple[str, int] | None = None  # the folder last written into, kept open: members come in runs
+
+    @classmethod
+    def within_free_space(cls, staging: int, limit: int) -> Unpacker:
+        """An unpacker whose budget is ``limit`` bytes or the free space where ``staging`` is, whichever is smaller."""
+        free = os.statvfs(staging)
+        return cls(staging, min(limit, free.f_bavail * free.f_frsize))
+
+    def __enter__(self) -> Unpacker:
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.close()
 
     def close(self) -> None:
         if self._folder is not None:
