@@ -291,6 +291,7 @@ def test_json_move_and_legacy_copy(daemon, root):
     ("cp\n/a.txt\n/", 409, "This file already exists!"),
     ("mv\n/a.txt\n/missing/x", 400, "Destination parent folder does not exist!"),
     ("mv\n/a.txt\n/data.json/x", 400, "Destination parent is not a folder!"),
+    ("cp\n/a.txt\n/data.json/x/y", 400, "Destination parent folder does not exist!"),  # was a 500 (ENOTDIR)
 ])
 def test_move_copy_errors_change_nothing(daemon, root, body, status, message):
     before = tree_state(root)

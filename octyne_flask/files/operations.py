@@ -94,7 +94,7 @@ def destination_for(source: ServerPath, dest: ServerPath) -> ServerPath:
     parent = os.path.dirname(dest.absolute)
     try:
         parent_mode = os.stat(parent).st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # a missing folder, or a file where one should be
         raise ApiError(400, NO_PARENT) from None
     except OSError as error:
         raise internal_error(error) from None
