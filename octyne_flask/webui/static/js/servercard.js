@@ -43,11 +43,11 @@ function stat(label, value, chart = null) {
  * `node`: the cluster node the server runs on (null: this one).
  */
 export function createServerCard(id, {
-  linkName = true, onChanged = () => {}, node = currentNode(), canControl = mayOn(id, "control"), nodeLabel = null,
+  linkName = true, onChanged = () => {}, node = currentNode(), canControl = mayOn(id, "control"),
 } = {}) {
   const where = node ? ` on ${node.name}` : "";
   const badge = h("span", { class: "badge", "data-testid": "status", text: "…" });
-  const tag = nodeLabel ? h("span", { class: "node-tag", "data-testid": "node", text: nodeLabel }) : null;
+  const tag = h("span", { class: "node-tag", "data-testid": "node" });
   const uptimeValue = h("span", { text: "—" });
   const cpuValue = h("span", { text: "—" });
   const memoryValue = h("span", { text: "—" });
@@ -87,6 +87,13 @@ export function createServerCard(id, {
       stat("Limits", limitsValue)),
     canControl ? h("div", { class: "actions" }, start, stop, kill) : null);
 
+  /** Name the node on the card (null: no tag, the cluster is this node alone). */
+  function setNodeLabel(label) {
+    tag.textContent = label || "";
+    tag.hidden = !label;
+  }
+  setNodeLabel(null);
+
   /** The server's node cannot be reached: keep the card, greyed, with nothing to press. */
   function setOffline() {
     element.classList.add("offline");
@@ -123,5 +130,5 @@ export function createServerCard(id, {
     kill.disabled = !running;
   }
 
-  return { element, update, setOffline };
+  return { element, update, setOffline, setNodeLabel };
 }

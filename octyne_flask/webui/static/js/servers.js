@@ -95,12 +95,13 @@ export function mountServerList(section) {
         const key = prefix + name;
         if (!cards.has(key)) {
           const card = createServerCard(name, {
-            node: result.node, onChanged: () => poller.now(), nodeLabel: clustered ? entry.name : null,
+            node: result.node, onChanged: () => poller.now(),
             ...(result.canControl ? { canControl: result.canControl(name) } : {}),
           });
           cards.set(key, { card, nodeName: entry.name });
         }
         const { card } = cards.get(key);
+        card.setNodeLabel(clustered ? entry.name : null); // nodes may join after the card was made
         card.update(info);
         seen.add(key);
         // Move a card only when it is out of place: moving a node takes focus away from its buttons.
