@@ -69,7 +69,7 @@ def test_create_watch_download_restore_a_backup_and_run_a_schedule_now(dashboard
     daemon.post("/server/world", data="START")
     page.get_by_role("link", name="Schedules").click()
     greet = page.locator('tr[data-schedule="greet"]')
-    expect(greet).to_contain_text("0 4 * * *")
+    expect(greet.locator("td.when")).to_have_text("At 04:00 0 4 * * *")
     expect(greet).to_contain_text("Not run yet")
     wait_until(lambda: daemon.get("/server/world").json()["status"] == 1)
     greet.get_by_role("button", name="Run now").click()

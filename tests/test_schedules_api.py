@@ -46,7 +46,7 @@ def test_a_command_every_two_seconds_reaches_the_app_and_a_stopped_servers_run_i
     assert lines(tmp_path / "app" / "input.log").count("save-all") >= 2
     entry = listing(daemon, "app")["tick"]
     now_ms = time.time() * 1000
-    assert (entry["cron"], entry["action"]) == ("*/2 * * * * *", "command")
+    assert (entry["cron"], entry["description"], entry["action"]) == ("*/2 * * * * *", "Every 2 seconds", "command")
     assert now_ms < entry["next"] <= now_ms + 2000 and entry["next"] % 2000 == 0
     assert entry["last"]["outcome"] == "ok" and now_ms - 2500 < entry["last"]["time"] <= now_ms
     idle = listing(daemon, "idle")["tick"]
@@ -85,6 +85,7 @@ def test_run_now_skips_warnings_and_an_unknown_name_is_404(daemon_factory, tmp_p
     assert (response.status_code, response.json()) == (200, {"success": True})
     wait_until(lambda: len(lines(starts)) == 2, timeout=10)
     assert not lines(tmp_path / "app" / "input.log")
+    assert listing(daemon, "app")["later"]["description"] == "At 04:00, on day 1 of the month, only in January"
     missing = daemon.post("/server/app/schedules/nope/run")
     assert (missing.status_code, missing.json()) == (404, {"error": "This schedule does not exist!"})
     assert daemon.get("/server/app/schedules/later/run").status_code == 405

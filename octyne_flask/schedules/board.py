@@ -66,8 +66,8 @@ class ScheduleBoard:
         listing = []
         for key, schedule, last in entries:
             due = self._scheduler.due_time(key)
-            listing.append({"name": schedule.name, "cron": schedule.cron, "action": schedule.action,
-                            "next": None if due is None else round(due * 1000), "last": last})
+            listing.append({"name": schedule.name, "cron": schedule.cron, "description": schedule.in_words,
+                            "action": schedule.action, "next": None if due is None else round(due * 1000), "last": last})
         return listing
 
     def run_now(self, server: str, name: str) -> bool:

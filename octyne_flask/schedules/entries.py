@@ -1,6 +1,7 @@
 """The ``schedules`` and ``backups`` entries of a server's config, and the ``timezone`` key, validated.
 
-Cron syntax and time arithmetic are croniter's: 5 fields, or 6 with seconds first.
+Cron syntax and time arithmetic are croniter's: 5 fields, or 6 with seconds first;
+the words for a cron ("At 04:00, Monday through Friday") are cron-descriptor's.
 Errors are ``EntryError(path, problem)`` so config.py can name the key the usual way.
 """
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cron_descriptor import ExpressionDescriptor, FormatError, MissingFieldError, Options, WrongArgumentError
 from croniter import croniter
 from dateutil.tz import tzlocal
 
@@ -43,6 +45,16 @@ class Schedule:
     def next_after(self, moment: datetime) -> datetime:
         """The first time strictly after ``moment`` (an aware datetime) that the cron names, in its zone."""
         return croniter(self.cron, moment, second_at_beginning=_has_seconds(self.cron)).get_next(datetime)
+
+    @property
+    def in_words(self) -> str:
+        """The cron read out in English, in the daemon's time zone; the cron itself if the describer cannot read it."""
+        options = Options()
+        options.use_24hour_time_format = True
+        try:
+            return ExpressionDescriptor(self.cron, options).get_description()
+        except (FormatError, MissingFieldError, WrongArgumentError):
+            return self.cron
 
 
 @dataclass(frozen=True)

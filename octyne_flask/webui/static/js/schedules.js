@@ -1,4 +1,5 @@
-// The Schedules tab: each schedule with its cron, next run and last outcome, and
+// The Schedules tab: each schedule with its cron (and the daemon's reading of it in
+// words, in the daemon's time zone), next run and last outcome, and
 // "Run now". Schedules are edited in the config (the tab links there).
 
 import { getJson, request } from "./api.js";
@@ -23,7 +24,7 @@ export function mountSchedules(panel, id) {
     h("p", { class: "notice" }, "Schedules are set under ", h("code", { text: `servers.${id}.schedules` }),
       " in the config", may("config.view") ? [" (", h("a", { href: "#/config", text: "edit the config" }), ")"] : null, "."),
     h("table", { class: "files schedules" },
-      h("thead", {}, h("tr", {}, ["Name", "Action", "Cron", "Next run", "Last run", ""].map((text) => h("th", { text })))),
+      h("thead", {}, h("tr", {}, ["Name", "Action", "When", "Next run", "Last run", ""].map((text) => h("th", { text })))),
       table));
 
   async function runNow(name) {
@@ -43,7 +44,8 @@ export function mountSchedules(panel, id) {
     return h("tr", { dataset: { schedule: schedule.name } },
       h("td", { class: "name", text: schedule.name }),
       h("td", { text: ACTIONS[schedule.action] || schedule.action }),
-      h("td", {}, h("code", { text: schedule.cron })),
+      h("td", { class: "when" }, h("span", { text: schedule.description || schedule.cron }), " ",
+        h("code", { class: "cron", text: schedule.cron })),
       h("td", { class: "lastModified", text: schedule.next ? new Date(schedule.next).toLocaleString() : "—" }),
       h("td", { class: `outcome ${schedule.last ? schedule.last.outcome : ""}`, text: lastRun(schedule.last) }),
       h("td", {}, h("div", { class: "actions" }, run)));
