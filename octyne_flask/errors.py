@@ -15,6 +15,7 @@ CREDENTIALS_MISSING = "Username or password not provided!"
 # 405 messages that several endpoints share (api.md gives each endpoint its own wording).
 ONLY_GET = "Only GET is allowed!"
 ONLY_POST = "Only POST is allowed!"
+ONLY_GET_AND_POST = "Only GET and POST is allowed!"  # Octyne's grammar, kept as clients see it
 ONLY_GET_AND_PATCH = "Only GET and PATCH are allowed!"
 
 

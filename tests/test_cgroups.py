@@ -316,12 +316,12 @@ def test_v2_in_a_delegated_cgroup_moves_the_daemon_to_a_leaf_before_making_cgrou
     service = os.path.join(V2_BASE, unique_name())
     os.mkdir(service)
     os.setxattr(service, "trusted.delegate", b"1")
-    script = textwrap.dedent(f"""
+    script = textwrap.dedent("""
         from octyne_flask.supervisor.cgroups import V2Tree
         from octyne_flask.supervisor.cgroups.detect import read_mounts, read_own_cgroups, v2_base
         base, evacuate, _ = v2_base(read_mounts(), read_own_cgroups())
         tree = V2Tree(base, "octyne-flask-evacuee", evacuate)
-        cgroup = tree.create("s", {{}})
+        cgroup = tree.create("s", {})
         print(tree.version, cgroup.directories[0])
         print(open("/proc/self/cgroup").read())
         cgroup.remove(); tree.close()

@@ -226,7 +226,7 @@ class Work:
                 steps.append({"operation": "rm", "path": f"/{self.copies[-2]}"})
             self._request("PATCH", "/server/beta/files", data=json.dumps({"operations": steps}))
         else:
-            self._request("POST", f"/server/beta/decompress?path=/src.zip", data=f"/{name}")
+            self._request("POST", "/server/beta/decompress?path=/src.zip", data=f"/{name}")
 
     def _patch_config(self) -> None:
         text = self.scene.texts[1] if self.config.answered == self.scene.texts[0].encode() else self.scene.texts[0]

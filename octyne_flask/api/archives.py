@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify, request
 
 from octyne_flask.api.guard import (
     ANY_METHOD, allow_methods, current_daemon, log_action, read_body, read_json_body, requires)
-from octyne_flask.errors import ApiError
+from octyne_flask.errors import ONLY_POST, ApiError
 from octyne_flask.files.archives import compress as compression
 from octyne_flask.files.archives import extract as extraction
 from octyne_flask.files.ownership import Owner
@@ -46,7 +46,7 @@ def compress(server):
 @blueprint.route("/server/<id>/decompress", methods=ANY_METHOD)
 @requires("server{id}.files.decompress")
 def decompress(server):
-    allow_methods(("POST",), "Only POST is allowed!")
+    allow_methods(("POST",), ONLY_POST)
     destination = read_body().decode("utf-8", "surrogateescape")
     archive, target, kind = extraction.prepare(server.directory, request.args.get("path"), destination)
     daemon = current_daemon()

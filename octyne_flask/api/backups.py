@@ -8,6 +8,7 @@ from flask import Blueprint, jsonify, request
 
 from octyne_flask.api.files import file_response
 from octyne_flask.api.guard import ANY_METHOD, allow_methods, authorize, current_daemon, log_action, requires
+from octyne_flask.errors import ONLY_GET_AND_POST, ONLY_POST
 
 blueprint = Blueprint("backups", __name__)
 
@@ -18,7 +19,7 @@ BACKUP_PERMISSIONS = {"DELETE": "server{id}.backups.delete", "*": "server{id}.ba
 @requires({"POST": "server{id}.backups.create", "*": "server{id}.backups.view"})
 def backups(server):
     """GET: every backup, newest first; POST: start one in the background (202 with its name)."""
-    allow_methods(("GET", "POST"), "Only GET and POST is allowed!")
+    allow_methods(("GET", "POST"), ONLY_GET_AND_POST)
     store = current_daemon().backups
     if request.method in ("GET", "HEAD"):
         return jsonify(backups=store.listing(server))
@@ -52,7 +53,7 @@ def one_backup(server, name):
 @requires("server{id}.backups.restore")
 def restore(server, name):
     """Replace the (stopped) server's directory with the backup, after a ``pre-restore`` backup of it."""
-    allow_methods(("POST",), "Only POST is allowed!")
+    allow_methods(("POST",), ONLY_POST)
     daemon = current_daemon()
     daemon.backups.restore(server, name, daemon.config.files.decompress_limit)
     log_action("server.backups.restore", server=server.name, backup=name)

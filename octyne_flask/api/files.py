@@ -11,6 +11,7 @@ from werkzeug.wsgi import FileWrapper, wrap_file
 
 from octyne_flask.api.guard import (
     ANY_METHOD, allow_methods, current_daemon, log_action, read_body, read_json_body, requires)
+from octyne_flask.errors import ONLY_POST
 from octyne_flask.files.download import content_disposition, open_download
 from octyne_flask.files.listing import list_folder
 from octyne_flask.files.operations import create_folder, delete_item, move_or_copy
@@ -109,7 +110,7 @@ def _delete(server):
 @blueprint.route("/server/<id>/folder", methods=ANY_METHOD)
 @requires("server{id}.files.createFolder")
 def folder(server):
-    allow_methods(("POST",), "Only POST is allowed!")
+    allow_methods(("POST",), ONLY_POST)
     target = resolve(server.directory, request.args.get("path"), "folder path")
     create_folder(target, Owner.of(server.config.run_as))
     log_action("server.files.createFolder", server=server.name, path=target.request)

@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify, request
 
 from octyne_flask.api.guard import (ANY_METHOD, allow_methods, authenticate, caller_permissions, current_daemon,
                                     log_action, read_body, requires)
-from octyne_flask.errors import ONLY_GET, ApiError
+from octyne_flask.errors import ONLY_GET, ONLY_GET_AND_POST, ApiError
 from octyne_flask.supervisor import total_memory
 
 blueprint = Blueprint("servers", __name__)
@@ -29,7 +29,7 @@ def list_servers():
 @requires({"POST": "server{id}.control", "*": "server{id}.view"})
 def one_server(server):
     """GET: status and stats; POST: a control operation."""
-    allow_methods(("GET", "POST"), "Only GET and POST is allowed!")
+    allow_methods(("GET", "POST"), ONLY_GET_AND_POST)
     if request.method == "POST":
         return control(server)
     stats = server.stats()

@@ -6,6 +6,7 @@ from flask import Blueprint, jsonify
 
 from octyne_flask.api.guard import ANY_METHOD, allow_methods, authenticate, current_daemon, requires
 from octyne_flask.auth.users import LOCAL_USER
+from octyne_flask.errors import ONLY_GET
 from octyne_flask.sftp.login import login_name
 
 blueprint = Blueprint("sftp", __name__)
@@ -16,7 +17,7 @@ blueprint = Blueprint("sftp", __name__)
 def sftp_access(server):
     """``enabled`` (served now), ``port``, the caller's ``username`` for this server (null for ``@local``,
     who has no password) and the ``hostKey`` fingerprint clients show on first connection."""
-    allow_methods(("GET",), "Only GET is allowed!")
+    allow_methods(("GET",), ONLY_GET)
     user = authenticate()
     status = current_daemon().sftp.status()
     return jsonify(enabled=status.serving, port=status.port,
