@@ -64,7 +64,7 @@ def exclusion(patterns: tuple[str, ...]):
 class Backups:
     def __init__(self, journal: TemporaryJournal):
         self._journal = journal
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()  # notified when a backup leaves _running
         self._running: dict[str, _Running] = {}  # server name -> its backup in progress
         self._restoring: set[str] = set()  # servers whose directory is being replaced: no backup, no second restore
         self._stop = threading.Event()
@@ -126,6 +126,7 @@ class Backups:
             self._type(server, settings.after)
             with self._lock:
                 self._running.pop(server.name, None)
+                self._lock.notify_all()
 
     @staticmethod
     def _type(server: ManagedProcess, commands: tuple[str, ...]) -> bool:
@@ -171,12 +172,8 @@ class Backups:
     def _wait_for_running_backup(self, server: ManagedProcess, timeout: float = 60.0) -> None:
         """A backup listed complete may still be running its ``after`` commands and retention: let it finish
         (new ones are refused while the restore holds the server), so the pre-restore backup can start."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                if server.name not in self._running:
-                    return
-            time.sleep(0.05)
+        with self._lock:
+            self._lock.wait_for(lambda: server.name not in self._running, timeout)
 
     def path_of(self, server: ManagedProcess, name: str) -> str:
         """The complete backup ``name`` of ``server``; BackupRefused(404) for anything else."""
