@@ -12,6 +12,7 @@ import os
 import threading
 import time
 
+from octyne_flask.atomicfile import NEW_FILE_MODE
 from octyne_flask.config import LoggingConfig
 
 LOG_FILE_NAME = "octyne.log"
@@ -63,7 +64,7 @@ class ActionLog:
             path = self.path
             self._rotate_if_full(path)
             # A file name that is not UTF-8 carries surrogates; written as \udcXX they stay a JSON escape.
-            with open(path, "a", encoding="utf-8", errors="backslashreplace") as handle:
+            with open(path, "a", encoding="utf-8", errors="backslashreplace", opener=_owner_only) as handle:
                 handle.write(line)
 
     @staticmethod
@@ -76,3 +77,8 @@ class ActionLog:
             stamp = time.strftime("%Y-%m-%dT%H-%M-%S", time.gmtime())
             base, extension = os.path.splitext(path)
             os.replace(path, f"{base}-{stamp}-{time.time_ns() % 1_000_000:06d}{extension}")
+
+
+def _owner_only(path: str, flags: int) -> int:
+    """Open a log file; a new one is readable by the daemon's user only: it names who logged in from where."""
+    return os.open(path, flags, NEW_FILE_MODE)

@@ -194,6 +194,19 @@ def test_action_log_switches_and_rotation(tmp_path):
     assert len(os.listdir(tmp_path)) == 2
 
 
+def test_a_new_action_log_file_is_readable_by_the_daemons_user_only(tmp_path):
+    old_umask = os.umask(0o022)
+    try:
+        log = ActionLog(LoggingConfig(True, str(tmp_path), {}))
+        log.record("auth.login", "1.2.3.4", "alice")
+        with open(log.path, "a") as handle:
+            handle.write("x" * ROTATE_AT_BYTES)
+        log.record("auth.login", "1.2.3.4", "alice")  # rotated: a new file again
+    finally:
+        os.umask(old_umask)
+    assert sorted(oct(os.stat(tmp_path / name).st_mode & 0o777) for name in os.listdir(tmp_path)) == ["0o600"] * 2
+
+
 def test_action_log_disabled_writes_nothing(tmp_path):
     log = ActionLog(LoggingConfig(False, str(tmp_path / "logs"), {}))
     log.started(1)
