@@ -15,7 +15,8 @@ import pytest
 
 from octyne_flask.errors import ApiError
 from octyne_flask.files.listing import list_folder
-from octyne_flask.files.operations import create_folder, delete_item, move_or_copy
+from octyne_flask.files import noreplace
+from octyne_flask.files.operations import copy_into_place, create_folder, delete_item, move_entry, move_or_copy
 from octyne_flask.files.paths import ServerPath, resolve
 from octyne_flask.files.transactions import Outcome, Step, TransactionRejected, parse_operations, run_transaction, undo
 
@@ -335,6 +336,46 @@ def assert_nothing_from_outside(server: str) -> None:
             path = os.path.join(parent, name)
             if not os.path.islink(path):
                 assert open(path, "rb").read() != LOOT, f"{path} was read from outside"
+
+
+@pytest.mark.parametrize("relocate", [move_entry, copy_into_place], ids=["mv", "cp"])
+@pytest.mark.parametrize("source", ["a.txt", "folder"])
+@pytest.mark.parametrize("taken_by", ["file", "empty folder"])
+def test_a_destination_that_appears_after_the_check_is_never_replaced(server, relocate, source, taken_by):
+    """The step after destination_for's check: something now at the new name is kept and the answer is 409."""
+    if taken_by == "file":
+        with open(os.path.join(server, "late"), "w") as late:
+            late.write("written meanwhile")
+    else:
+        os.mkdir(os.path.join(server, "late"))
+    before = tree_state(server)
+    folder = os.open(server, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(ApiError) as refused:
+            relocate(folder, source, folder, "late", server)
+    finally:
+        os.close(folder)
+    assert (refused.value.status, refused.value.message) == (409, "This file already exists!")
+    assert tree_state(server) == before  # no staging copy left, nothing moved
+
+
+@pytest.mark.parametrize("rename", [noreplace.rename_without_replacing, noreplace._rename_by_hand],
+                         ids=["renameat2", "without the kernel flag"])
+def test_renaming_without_replacing_moves_files_folders_and_links_and_refuses_taken_names(tmp_path, rename):
+    (tmp_path / "file").write_text("content")
+    (tmp_path / "folder").mkdir()
+    os.symlink("nowhere", tmp_path / "link")
+    (tmp_path / "taken").write_text("kept")
+    folder = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for name in ("file", "folder", "link"):
+            with pytest.raises(FileExistsError):
+                rename(name, "taken", src_dir_fd=folder, dst_dir_fd=folder)
+            rename(name, f"{name}-moved", src_dir_fd=folder, dst_dir_fd=folder)
+    finally:
+        os.close(folder)
+    assert sorted(os.listdir(tmp_path)) == ["file-moved", "folder-moved", "link-moved", "taken"]
+    assert (tmp_path / "taken").read_text() == "kept" and os.readlink(tmp_path / "link-moved") == "nowhere"
 
 
 def test_a_folder_swapped_for_a_link_while_it_is_copied_never_leads_the_copy_outside(tmp_path):

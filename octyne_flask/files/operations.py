@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from octyne_flask.errors import ApiError, internal_error
 from octyne_flask.files.messages import (
     FILE_EXISTS, FOLDER_EXISTS, NO_PARENT, NO_SUCH_FILE, NO_SUCH_SOURCE, PARENT_NOT_A_FOLDER)
+from octyne_flask.files.noreplace import rename_without_replacing
 from octyne_flask.files.ownership import KEEP, Owner
 from octyne_flask.files.paths import LINK_ESCAPES, ServerPath, is_inside, open_parent
 from octyne_flask.files.temp_journal import UNRECORDED, TemporaryJournal
@@ -125,7 +126,9 @@ def move_entry(origin: int, name: str, target: int, new_name: str, root: str | N
     (given to ``owner``) then remove the original. With a ``root``, a symlink that would resolve outside it
     from the new place refuses the move (it is put back); an undo putting an item back passes None."""
     try:
-        os.rename(name, new_name, src_dir_fd=origin, dst_dir_fd=target)
+        rename_without_replacing(name, new_name, src_dir_fd=origin, dst_dir_fd=target)
+    except FileExistsError:  # it appeared after destination_for looked
+        raise ApiError(409, FILE_EXISTS) from None
     except OSError as error:
         if error.errno != errno.EXDEV:
             raise
@@ -135,7 +138,7 @@ def move_entry(origin: int, name: str, target: int, new_name: str, root: str | N
     try:
         _check_links(target, new_name, root)
     except BaseException:
-        os.rename(new_name, name, src_dir_fd=target, dst_dir_fd=origin)
+        rename_without_replacing(new_name, name, src_dir_fd=target, dst_dir_fd=origin)
         raise
 
 
@@ -168,9 +171,8 @@ def _check_links(folder: int, name: str, root: str | None) -> None:
 
 
 def _name_copy(folder: int, staging: str, name: str) -> None:
-    """A folder is renamed; anything else gets a hard link, which fails instead of replacing what appeared meanwhile."""
-    if stat.S_ISDIR(os.stat(staging, dir_fd=folder, follow_symlinks=False).st_mode):
-        os.rename(staging, name, src_dir_fd=folder, dst_dir_fd=folder)
-    else:
-        os.link(staging, name, src_dir_fd=folder, dst_dir_fd=folder, follow_symlinks=False)
-        os.unlink(staging, dir_fd=folder)
+    """Give the finished copy its name, failing (409) instead of replacing what appeared there meanwhile."""
+    try:
+        rename_without_replacing(staging, name, src_dir_fd=folder, dst_dir_fd=folder)
+    except FileExistsError:
+        raise ApiError(409, FILE_EXISTS) from None

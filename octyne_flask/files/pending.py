@@ -17,6 +17,7 @@ import stat
 
 from octyne_flask.errors import INTERNAL, ApiError
 from octyne_flask.files.messages import FILE_EXISTS, IS_A_FOLDER, NOT_A_FOLDER, NO_SUCH_FOLDER
+from octyne_flask.files.noreplace import rename_without_replacing
 from octyne_flask.files.ownership import KEEP, Owner
 from octyne_flask.files.paths import LINK_ESCAPES, ServerPath, open_parent
 from octyne_flask.files.temp_journal import TemporaryJournal
@@ -146,10 +147,8 @@ class PendingFile:
             self.fd = -1
             if replace:
                 os.replace(self.temporary, self.final, src_dir_fd=self.folder, dst_dir_fd=self.folder)
-            else:  # a hard link fails instead of replacing what appeared meanwhile
-                os.link(self.temporary, self.final, src_dir_fd=self.folder, dst_dir_fd=self.folder,
-                        follow_symlinks=False)
-                os.unlink(self.temporary, dir_fd=self.folder)
+            else:
+                rename_without_replacing(self.temporary, self.final, src_dir_fd=self.folder, dst_dir_fd=self.folder)
         except FileExistsError:
             raise ApiError(409, FILE_EXISTS) from None
         except OSError:
