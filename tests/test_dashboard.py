@@ -237,7 +237,10 @@ def test_console_shows_scrollback_echo_history_and_colours(dashboard):
     wait_until(page, lambda: any(json.loads(message)["type"] == "ping" for message in sockets[0][1]))
     sockets[0][0].close(code=1011, reason="dropped by the test")
     expect(status).to_contain_text("Reconnecting")
+    send = page.get_by_role("button", name="Send")
+    expect(send).to_be_disabled()  # Enter does nothing until the console is back
     expect(status).to_have_text("Connected")
+    expect(send).to_be_enabled()
     assert len(sockets) == 2
     expect(terminal).to_contain_text("[demo] started")
     command = page.get_by_label("Command for demo")

@@ -63,6 +63,7 @@ def test_one_login_on_node_a_runs_the_servers_of_a_b_and_c(cluster, browser):  #
         page.get_by_role("link", name="charlie").click()
         expect(page).to_have_url(f"{dashboard.url}#/node/c/server/charlie")
         command = page.get_by_label("Command for charlie")
+        expect(page.get_by_role("button", name="Send")).to_be_enabled()  # node c's console is connected
         command.fill("hello node c")
         command.press("Enter")
         expect(page.locator(".terminal")).to_contain_text("echo:hello node c")

@@ -82,15 +82,25 @@ export function mountConsole(container, id) {
     historyIndex += earlier.length;
   }, () => {}); // without them the up-arrow only knows this page's commands
 
+  // Send works only while connected (Enter does nothing then); the line typed stays in the box meanwhile.
+  let connected = false;
+  let readOnly = false;
+  const updateSending = () => {
+    input.disabled = readOnly;
+    sendButton.disabled = readOnly || !connected;
+  };
+  updateSending();
   const connection = openConsole(id, {
     onState(state, detail) {
       status.dataset.state = state;
       status.textContent = detail;
+      connected = state === "connected";
+      updateSending();
     },
-    onSettings({ readOnly }) {
+    onSettings(settings) {
+      readOnly = Boolean(settings.readOnly);
       readOnlyNote.hidden = !readOnly;
-      input.disabled = readOnly;
-      sendButton.disabled = readOnly;
+      updateSending();
     },
     onOutput(text, { isScrollback, seq }) {
       if (seq === null) return; // an empty scrollback: nothing printed yet
