@@ -22,11 +22,13 @@ import tarfile
 import time
 import zipfile
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 import zstandard
 
 from octyne_flask.errors import ApiError
 from octyne_flask.files.archives.deflate import BLOCK
+from octyne_flask.files.archives.readahead import ReadAhead
 from octyne_flask.files.ownership import KEEP, Owner
 from octyne_flask.files.paths import ServerPath, check_opened, is_inside, opened_path, resolve
 from octyne_flask.files.temp_journal import UNRECORDED, TemporaryJournal
@@ -307,14 +309,17 @@ class Unpacker:
                         self.file(relative, source, mode, time.mktime(info.date_time + (0, 0, -1)))
 
     def unpack_tar(self, archive, compression: str) -> None:
-        if compression == "zstd":
-            source = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW).stream_reader(archive)
-            mode = "r|"
-        else:
-            source, mode = archive, f"r|{compression}"
-        with tarfile.open(fileobj=source, mode=mode, bufsize=BLOCK) as bundle:
-            for member in bundle:
-                self._tar_member(bundle, member)
+        """Unpack a tar stream; a zstd one is decompressed ahead on another thread while members are written."""
+        with ExitStack() as stack:
+            if compression == "zstd":
+                decompressor = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW)
+                decompressed = stack.enter_context(decompressor.stream_reader(archive, closefd=False))
+                source, mode = stack.enter_context(ReadAhead(decompressed, BLOCK)), "r|"
+            else:
+                source, mode = archive, f"r|{compression}"
+            with tarfile.open(fileobj=source, mode=mode, bufsize=BLOCK) as bundle:
+                for member in bundle:
+                    self._tar_member(bundle, member)
 
     def _tar_member(self, bundle: tarfile.TarFile, member: tarfile.TarInfo) -> None:
         relative = _member_path(member.name)
