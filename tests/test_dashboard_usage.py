@@ -9,7 +9,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from playwright.sync_api import expect
 
 from tests.test_dashboard import Dashboard, browser, wait_until  # noqa: F401  (browser is a fixture)
-from tests.test_stats_history_api import GROWER
+from tests.test_usage_history import GROWER
 
 
 def test_the_server_page_charts_cpu_and_memory_with_axes_and_hover_values(daemon_factory, browser, tmp_path):  # noqa: F811

@@ -10,17 +10,9 @@ import pytest
 
 from tests.harness import ADMIN_HASH, wait_until
 from tests.test_access_api import FORBIDDEN, as_user, token_of
+from tests.test_usage_history import GROWER
 
 INTERVAL_MS = 400  # through the test hook OCTYNE_STATS_INTERVAL_MS; the daemon's own is 5000
-GROWER = """
-import time
-hoard = []
-print("growing", flush=True)
-while True:
-    if len(hoard) < 64:
-        hoard.append(b"x" * (1 << 20))  # written, so resident
-    time.sleep(0.1)
-"""
 
 
 @pytest.fixture
