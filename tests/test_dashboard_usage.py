@@ -12,7 +12,7 @@ from tests.test_dashboard import Dashboard, browser, wait_until  # noqa: F401  (
 from tests.test_usage_history import GROWER
 
 
-def test_the_server_page_charts_cpu_and_memory_with_axes_and_hover_values(daemon_factory, browser, tmp_path):  # noqa: F811
+def test_the_server_page_charts_the_last_hour_with_units_and_hover(daemon_factory, browser, tmp_path):  # noqa: F811
     (tmp_path / "grow.py").write_text(GROWER)
     daemon = daemon_factory(servers={"grow": {"directory": str(tmp_path), "command": f"{sys.executable} grow.py"}},
                             env={"OCTYNE_STATS_INTERVAL_MS": "500"})
@@ -32,7 +32,8 @@ def test_the_server_page_charts_cpu_and_memory_with_axes_and_hover_values(daemon
         expect(memory.locator(".chart-label").filter(has_text=re.compile(r"^\d+(\.\d)? MiB$")).first).to_be_attached()
         expect(cpu.locator(".chart-label").filter(has_text=re.compile(r"^\d+(\.\d)?%$")).first).to_be_attached()
         expect(memory.locator(".chart-label").filter(has_text=re.compile(r"^\d\d:\d\d")).first).to_be_attached()
-        expect(memory.get_by_role("img")).to_have_attribute("aria-label", re.compile(r"^Memory over the last \d+ minutes: latest .+ MiB, peak .+ MiB$"))
+        summary = re.compile(r"^Memory over the last \d+ minutes: latest .+ MiB, peak .+ MiB$")
+        expect(memory.get_by_role("img")).to_have_attribute("aria-label", summary)
         readout = memory.get_by_test_id("readout")
         expect(readout).to_have_text(re.compile(r"^Latest \d\d:\d\d:\d\d.*: \d+(\.\d)? MiB$"))
 

@@ -37,7 +37,8 @@ class Supervisor:
         """``guard``: shared by every process that may run these apps (see GroupKeeper); ``cgroups``: where
         the apps' cgroups go (none by default); ``report(action, **fields)``: the action log; ``history``:
         where each server's console lines are numbered from and kept (None: in memory only);
-        ``usage_interval_ms``: how often each running app's CPU and memory are sampled (default 5 s)."""
+        ``usage_interval_ms``: how often each running app's CPU and memory are sampled (default: 5 s, or the
+        OCTYNE_STATS_INTERVAL_MS test hook)."""
         self._lock = threading.Lock()
         self._config = config
         self._cgroups = cgroups if cgroups is not None else NoCgroups("none configured")

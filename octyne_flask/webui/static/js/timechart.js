@@ -25,7 +25,8 @@ function niceStep(max, count) {
 }
 
 function clock(time, seconds = false) {
-  return new Date(time).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: seconds ? "2-digit" : undefined });
+  const parts = { hour: "2-digit", minute: "2-digit", second: seconds ? "2-digit" : undefined };
+  return new Date(time).toLocaleTimeString([], parts);
 }
 
 /**
@@ -134,7 +135,8 @@ export function createTimeChart({ title, className, axis }) {
       const joined = segment.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(" L");
       const base = (TOP + PLOT_HEIGHT).toFixed(1);
       linePath += `M${joined} `;
-      areaPath += `M${segment[0][0].toFixed(1)},${base} L${joined} L${segment[segment.length - 1][0].toFixed(1)},${base} Z `;
+      const [first, last] = [segment[0][0].toFixed(1), segment[segment.length - 1][0].toFixed(1)];
+      areaPath += `M${first},${base} L${joined} L${last},${base} Z `;
       segment = [];
     };
     points.forEach((point, index) => {
@@ -170,8 +172,9 @@ export function createTimeChart({ title, className, axis }) {
     line.setAttribute("d", linePath);
     area.setAttribute("d", areaPath);
     const minutes = Math.round((end - start) / MINUTE);
-    root.setAttribute("aria-label",
-      `${title} over the last ${minutes} minutes: latest ${axis.format(points[points.length - 1].value)}, peak ${axis.format(peak)}`);
+    const latest = axis.format(points[points.length - 1].value);
+    const summary = `${title} over the last ${minutes} minutes: latest ${latest}, peak ${axis.format(peak)}`;
+    root.setAttribute("aria-label", summary);
     show(picked !== null && picked < points.length ? picked : null);
   }
 
