@@ -45,6 +45,7 @@ def deny(app, refused) -> None:
 ENDPOINTS = [
     ("GET", "", "view"),
     ("POST", "", "control"),
+    ("GET", "/stats/history", "view"),
     ("GET", "/files", "files.view"),
     ("PATCH", "/files", "files.modify"),
     ("GET", "/file", "files.download"),
@@ -89,7 +90,7 @@ def test_servers_lists_only_the_servers_the_user_may_view(served):
 
 @pytest.mark.parametrize("method, suffix", [
     ("PUT", ""), ("PUT", "/files"), ("PUT", "/file"), ("GET", "/folder"), ("DELETE", "/compress"),
-    ("GET", "/decompress"),
+    ("GET", "/decompress"), ("POST", "/stats/history"),
 ])
 def test_a_refusal_comes_before_the_wrong_method(served, method, suffix):
     app, client, headers = served

@@ -8,7 +8,7 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from octyne_flask.api import (access, accounts, archives, auth, backups, config, console, files, history, meta,
-                              nodes, schedules, servers, sftp)
+                              nodes, schedules, servers, sftp, usage)
 from octyne_flask.api.guard import allow_header
 from octyne_flask.api.websocket import sock
 from octyne_flask.errors import INTERNAL, ApiError
@@ -16,8 +16,8 @@ from octyne_flask.openapi import documented_methods
 
 log = logging.getLogger(__name__)
 
-BLUEPRINTS = (meta, auth, config, accounts, access, nodes, servers, console, history, files, archives, schedules,
-              backups, sftp)
+BLUEPRINTS = (meta, auth, config, accounts, access, nodes, servers, usage, console, history, files, archives,
+              schedules, backups, sftp)
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",

@@ -37,7 +37,8 @@ from .console import ConsoleLog
 from .keeper import GroupKeeper
 from .keeper_helper import escalate
 from .output import pump
-from .stats import CgroupStats, TreeStats
+from .stats import RunStats
+from .usage_history import UsageHistory
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +66,12 @@ class ManagedProcess:
 
     def __init__(self, config: ServerConfig, console: ConsoleLog, keeper: GroupKeeper, grace: float,
                  on_removed: Callable[["ManagedProcess"], None], cgroups: CgroupTree | NoCgroups,
-                 report: Callable[..., None]):
-        """``report(action, **fields)`` records an event of the app itself (``server.oom``) in the action log."""
+                 report: Callable[..., None], usage: UsageHistory):
+        """``report(action, **fields)`` records an event of the app itself (``server.oom``) in the action log;
+        ``usage`` is where its resource history goes."""
         self.name = config.name
         self.console = console
+        self.usage = usage
         self._keeper = keeper
         self._on_removed = on_removed
         self._cgroups = cgroups
@@ -84,7 +87,7 @@ class ManagedProcess:
         self._child: Child | None = None
         self._spawning = False  # between the decision to start and the child being known
         self._run_config = config  # the config the running child was started with
-        self._stats: TreeStats | CgroupStats | None = None
+        self._stats: RunStats | None = None  # the running child's
         self._started_ns = 0
         self._stop_requested = False
         self._steps: list[tuple[float, int]] = []  # (monotonic deadline, signal) for the running child
@@ -133,13 +136,22 @@ class ManagedProcess:
         return self._out_of_memory
 
     def stats(self) -> ServerStats:
-        """Status, uptime and the process tree's CPU and memory use."""
+        """Status, uptime and the process tree's CPU and memory use (from a reading up to a second old)."""
         with self._cond:
-            status, sampler, started = self._status, self._stats, self._started_ns
-        if sampler is None:
+            status, run, started = self._status, self._stats, self._started_ns
+        if run is None:
             return ServerStats(status, 0, 0.0, 0)
-        cpu, rss = sampler.sample()
-        return ServerStats(status, time.monotonic_ns() - started, cpu, rss)
+        reading = run.reading()
+        uptime = time.monotonic_ns() - started
+        if reading is None:  # it has just exited
+            return ServerStats(status, uptime, 0.0, 0)
+        return ServerStats(status, uptime, reading.cpu_percent, reading.memory_bytes)
+
+    def sample_usage(self) -> None:
+        """Add a sample of the running app to its resource history (the sampler thread calls this)."""
+        with self._cond:
+            run = self._stats
+        self.usage.record(run)
 
     # -- control, from request threads ---------------------------------------------
 
@@ -363,7 +375,7 @@ class ManagedProcess:
                 self._stop_requested = True
                 child.signal(signal.SIGTERM)
                 self._steps = [(time.monotonic() + self._grace, signal.SIGKILL)]
-            self._stats = TreeStats(child.pid) if child.cgroup is None else CgroupStats(child.cgroup, child.pid)
+            self._stats = RunStats.of(child.pid, child.cgroup)
 
     def _wait_exit(self, child: Child) -> None:
         """Block until the leader exits, sending due escalation steps meanwhile."""

@@ -1,10 +1,11 @@
 """CPU and memory of an app's whole process tree: from its cgroup, or from /proc through psutil.
 
-No process is spawned per request (Octyne runs ``ps`` on every call). With a
-cgroup two or three small files give exact figures for everything in it.
-Without one, the list of processes in the tree is refreshed at most once per
-``TREE_TTL`` seconds, because finding descendants means scanning every
-process on the machine; the figures themselves are read fresh on every call.
+No process is spawned per request (Octyne runs ``ps`` on every call). Each run
+of an app has one ``RunStats``, the only place its figures are read: a reading
+serves every caller for up to ``MAX_AGE`` seconds (extensions.md §H), and its
+lock makes concurrent callers wait for one read instead of each walking /proc.
+With a cgroup two or three small files give exact figures for everything in
+it; without one, the tree is the app's first process and its descendants.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from __future__ import annotations
 import functools
 import threading
 import time
+from dataclasses import dataclass
+from typing import Protocol
 
 import psutil
 
 from .cgroups import AppCgroup
 
-TREE_TTL = 1.0
+MAX_AGE = 1.0  # seconds a reading may be reused
 
 
 @functools.cache
@@ -26,72 +29,103 @@ def total_memory() -> int:
     return int(psutil.virtual_memory().total)
 
 
-class _CpuRate:
-    """CPU percent between samples: CPU seconds / wall seconds since the previous sample x 100."""
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One look at a run: when (monotonic seconds and epoch ms), the CPU seconds it has used since it started,
+    the CPU percent of one core since the reading before, and its memory in bytes."""
 
-    def __init__(self, since_wall: float):
-        self._last_cpu = 0.0
-        self._last_wall = since_wall
+    at: float
+    time_ms: int
+    cpu_seconds: float
+    cpu_percent: float
+    memory_bytes: int
 
-    def percent(self, cpu_seconds: float) -> float:
-        wall = time.time()
-        elapsed = wall - self._last_wall
-        percent = max(0.0, (cpu_seconds - self._last_cpu) / elapsed * 100) if elapsed > 0 else 0.0
-        self._last_cpu, self._last_wall = cpu_seconds, wall
-        return percent
+    def percent_since(self, earlier: Reading) -> float:
+        """CPU percent of one core between ``earlier`` and this reading."""
+        return cpu_percent(earlier, self.at, self.cpu_seconds)
 
 
-class TreeStats:
-    """Samples one running app; ``sample()`` gives (cpu percent since last sample, RSS bytes)."""
+def cpu_percent(earlier: Reading, at: float, cpu_seconds: float) -> float:
+    """CPU seconds used since ``earlier`` over the wall seconds since it, x 100."""
+    elapsed = at - earlier.at
+    return max(0.0, (cpu_seconds - earlier.cpu_seconds) / elapsed * 100) if elapsed > 0 else 0.0
+
+
+class UsageSource(Protocol):
+    def read(self) -> tuple[float, int] | None:
+        """(CPU seconds used since the run started, memory bytes); None once the app's first process has gone."""
+
+
+class TreeUsage:
+    """CPU time and RSS summed over the app's first process and its descendants, from /proc."""
 
     def __init__(self, pid: int):
-        self._lock = threading.Lock()
         self._root = psutil.Process(pid)
-        self._tree: list[psutil.Process] = [self._root]
-        self._tree_at = 0.0
-        self._rate = _CpuRate(self._root.create_time())
 
-    def sample(self) -> tuple[float, int]:
-        """CPU percent since the previous sample (the first: since the app started) and tree RSS."""
-        with self._lock:
-            now = time.monotonic()
-            if now - self._tree_at >= TREE_TTL:
-                self._tree = self._find_tree()
-                self._tree_at = now
-            cpu, rss = 0.0, 0
-            for process in self._tree:
-                try:
-                    with process.oneshot():
-                        times = process.cpu_times()
-                        rss += process.memory_info().rss
-                except psutil.Error:
-                    continue
-                cpu += times.user + times.system + times.children_user + times.children_system
-            return self._rate.percent(cpu), rss
-
-    def _find_tree(self) -> list[psutil.Process]:
+    def read(self) -> tuple[float, int] | None:
         try:
-            return [self._root] + self._root.children(recursive=True)
+            tree = [self._root] + self._root.children(recursive=True)
         except psutil.Error:
-            return [self._root]
+            return None
+        cpu, rss = 0.0, 0
+        for process in tree:
+            try:
+                with process.oneshot():
+                    times = process.cpu_times()
+                    memory = process.memory_info().rss
+            except psutil.Error:
+                continue  # exited between the listing and the read
+            cpu += times.user + times.system + times.children_user + times.children_system
+            rss += memory
+        return cpu, rss
 
 
-class CgroupStats:
-    """Samples one running app from its (per-run, so initially empty) cgroup.
-
-    Where the cgroup cannot tell (a controller is missing), the process tree's figure is used instead.
-    """
+class CgroupUsage:
+    """The run's (fresh, so initially empty) cgroup; the process tree's figure where the cgroup cannot tell
+    (a controller is missing)."""
 
     def __init__(self, cgroup: AppCgroup, pid: int):
-        self._lock = threading.Lock()
         self._cgroup = cgroup
-        self._tree = TreeStats(pid)
-        self._rate = _CpuRate(psutil.Process(pid).create_time())
+        self._tree = TreeUsage(pid)
 
-    def sample(self) -> tuple[float, int]:
+    def read(self) -> tuple[float, int] | None:
         usage = self._cgroup.usage()
-        if usage.cpu_seconds is None or usage.memory_bytes is None:
-            tree_cpu, tree_rss = self._tree.sample()
+        if usage.cpu_seconds is not None and usage.memory_bytes is not None:
+            return usage.cpu_seconds, usage.memory_bytes
+        tree = self._tree.read()
+        if tree is None:
+            return None
+        return (usage.cpu_seconds if usage.cpu_seconds is not None else tree[0],
+                usage.memory_bytes if usage.memory_bytes is not None else tree[1])
+
+
+class RunStats:
+    """The readings of one run of an app. ``start`` is its beginning (no CPU used yet)."""
+
+    def __init__(self, source: UsageSource, pid: int):
+        self._source = source
+        self._lock = threading.Lock()
+        started = psutil.Process(pid).create_time()
+        self.start = Reading(time.monotonic() - max(0.0, time.time() - started), int(started * 1000), 0.0, 0.0, 0)
+        self._latest = self.start
+
+    @classmethod
+    def of(cls, pid: int, cgroup: AppCgroup | None) -> RunStats:
+        """Read from the run's cgroup when it has one, else from its process tree."""
+        return cls(TreeUsage(pid) if cgroup is None else CgroupUsage(cgroup, pid), pid)
+
+    def reading(self, max_age: float = MAX_AGE) -> Reading | None:
+        """The latest reading if it is at most ``max_age`` seconds old, else a new one (its CPU percent since the
+        reading before; the first: since the run started). None once the app's first process has gone."""
         with self._lock:
-            cpu = self._rate.percent(usage.cpu_seconds) if usage.cpu_seconds is not None else tree_cpu
-        return cpu, usage.memory_bytes if usage.memory_bytes is not None else tree_rss
+            latest = self._latest
+            if latest is not self.start and time.monotonic() - latest.at <= max_age:
+                return latest
+            figures = self._source.read()
+            if figures is None:
+                return None
+            cpu_seconds, memory = figures
+            at = time.monotonic()
+            self._latest = Reading(at, time.time_ns() // 1_000_000, cpu_seconds,
+                                   cpu_percent(latest, at, cpu_seconds), memory)
+            return self._latest

@@ -6,7 +6,8 @@ start (console bounds at once), and servers no longer listed are marked
 toDelete and removed when their process next exits. Lock order: the Supervisor's lock, then a server's.
 The apps' cgroups live under one daemon-owned parent (``cgroups``), emptied
 of anything a dead daemon process left before the first app starts and
-removed at shutdown.
+removed at shutdown. One thread samples every running app's CPU and memory
+for its resource history (``usage_history``) until shutdown.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .console import ConsoleLog
 from .keeper import GroupKeeper
 from .lock import AppsGuard
 from .process import ManagedProcess
+from .usage_history import UsageHistory, UsageSampler, sample_interval_ms
 
 SHUTDOWN_SLACK = 5.0  # seconds beyond the grace period for SIGKILLed apps to be reaped
 
@@ -30,10 +32,13 @@ class Supervisor:
     """All managed servers of one daemon. Create it in the process that will serve requests."""
 
     def __init__(self, config: Config, guard: AppsGuard | None = None, cgroups: CgroupTree | NoCgroups | None = None,
-                 report: Callable[..., None] = lambda action, **fields: None, history: ConsoleHistory | None = None):
+                 report: Callable[..., None] = lambda action, **fields: None, history: ConsoleHistory | None = None,
+                 usage_interval_ms: int | None = None):
         """``guard``: shared by every process that may run these apps (see GroupKeeper); ``cgroups``: where
         the apps' cgroups go (none by default); ``report(action, **fields)``: the action log; ``history``:
-        where each server's console lines are numbered from and kept (None: in memory only)."""
+        where each server's console lines are numbered from and kept (None: in memory only);
+        ``usage_interval_ms``: how often each running app's CPU and memory are sampled (default: 5 s, or the
+        OCTYNE_STATS_INTERVAL_MS test hook)."""
         self._lock = threading.Lock()
         self._config = config
         self._cgroups = cgroups if cgroups is not None else NoCgroups("none configured")
@@ -41,9 +46,11 @@ class Supervisor:
         self._history = history
         self._keeper = GroupKeeper(config.stop_grace_period, guard, before_ready=self._cgroups.sweep)
         self._closed = False
+        self._usage_interval_ms = usage_interval_ms or sample_interval_ms()
         self._servers: dict[str, ManagedProcess] = {
             name: self._create(server) for name, server in config.servers.items()
         }
+        self._sampler = UsageSampler(self.items, self._usage_interval_ms)
 
     def get(self, name: str) -> ManagedProcess | None:
         """The server called ``name``, or None."""
@@ -103,6 +110,7 @@ class Supervisor:
             servers = list(self._servers.values())
             grace = self._config.stop_grace_period
         if first:
+            self._sampler.close()
             for server in servers:
                 server.begin_shutdown()
             self._keeper.stop_waiting()  # a server still waiting for an earlier worker's apps starts nothing
@@ -121,7 +129,7 @@ class Supervisor:
         history = self._history.open(server.name) if self._history is not None else None
         log = ConsoleLog(*self._console_bounds(), history=history)
         return ManagedProcess(server, log, self._keeper, self._config.stop_grace_period, self._forget,
-                              self._cgroups, self._report)
+                              self._cgroups, self._report, UsageHistory(self._usage_interval_ms))
 
     def _forget(self, server: ManagedProcess) -> None:
         """Called by a removed server's thread: drop it unless a newer one took its name."""

@@ -1,4 +1,4 @@
-// One server's live status, numbers, sparklines and start/stop/kill buttons;
+// One server's live status, numbers, sparklines (on the list) and start/stop/kill buttons;
 // built once and updated in place so keyboard focus survives every refresh.
 
 import { ApiError, getJson, sendText } from "./api.js";
@@ -40,10 +40,11 @@ function stat(label, value, chart = null) {
  * Build the card. `onChanged()` is called after a control action so the
  * owner refreshes at once instead of waiting for its next poll. Without the
  * `control` permission on the server (`canControl`) the card has no start/stop/kill buttons.
- * `node`: the cluster node the server runs on (null: this one).
+ * `node`: the cluster node the server runs on (null: this one). `sparklines: false` leaves out the small
+ * charts (the server page draws full ones).
  */
 export function createServerCard(id, {
-  linkName = true, onChanged = () => {}, node = currentNode(), canControl = mayOn(id, "control"),
+  linkName = true, onChanged = () => {}, node = currentNode(), canControl = mayOn(id, "control"), sparklines = true,
 } = {}) {
   const where = node ? ` on ${node.name}` : "";
   const badge = h("span", { class: "badge", "data-testid": "status", text: "…" });
@@ -53,8 +54,8 @@ export function createServerCard(id, {
   const memoryValue = h("span", { text: "—" });
   const memoryBar = h("meter", { class: "memory-bar", min: "0", value: "0", "aria-label": `Memory of ${id} used` });
   const limitsValue = h("span", { class: "limits", text: "—" });
-  const cpuChart = createSparkline("cpu");
-  const memoryChart = createSparkline("memory");
+  const cpuChart = sparklines ? createSparkline("cpu") : null;
+  const memoryChart = sparklines ? createSparkline("memory") : null;
   const act = (operation) => async () => {
     await control(id, operation, node).catch(() => {});
     onChanged();
@@ -82,8 +83,8 @@ export function createServerCard(id, {
     h("header", {}, h("h2", { class: "server-name" }, name), tag, badge),
     h("dl", { class: "stats" },
       stat("Uptime", uptimeValue),
-      stat("CPU", cpuValue, cpuChart.element),
-      stat("Memory", [memoryValue, memoryBar], memoryChart.element),
+      stat("CPU", cpuValue, cpuChart?.element),
+      stat("Memory", [memoryValue, memoryBar], memoryChart?.element),
       stat("Limits", limitsValue)),
     canControl ? h("div", { class: "actions" }, start, stop, kill) : null);
 
@@ -123,8 +124,8 @@ export function createServerCard(id, {
     memoryBar.value = running ? info.memoryUsage : 0;
     memoryBar.hidden = !running;
     limitsValue.textContent = limitsText(limits);
-    cpuChart.update(series.map((sample) => sample.cpu), 100, `CPU, last ${series.length} samples`);
-    memoryChart.update(series.map((sample) => sample.memory), 0, `Memory, last ${series.length} samples`);
+    cpuChart?.update(series.map((sample) => sample.cpu), 100, `CPU, last ${series.length} samples`);
+    memoryChart?.update(series.map((sample) => sample.memory), 0, `Memory, last ${series.length} samples`);
     start.disabled = running;
     stop.disabled = !running;
     kill.disabled = !running;
