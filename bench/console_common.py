@@ -45,10 +45,11 @@ def write_app(directory: Path, name: str, source: str) -> str:
     return f"{PY} {name}"
 
 
-def start_daemon(base: Path, servers: dict, **config) -> RunningDaemon:
-    """The real daemon (embedded gunicorn) with ``servers`` (name -> command), none started."""
+def start_daemon(base: Path, servers: dict, env: dict | None = None, **config) -> RunningDaemon:
+    """The real daemon (embedded gunicorn) with ``servers`` (name -> command), none started; ``env`` is added to
+    the daemon's environment (e.g. ``PYTHONPATH`` of another checkout)."""
     entries = {name: {"directory": str(base), "command": command, "enabled": False} for name, command in servers.items()}
-    return RunningDaemon(base, daemon_config(base, entries, **config), {"admin": ADMIN_HASH})
+    return RunningDaemon(base, daemon_config(base, entries, **config), {"admin": ADMIN_HASH}, env=env)
 
 
 def worker_of(daemon: RunningDaemon) -> psutil.Process:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-from flask import Flask
+if TYPE_CHECKING:
+    from flask import Flask
 
 log = logging.getLogger(__name__)
 
@@ -14,8 +16,12 @@ def create_app(config_path: str = "config.json", users_path: str = "users.json",
     """Build the daemon and its API; start the user watcher and the enabled apps.
 
     The launchers (``cli.prepare_to_serve``, also used by deploy/gunicorn.conf.py)
-    create a missing users file before anything binds.
+    create a missing users file before anything binds. Flask and the rest are
+    imported here, not with the package: the gunicorn master imports
+    ``octyne_flask.cli`` and only supervises the worker that calls this.
     """
+    from flask import Flask
+
     from octyne_flask.api import register_api
     from octyne_flask.daemon import Daemon
     from octyne_flask.transport import TransportMiddleware

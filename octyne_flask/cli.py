@@ -78,19 +78,26 @@ def prepare_to_serve(config, config_path: str, users_path: str) -> int:
     The malloc arena limit set here is inherited by the worker too.
     """
     from octyne_flask.allocator import limit_arenas
-    from octyne_flask.auth.users import ensure_users_file
-    from octyne_flask.cluster.announce import NodeNameTaken, ensure_name_free
+    from octyne_flask.auth.first_user import ensure_users_file
     from octyne_flask.serving import check_tls_files, isolation_banner
-    from octyne_flask.sftp.service import SftpUnavailable, check_before_start
     from octyne_flask.supervisor import DaemonLockError, acquire_daemon_lock, cgroup_tree, instance_name
 
     try:
         check_tls_files(config)  # a bad pair must not leave anything listening
         lock = acquire_daemon_lock(config_path)
-        check_before_start(config.sftp, users_path)  # the host key made here, so the banner can show it
-    except (ValueError, DaemonLockError, SftpUnavailable) as error:
+    except (ValueError, DaemonLockError) as error:
         raise StartupError(str(error)) from None
+    # SFTP (paramiko) and Redis are loaded only when enabled: this process only supervises the worker.
+    if config.sftp.enabled:
+        from octyne_flask.sftp.service import SftpUnavailable, check_before_start
+
+        try:
+            check_before_start(config.sftp, users_path)  # the host key made here, so the banner can show it
+        except SftpUnavailable as error:
+            raise StartupError(str(error)) from None
     if config.redis.enabled:
+        from octyne_flask.cluster.announce import NodeNameTaken, ensure_name_free
+
         try:
             ensure_name_free(config.redis.url, config.node.name)
         except NodeNameTaken as error:

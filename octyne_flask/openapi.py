@@ -1,4 +1,4 @@
-"""The OpenAPI document: ``api/openapi.yaml``, read once, with this release's version filled in."""
+"""The OpenAPI document: ``api/openapi.yaml``, read once (on its first use), with this release's version filled in."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import copy
 import functools
 import os
 import re
-
-import yaml
 
 from octyne_flask.version import IMPLEMENTATION_VERSION
 
@@ -17,6 +15,8 @@ HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "tra
 
 @functools.cache
 def _document() -> dict:
+    import yaml  # 1 MiB, not loaded until the document is asked for
+
     with open(DOCUMENT_PATH, encoding="utf-8") as handle:
         document = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     document["info"]["version"] = IMPLEMENTATION_VERSION

@@ -27,7 +27,6 @@ from gunicorn.app.base import BaseApplication
 from octyne_flask.config import Config
 from octyne_flask.connections import GuardedThreadWorker, connection_slots
 from octyne_flask.errors import ApiError
-from octyne_flask.sftp.hostkey import describe, host_key_path, load_host_key
 from octyne_flask.version import API_VERSION, IMPLEMENTATION_VERSION
 
 log = logging.getLogger(__name__)
@@ -137,6 +136,8 @@ def listening_banner(config: Config, users_path: str) -> list[str]:
     if config.web_ui.enabled:
         lines.append(f"Web dashboard on {scheme}://0.0.0.0:{config.web_ui.port}")
     if config.sftp.enabled:
+        from octyne_flask.sftp.hostkey import describe, host_key_path, load_host_key  # paramiko: only with SFTP
+
         key = load_host_key(host_key_path(config.sftp, users_path))
         lines.append(f"SFTP on sftp://0.0.0.0:{config.sftp.port} (login <account>.<server>), host key {describe(key)}")
     return lines

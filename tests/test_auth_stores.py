@@ -9,9 +9,10 @@ import tracemalloc
 import pytest
 
 from octyne_flask.actionlog import ROTATE_AT_BYTES, ActionLog
+from octyne_flask.auth.first_user import ensure_users_file
 from octyne_flask.auth.throttle import LoginThrottle, LoginThrottled
 from octyne_flask.auth.tickets import TicketStore
-from octyne_flask.auth.users import UserStore, ensure_users_file
+from octyne_flask.auth.users import UserStore
 from octyne_flask.config import LoggingConfig
 from octyne_flask.errors import ApiError
 

@@ -15,6 +15,7 @@ import time
 import redis
 
 from octyne_flask.auth.redis_auth import OutageLog, connect, without_password
+from octyne_flask.cluster.directory import now_ms
 from octyne_flask.version import API_VERSION
 
 log = logging.getLogger(__name__)
@@ -40,10 +41,6 @@ return 0
 
 class NodeNameTaken(RuntimeError):
     """Another live node announces the same ``node.name``."""
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def announcement(name: str, url: str, started: int) -> str:

@@ -1,13 +1,14 @@
-"""The cluster view of one node: its announcement, the nodes it knows, and the threads that keep them fresh."""
+"""The cluster view of one node: its announcement, the nodes it knows, and the threads that keep them fresh.
+
+The Redis side (the client, the announcement, the announced nodes) is imported only with Redis on.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
 
-from octyne_flask.auth.redis_auth import connect
-from octyne_flask.cluster.announce import REFRESH_SECONDS, Announcer, now_ms
-from octyne_flask.cluster.directory import AnnouncedNodes, Node, StaticNodes
+from octyne_flask.cluster.directory import Node, StaticNodes, now_ms
 from octyne_flask.config import Config
 from octyne_flask.version import API_VERSION
 
@@ -29,9 +30,13 @@ class Cluster:
         self._node = config.node
         self._stop = threading.Event()
         self._static = StaticNodes(config.node.static)
-        self._client = connect(config.redis.url) if config.redis.enabled else None
-        self._announcer = self._announced = None
-        if self._client is not None:
+        self._client = self._announcer = self._announced = None
+        if config.redis.enabled:
+            from octyne_flask.auth.redis_auth import connect
+            from octyne_flask.cluster.announce import Announcer
+            from octyne_flask.cluster.announced import AnnouncedNodes
+
+            self._client = connect(config.redis.url)
             self._announcer = Announcer(self._client, config.node.name, config.node.url)
             self._announced = AnnouncedNodes(self._client)
         self._threads = [threading.Thread(target=self._keep_announced, name="cluster-announce", daemon=True),
@@ -64,6 +69,8 @@ class Cluster:
         """Refresh every 5 s (every second while it fails) and scan the announcements every 2 s."""
         if self._announcer is None:
             return
+        from octyne_flask.cluster.announce import REFRESH_SECONDS
+
         next_refresh = next_scan = 0.0
         while True:
             clock = time.monotonic()

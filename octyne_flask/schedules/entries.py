@@ -3,6 +3,8 @@
 Cron syntax and time arithmetic are croniter's: 5 fields, or 6 with seconds first;
 the words for a cron ("At 04:00, Monday through Friday") are cron-descriptor's.
 Errors are ``EntryError(path, problem)`` so config.py can name the key the usual way.
+Both libraries (about 5 MiB) are imported only where a schedule needs them: a daemon
+without schedules, and the gunicorn master that parses the config, never load them.
 """
 
 from __future__ import annotations
@@ -12,8 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cron_descriptor import ExpressionDescriptor, FormatError, MissingFieldError, Options, WrongArgumentError
-from croniter import croniter
 from dateutil.tz import tzlocal
 
 ACTIONS = ("start", "stop", "restart", "kill", "command", "backup")
@@ -44,11 +44,15 @@ class Schedule:
 
     def next_after(self, moment: datetime) -> datetime:
         """The first time strictly after ``moment`` (an aware datetime) that the cron names, in its zone."""
+        from croniter import croniter
+
         return croniter(self.cron, moment, second_at_beginning=_has_seconds(self.cron)).get_next(datetime)
 
     @property
     def in_words(self) -> str:
         """The cron read out in English, in the daemon's time zone; the cron itself if the describer cannot read it."""
+        from cron_descriptor import ExpressionDescriptor, FormatError, MissingFieldError, Options, WrongArgumentError
+
         options = Options()
         options.use_24hour_time_format = True
         try:
@@ -85,6 +89,10 @@ def parse_timezone(name: str) -> tzinfo:
 
 def parse_schedules(entries: list) -> tuple[Schedule, ...]:
     """Validate the ``schedules`` list: names unique, a known action, a cron croniter accepts."""
+    if not entries:
+        return ()
+    from croniter import croniter
+
     schedules, names = [], set()
     for index, entry in enumerate(entries):
         where = f"schedules[{index}]"

@@ -2,19 +2,20 @@
 
 A client pins this key on its first connection, so it must survive restarts;
 like sshd, the daemon refuses to use a key file that others may read.
+paramiko and cryptography are imported only to read or make a key: with SFTP off they never load.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-
-import paramiko
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from typing import TYPE_CHECKING
 
 from octyne_flask.atomicfile import write_atomically
 from octyne_flask.config import SftpConfig
+
+if TYPE_CHECKING:
+    import paramiko
 
 DEFAULT_NAME = "sftp_host_ed25519_key"
 
@@ -32,6 +33,8 @@ def host_key_path(settings: SftpConfig, users_path: str) -> str:
 
 def load_host_key(path: str) -> paramiko.PKey:
     """The key in ``path``, made first (ed25519, mode 0600) when the file does not exist."""
+    import paramiko
+
     if not os.path.lexists(path):
         _create(path)
     try:
@@ -45,6 +48,9 @@ def load_host_key(path: str) -> paramiko.PKey:
 
 
 def _create(path: str) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     key = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption())
     try:

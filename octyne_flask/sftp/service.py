@@ -11,6 +11,9 @@ Bounds: at most ``sftp.maxSessions`` logged-in connections (one more is told
 have not logged in yet (more are closed at once, each gets ``LOGIN_SECONDS``),
 and a connection without a request for ``sftp.idleTimeout`` seconds is closed;
 a client that stops reading is one of those.
+
+paramiko (about 16 MiB) is imported only once a connection or a host key is needed:
+a daemon with SFTP off never loads it.
 """
 
 from __future__ import annotations
@@ -20,13 +23,16 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-
-import paramiko
+from typing import TYPE_CHECKING
 
 from octyne_flask.config import SftpConfig
 from octyne_flask.netaddr import normalise_ip
-from octyne_flask.sftp.connection import Connection
 from octyne_flask.sftp.hostkey import HostKeyError, describe, host_key_path, load_host_key
+
+if TYPE_CHECKING:
+    import paramiko
+
+    from octyne_flask.sftp.connection import Connection
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +206,8 @@ class SftpService:
                 sock.close()
                 return
             key = self._key
+        from octyne_flask.sftp.connection import Connection
+
         try:
             connection = Connection(sock, ip, self)
         except Exception as error:  # the peer may already be gone

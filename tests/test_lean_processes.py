@@ -1,0 +1,95 @@
+"""The daemon's helper processes stay lean (issue #17): the gunicorn master only supervises the worker,
+and the keeper helper is a bare interpreter.
+
+What a process imported is checked two ways: directly, by running the master's own start-up path
+(``cli.prepare_to_serve`` and the embedded gunicorn, which loads the app only in the worker) in a
+fresh interpreter and reading its ``sys.modules``; and on a real daemon started as users start it,
+by the C extensions its processes map (pure-Python modules leave no trace there, but each heavy
+library the app needs brings one: psutil, argon2's bindings, cryptography).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import psutil
+
+from tests.harness import ADMIN_HASH, REPO, daemon_config, wait_until
+
+PY = sys.executable
+KEEPER_HELPER = REPO / "octyne_flask" / "supervisor" / "keeper_helper.py"
+# Libraries only the worker's app needs; each must stay out of the master.
+APP_ONLY = ("flask", "werkzeug", "flask_sock", "psutil", "argon2", "paramiko", "redis", "cryptography", "croniter",
+            "cron_descriptor", "yaml", "zstandard", "octyne_flask.api", "octyne_flask.daemon", "octyne_flask.webui",
+            "octyne_flask.supervisor.supervisor", "octyne_flask.supervisor.console")
+# Shared objects those libraries load: psutil, argon2-cffi's bindings, cryptography's Rust core.
+APP_ONLY_EXTENSIONS = ("_psutil_linux", "_argon2_cffi_bindings", "cryptography/hazmat/bindings")
+
+MASTER_START = """
+import json, sys
+from octyne_flask.cli import prepare_to_serve
+from octyne_flask.config import load_config
+from octyne_flask.serving import EmbeddedGunicorn
+config, _ = load_config(sys.argv[1])
+prepare_to_serve(config, sys.argv[1], sys.argv[2])
+EmbeddedGunicorn(sys.argv[1], sys.argv[2], config)  # what the master holds; run() forks the worker
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def imported(modules: list[str], name: str) -> bool:
+    return any(module == name or module.startswith(name + ".") for module in modules)
+
+
+def test_the_masters_start_up_path_imports_nothing_of_the_app(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(daemon_config(tmp_path, {"app": {"directory": str(tmp_path), "command": "true"}})))
+    (tmp_path / "users.json").write_text(json.dumps({"admin": ADMIN_HASH}))  # argon2 is loaded to make one
+    result = subprocess.run([PY, "-c", MASTER_START, str(config), str(tmp_path / "users.json")], cwd=tmp_path,
+                            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+                            capture_output=True, text=True, timeout=60, check=True)
+    modules = json.loads(result.stdout.splitlines()[-1])
+    assert imported(modules, "gunicorn") and imported(modules, "octyne_flask.config")
+    assert [name for name in APP_ONLY if imported(modules, name)] == []
+
+
+def test_the_keeper_helper_imports_only_the_standard_library_and_not_typing(tmp_path):
+    """From start to its last group stopped: nothing of the daemon, no site package, not even ``typing``."""
+    app = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        result = subprocess.run([PY, "-I", "-S", "-X", "importtime", str(KEEPER_HELPER), "5"],
+                                input=f"+{app.pid}\n".encode(), capture_output=True, timeout=30, check=True)
+        assert app.wait(10) == -15  # it did its job: TERM to the registered group at end of input
+    finally:
+        app.kill()
+    modules = {line.split("|")[-1].strip() for line in result.stderr.decode().splitlines()[1:]}
+    assert "signal" in modules  # the listing is real: the stop loaded signal
+    top_level = {module.split(".")[0] for module in modules}
+    assert sorted(name for name in top_level if name not in sys.stdlib_module_names) == []
+    assert "typing" not in top_level and "octyne_flask" not in top_level
+
+
+def mapped_files(process: psutil.Process) -> set[str]:
+    return {region.path for region in process.memory_maps(grouped=True)}
+
+
+def test_a_running_daemons_master_and_keeper_map_none_of_the_apps_libraries(daemon_factory, tmp_path):
+    app = tmp_path / "app.py"
+    app.write_text("import time\nprint('up', flush=True)\ntime.sleep(60)\n")
+    daemon = daemon_factory({"app": {"directory": str(tmp_path), "command": f"{PY} {app}", "enabled": True}})
+    master = psutil.Process(daemon.proc.pid)
+    [worker] = [child for child in master.children() if child.cmdline()[:2] == master.cmdline()[:2]]
+
+    def keeper():
+        return [child for child in worker.children() if str(KEEPER_HELPER) in child.cmdline()]
+
+    [helper] = wait_until(keeper)
+    wait_until(lambda: daemon.get("/servers").json()["servers"]["app"] == 1)
+    # The worker maps psutil's and argon2's (so the check can see them), the master and the keeper none of them.
+    assert all(any(name in path for path in mapped_files(worker)) for name in APP_ONLY_EXTENSIONS[:2])
+    for process in (master, helper):
+        assert [path for path in mapped_files(process) if any(name in path for name in APP_ONLY_EXTENSIONS)] == []
+    assert [path for path in mapped_files(helper) if "site-packages" in path] == []
+    assert helper.cmdline()[1:3] == ["-I", "-S"]
