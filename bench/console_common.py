@@ -45,10 +45,14 @@ def write_app(directory: Path, name: str, source: str) -> str:
     return f"{PY} {name}"
 
 
-def start_daemon(base: Path, servers: dict, **config) -> RunningDaemon:
-    """The real daemon (embedded gunicorn) with ``servers`` (name -> command), none started."""
+def start_daemon(base: Path, servers: dict, tree: Path | None = None, **config) -> RunningDaemon:
+    """The real daemon (embedded gunicorn) with ``servers`` (name -> command), none started.
+
+    ``tree``: run the daemon's code from that checkout instead of this one (to compare two versions).
+    """
     entries = {name: {"directory": str(base), "command": command, "enabled": False} for name, command in servers.items()}
-    return RunningDaemon(base, daemon_config(base, entries, **config), {"admin": ADMIN_HASH})
+    env = {"PYTHONPATH": str(tree)} if tree is not None else None
+    return RunningDaemon(base, daemon_config(base, entries, **config), {"admin": ADMIN_HASH}, env=env)
 
 
 def worker_of(daemon: RunningDaemon) -> psutil.Process:
