@@ -13,10 +13,13 @@ share of the connections from one selector loop over raw non-blocking sockets
 Content-Length). A client thread per connection in Python would saturate long
 before the daemon; this one spends a few microseconds per request, and the
 report gives its CPU time next to the worker's so that a saturated client
-shows. Printed as JSON.
+shows. The worker's CPU time per request is given too: on a busy machine the
+rate follows the CPU the worker gets, the cost per request much less so.
+Printed as JSON.
 
 ``--profile OUT.svg`` records a py-spy flame graph of one tree's worker
-(``--profile-tree``) under ``GET /servers`` at 16 clients instead of measuring.
+(``--profile-tree``) under ``GET /servers`` at 16 clients instead of measuring
+(any other suffix: py-spy's collapsed stacks, to read as text).
 """
 
 from __future__ import annotations
@@ -116,7 +119,8 @@ def hammer(port: int, request: bytes, clients: int, seconds: float, processes: i
             "p50_ms": round(percentile(latencies, 0.50) * 1000, 2),
             "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
             "client_cpu_per_s": round(sum(cpu for _, cpu in gathered) / seconds, 2),
-            "worker_cpu_per_s": round(worker_cpu / seconds, 2)}
+            "worker_cpu_per_s": round(worker_cpu / seconds, 2),
+            "worker_cpu_us_per_request": round(worker_cpu / max(1, len(latencies)) * 1e6)}
 
 
 class Subject:
@@ -161,9 +165,10 @@ def compare(subjects: list[Subject], args) -> list[dict]:
 def profile(subject: Subject, output: Path, seconds: float, processes: int) -> None:
     """A py-spy flame graph of the worker while 16 clients send ``GET /servers``."""
     output.parent.mkdir(parents=True, exist_ok=True)
+    form = "flamegraph" if output.suffix == ".svg" else "raw"  # raw: collapsed stacks, one per line
     spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(subject.worker.pid),
-                            "--duration", str(int(seconds)), "--rate", "250", "--threads", "--nonblocking",
-                            "--format", "flamegraph", "--output", str(output)])
+                            "--duration", str(int(seconds)), "--rate", "100", "--gil", "--nonblocking",
+                            "--format", form, "--output", str(output)])
     time.sleep(1)  # py-spy attaching
     hammer(subject.daemon.port, subject.request("/servers"), 16, seconds - 1, processes, subject.worker)
     spy.wait()
