@@ -45,10 +45,13 @@ def write_app(directory: Path, name: str, source: str) -> str:
     return f"{PY} {name}"
 
 
-def start_daemon(base: Path, servers: dict, env: dict | None = None, **config) -> RunningDaemon:
-    """The real daemon (embedded gunicorn) with ``servers`` (name -> command), none started; ``env`` is added to
-    the daemon's environment (e.g. ``PYTHONPATH`` of another checkout)."""
+def start_daemon(base: Path, servers: dict, tree: Path | None = None, **config) -> RunningDaemon:
+    """The real daemon (embedded gunicorn) with ``servers`` (name -> command), none started.
+
+    ``tree``: run the daemon's code from that checkout instead of this one (to compare two versions).
+    """
     entries = {name: {"directory": str(base), "command": command, "enabled": False} for name, command in servers.items()}
+    env = {"PYTHONPATH": str(tree)} if tree is not None else None
     return RunningDaemon(base, daemon_config(base, entries, **config), {"admin": ADMIN_HASH}, env=env)
 
 

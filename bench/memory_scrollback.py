@@ -107,7 +107,7 @@ def wait_for_full_scrollbacks(daemon) -> None:
 def measure(tree: Path, width: int) -> dict:
     directory = workspace("memory")
     command = write_app(directory, APP_FILE, APP.format(width=width))
-    daemon = start_daemon(directory, {f"s{i}": command for i in range(SERVERS)}, env={"PYTHONPATH": str(tree)})
+    daemon = start_daemon(directory, {f"s{i}": command for i in range(SERVERS)}, tree=tree)
     try:
         idle = daemon_memory(daemon)
         for i in range(SERVERS):

@@ -15,6 +15,10 @@ taken. Here:
   or kept alive between requests) are closed to make room;
 * the last ``LOCAL_RESERVE`` slots and a thread pool of its own belong to the
   Unix socket, so the local admin always gets in.
+
+And for speed: a thread that has answered a kept-alive connection waits up to
+``KEEPALIVE_LINGER_MS`` for that client's next request before handing the
+connection back to the poller, and answers go out in one send (``onesend.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import itertools
 import logging
 import resource
+import select
 import selectors
 import socket
 import threading
@@ -32,12 +37,15 @@ from functools import partial
 from gunicorn import util
 from gunicorn.workers.gthread import ThreadWorker
 
+from octyne_flask import onesend
+
 log = logging.getLogger(__name__)
 
 REQUEST_HEAD_TIMEOUT = 10.0
 LOCAL_RESERVE = 64  # connection slots TCP clients cannot take
 IDLE_HEADROOM = 100  # slots beyond the threads, for kept-alive and not-yet-speaking connections
 MIN_IDLE_SECONDS = 2.0  # idle for less, a connection is not closed to make room
+KEEPALIVE_LINGER_MS = 50  # a thread waits this long for the next request on its connection
 
 
 def connection_slots(threads: int) -> int:
@@ -56,6 +64,22 @@ def raise_open_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     except (ValueError, OSError) as error:
         log.warning("Cannot raise the open-file limit from %d to %d: %s", soft, hard, error)
+
+
+class SettledConfig:
+    """gunicorn's config as a running worker reads it: each setting looked up once, then a plain attribute.
+
+    gunicorn's ``Config`` resolves every read through its settings table, dozens of times per
+    request; in the worker the settings no longer change (a new config means a new worker).
+    """
+
+    def __init__(self, cfg):
+        self._cfg = cfg
+
+    def __getattr__(self, name):
+        value = getattr(self._cfg, name)
+        setattr(self, name, value)
+        return value
 
 
 class PoolPerTransport:
@@ -81,6 +105,7 @@ class GuardedThreadWorker(ThreadWorker):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.cfg = SettledConfig(self.cfg)
         self.tcp_connections = self.worker_connections - LOCAL_RESERVE
         self._listening: set = set()
         self._heads: dict = {}  # connection -> deadline, while a thread reads its request head
@@ -88,6 +113,7 @@ class GuardedThreadWorker(ThreadWorker):
 
     def init_process(self):
         raise_open_file_limit()
+        onesend.install()
         super().init_process()
 
     def get_thread_pool(self):
@@ -155,17 +181,38 @@ class GuardedThreadWorker(ThreadWorker):
     # -- request heads ---------------------------------------------------------------
 
     def handle(self, conn):
-        """In a pool thread: the request head is on the clock until ``handle_request`` starts."""
-        with self._heads_lock:
-            self._heads[conn] = time.monotonic() + REQUEST_HEAD_TIMEOUT
-        try:
-            keep_alive = super().handle(conn)
-        finally:
-            self._stop_clock(conn)
+        """In a pool thread: serve requests on ``conn`` while the client sends them back to back.
+
+        gthread hands a kept-alive connection back to the main loop after each answer, and the
+        next request comes back through the poller and the pool's queue: two thread hand-offs
+        and five syscalls per request, each a fight for the GIL. A client that asks again
+        within ``KEEPALIVE_LINGER`` is answered by the same thread instead.
+        """
+        keep_alive = self._serve_one(conn)
+        while keep_alive is True and self.alive and self._next_request_comes(conn):
+            keep_alive = self._serve_one(conn)
         if not keep_alive:
             # gthread would wait for the client's FIN in its main loop, up to 2 s per connection.
             util.close_graceful(conn.sock)
         return keep_alive
+
+    def _serve_one(self, conn):
+        """One request: its head is on the clock until ``handle_request`` starts."""
+        with self._heads_lock:
+            self._heads[conn] = time.monotonic() + REQUEST_HEAD_TIMEOUT
+        try:
+            return super().handle(conn)
+        finally:
+            self._stop_clock(conn)
+
+    @staticmethod
+    def _next_request_comes(conn) -> bool:
+        """Whether the client's next request is buffered already or arrives within ``KEEPALIVE_LINGER``."""
+        if conn.parser.unreader.buf.getbuffer().nbytes:  # pipelined, read along with the last one
+            return True
+        waiting = select.poll()
+        waiting.register(conn.sock, select.POLLIN)
+        return bool(waiting.poll(KEEPALIVE_LINGER_MS))
 
     def finish_request(self, conn, fs):
         if conn.sock.fileno() == -1:  # closed by its thread (above, or by gthread after a TLS EOF)

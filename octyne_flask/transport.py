@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import weakref
 
 from octyne_flask.api.guard import LOCAL_ENVIRON_KEY, PEER_ENVIRON_KEY
 
@@ -44,16 +45,26 @@ class TransportMiddleware:
         self.api_app = api_app
         self.dashboard_app = dashboard_app
         self.web_ui_port = web_ui_port  # the port bound at start; a reload cannot move it
+        # An accepted TCP socket's own port, asked of the kernel once per connection, not per request.
+        self._local_ports: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def __call__(self, environ, start_response):
         sock = accepted_socket(environ)
         is_unix = sock is not None and sock.family == socket.AF_UNIX
         environ[LOCAL_ENVIRON_KEY] = is_unix
         environ[PEER_ENVIRON_KEY] = peer_credentials(sock) if is_unix else None
-        if sock is not None and not is_unix and local_port(sock) == self.web_ui_port:
+        if self.web_ui_port is not None and sock is not None and not is_unix and self._local_port(sock) == self.web_ui_port:
             path = environ.get("PATH_INFO", "")
             if path != API_PREFIX and not path.startswith(API_PREFIX + "/"):
                 return self.dashboard_app(environ, start_response)
             environ["PATH_INFO"] = path[len(API_PREFIX):] or "/"
             environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + API_PREFIX
         return self.api_app(environ, start_response)
+
+    def _local_port(self, sock: socket.socket) -> int | None:
+        port = self._local_ports.get(sock)
+        if port is None:
+            port = local_port(sock)
+            if port is not None:
+                self._local_ports[sock] = port
+        return port
