@@ -52,6 +52,7 @@ SERVER_ENDPOINTS = [
     ("GET", "/server/alpha/console/history", None, "console.view"),
     ("GET", "/server/alpha/console/history.txt", None, "console.view"),
     ("GET", "/server/alpha/console/inputs", None, "console.write"),
+    ("GET", "/server/alpha/stats/history", None, "view"),
     ("GET", "/server/alpha/backups", None, "backups.view"),
     ("POST", "/server/alpha/backups", None, "backups.create"),
     ("GET", "/server/alpha/backups/2020-01-01T00-00-00Z.tar.zst", None, "backups.view+files.download"),
