@@ -46,9 +46,16 @@ def start_sshd(base, key) -> tuple[subprocess.Popen, int] | None:
     config.write_text(f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nPidFile {base / 'sshd.pid'}\n"
                       f"AuthorizedKeysFile {base / 'authorized_keys'}\nStrictModes no\nUsePAM no\n"
                       "Subsystem sftp internal-sftp\n")
-    process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=subprocess.DEVNULL)
+    if os.geteuid() == 0:
+        os.makedirs("/run/sshd", 0o755, exist_ok=True)  # its privilege separation folder, made by the service unit
+    log = base / "sshd.log"
+    with open(log, "wb") as errors:
+        process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=errors)
     time.sleep(1)
-    return (process, port) if process.poll() is None else None
+    if process.poll() is not None:
+        print(f"sshd did not start: {log.read_text().strip()}", file=sys.stderr)
+        return None
+    return process, port
 
 
 @dataclass(frozen=True)
