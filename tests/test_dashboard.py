@@ -15,6 +15,7 @@ import re
 import sys
 import time
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -143,6 +144,21 @@ def wait_until(page: Page, condition, timeout: float = 10) -> None:
         page.wait_for_timeout(50)
 
 
+@contextmanager
+def dashboard_session(browser, daemon, folder: Path | None = None, *, height: int = 800, timeout: float = 10_000,
+                      **context_options):
+    """A fresh browser context on ``daemon``'s dashboard (logged out); on leaving, its page must have logged
+    no problem the test did not declare, and the context is closed."""
+    context = browser.new_context(viewport={"width": 1280, "height": height}, **context_options)
+    context.set_default_timeout(timeout)
+    dashboard = Dashboard(daemon, context.new_page(), folder)
+    try:
+        yield dashboard
+        dashboard.problems.assert_clean()
+    finally:
+        context.close()
+
+
 @pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).exists():
@@ -164,16 +180,8 @@ def dashboard(daemon_factory, browser, tmp_path):
         "demo": {"directory": str(demo_dir), "command": f"{sys.executable} -u {REPO / 'examples' / 'demo_app.py'}"},
         "colours": {"directory": str(colours_dir), "command": f"{sys.executable} colours.py"},
     })
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    dashboard = Dashboard(daemon, page, demo_dir)
-    problems = dashboard.problems
-    try:
+    with dashboard_session(browser, daemon, demo_dir, accept_downloads=True) as dashboard:
         yield dashboard
-        problems.assert_clean()
-    finally:
-        context.close()
 
 
 def test_login_start_stop_phone_layout_and_logout(dashboard):
@@ -366,11 +374,9 @@ def test_files_tab_shows_the_sftp_address_login_name_and_host_key(daemon_factory
     daemon = daemon_factory(servers={"survival": {"directory": str(folder), "command": "sleep 1", "enabled": False}},
                             config={"sftp": {"enabled": True, "port": port}})
     host_key = daemon.get("/server/survival/sftp").json()["hostKey"]
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    context.grant_permissions(["clipboard-read", "clipboard-write"])
-    page = context.new_page()
-    dashboard = Dashboard(daemon, page, folder)
-    try:
+    with dashboard_session(browser, daemon, folder) as dashboard:
+        page = dashboard.page
+        page.context.grant_permissions(["clipboard-read", "clipboard-write"])
         dashboard.open("#/server/survival/files/")
         dashboard.login()
         panel = page.get_by_role("region", name="SFTP access")
@@ -383,9 +389,6 @@ def test_files_tab_shows_the_sftp_address_login_name_and_host_key(daemon_factory
         expect(page.get_by_text("Copied the SFTP address.")).to_be_visible()
         assert page.evaluate("navigator.clipboard.readText()") == address
         dashboard.screenshot("files-sftp")
-        dashboard.problems.assert_clean()
-    finally:
-        context.close()
 
 
 def test_accounts_create_change_password_and_delete(dashboard):
@@ -499,10 +502,7 @@ def test_access_page_grants_a_viewer_who_then_sees_only_that_server_read_only(da
         "moderator": ["view", "console.view", "console.write"]}
     dashboard.screenshot("access")
 
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    context.set_default_timeout(10_000)
-    viewer = Dashboard(daemon, context.new_page(), dashboard.demo_dir)
-    try:
+    with dashboard_session(browser, daemon, dashboard.demo_dir) as viewer:
         viewer.open()
         viewer.login("newbie", "newbie-password")
         expect(viewer.card("demo")).to_be_visible()
@@ -529,9 +529,6 @@ def test_access_page_grants_a_viewer_who_then_sees_only_that_server_read_only(da
         viewer.page.get_by_role("link", name="demo").click()
         expect(viewer.page.get_by_label("Command for demo")).to_be_enabled()
         expect(viewer.page.locator(".badge.read-only")).to_be_hidden()
-        viewer.problems.assert_clean()
-    finally:
-        context.close()
 
 
 @pytest.mark.skipif(not V1_CONTROLLERS >= {"memory", "cpu", "pids"}, reason="needs root and cgroup v1 memory, cpu, pids")
@@ -543,10 +540,8 @@ def test_the_memory_bar_shows_the_limit_and_an_oom_kill_shows_in_the_status(daem
                    "limits": {"memory": "64M", "cpu": 0.5, "pids": 32}},
         "hog": {"directory": str(tmp_path), "command": f"{sys.executable} hog.py", "limits": {"memory": "64M"}},
     })
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    dashboard = Dashboard(daemon, page, tmp_path)
-    try:
+    with dashboard_session(browser, daemon, tmp_path) as dashboard:
+        page = dashboard.page
         dashboard.open("#/server/capped")
         dashboard.login()
         card = dashboard.card("capped")
@@ -568,9 +563,6 @@ def test_the_memory_bar_shows_the_limit_and_an_oom_kill_shows_in_the_status(daem
         dashboard.open("#/")
         expect(dashboard.card("hog").get_by_test_id("status")).to_have_text("Crashed · out of memory")
         expect(dashboard.card("capped").get_by_test_id("status")).to_have_text("Running")
-        dashboard.problems.assert_clean()
-    finally:
-        context.close()
 
 
 # ansi.js itself, inlined as a module (it has no imports), with its parser exposed to the test.

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.harness import wait_until
-from tests.test_dashboard import Dashboard, browser  # noqa: F401 - the module-scoped browser fixture
+from tests.test_dashboard import browser, dashboard_session  # noqa: F401 - the module-scoped browser fixture
 
 APP = "import sys\nprint('ready', flush=True)\nfor line in sys.stdin:\n    print('got', line.strip(), flush=True)\n"
 
@@ -27,14 +27,8 @@ def dashboard(daemon_factory, browser, tmp_path):  # noqa: F811
         "backups": {"path": str(tmp_path / "backups"), "before": ["save-off"], "settle": 2, "after": ["save-on"]},
         "schedules": [{"name": "greet", "cron": "0 4 * * *", "action": "command", "command": "say hello"}],
     }})
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
-    context.set_default_timeout(10_000)
-    dashboard = Dashboard(daemon, context.new_page(), world)
-    try:
+    with dashboard_session(browser, daemon, world, accept_downloads=True) as dashboard:
         yield dashboard
-        dashboard.problems.assert_clean()
-    finally:
-        context.close()
 
 
 def test_create_watch_download_restore_a_backup_and_run_a_schedule_now(dashboard):

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from tests.harness import REPO, wait_until
 from tests.services import ECHO_APP
 from tests.test_cluster_nodes import all_online, start_node
-from tests.test_dashboard import Dashboard, browser  # noqa: F401  (the module's Chromium fixture)
+from tests.test_dashboard import browser, dashboard_session  # noqa: F401  (the module's Chromium fixture)
 
 SCREENSHOT = REPO / "docs" / "screenshots" / "cluster.png"
 
@@ -33,18 +33,11 @@ def cluster(daemon_factory, redis_server, tmp_path):
     return a, b, c
 
 
-def open_dashboard(browser, node):  # noqa: F811
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    return context, page, Dashboard(node, page, None)
-
-
 def test_one_login_on_node_a_runs_the_servers_of_a_b_and_c(cluster, browser):  # noqa: F811
     a, b, c = cluster
-    context, page, dashboard = open_dashboard(browser, a)
-    dashboard.problems.origins |= {f"127.0.0.1:{b.port}", f"127.0.0.1:{c.port}"}
-    try:
+    with dashboard_session(browser, a) as dashboard:
+        page = dashboard.page
+        dashboard.problems.origins |= {f"127.0.0.1:{b.port}", f"127.0.0.1:{c.port}"}
         dashboard.open()
         dashboard.login()
         for node, server in (("a", "alpha"), ("b", "bravo"), ("c", "charlie")):
@@ -89,9 +82,6 @@ def test_one_login_on_node_a_runs_the_servers_of_a_b_and_c(cluster, browser):  #
         expect(page.get_by_text("You have been logged out.")).to_be_visible()
         assert requests.get(c.url + "/servers", headers={"Authorization": token}, timeout=10).status_code == 401
         assert page.evaluate("localStorage.getItem('octyne.clusterToken')") is None
-        dashboard.problems.assert_clean()
-    finally:
-        context.close()
 
 
 def test_a_node_joining_after_login_tags_the_cards_and_asks_for_a_new_login(daemon_factory, redis_server, browser, tmp_path):  # noqa: F811
@@ -99,8 +89,8 @@ def test_a_node_joining_after_login_tags_the_cards_and_asks_for_a_new_login(daem
     folder.mkdir()
     a = start_node(daemon_factory, redis_server, "a", role="primary",
                    servers={"alpha": {"command": ECHO_APP, "directory": str(folder)}})
-    context, page, dashboard = open_dashboard(browser, a)
-    try:
+    with dashboard_session(browser, a) as dashboard:
+        page = dashboard.page
         dashboard.open()
         dashboard.login()
         alpha = page.locator('[data-server="alpha"]')
@@ -112,6 +102,3 @@ def test_a_node_joining_after_login_tags_the_cards_and_asks_for_a_new_login(daem
         start_node(daemon_factory, redis_server, "b")
         expect(alpha.get_by_test_id("node")).to_have_text("a", timeout=15_000)  # nodes are rescanned every 2 s
         expect(notice).to_be_visible()
-        dashboard.problems.assert_clean()
-    finally:
-        context.close()

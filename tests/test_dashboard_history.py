@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.test_dashboard import Dashboard, browser, wait_until  # noqa: F401  (browser is a fixture)
+from tests.test_dashboard import browser, dashboard_session, wait_until  # noqa: F401  (browser is a fixture)
 
 PY = sys.executable
 BOOK = """
@@ -42,24 +42,17 @@ def history_dashboard(daemon_factory, browser, tmp_path):  # noqa: F811
         (tmp_path / name).write_text(textwrap.dedent(source))
     servers = {"book": {"directory": str(tmp_path), "command": f"{PY} book.py"},
                "ticker": {"directory": str(tmp_path), "command": f"{PY} ticker.py", "enabled": False}}
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    dashboard = Dashboard(daemon_factory(servers=servers), page, tmp_path)
+    with dashboard_session(browser, daemon_factory(servers=servers), tmp_path, height=900, timeout=15_000,
+                           accept_downloads=True) as dashboard:
+        def restart():
+            """Stop the daemon and start it again on the same folder and ports."""
+            before = json.loads(dashboard.daemon.config_path.read_text())
+            dashboard.daemon.stop()
+            dashboard.daemon = daemon_factory(servers=servers, directory=dashboard.daemon.directory,
+                                              config={"port": before["port"], "webUI": before["webUI"]})
 
-    def restart():
-        """Stop the daemon and start it again on the same folder and ports."""
-        before = json.loads(dashboard.daemon.config_path.read_text())
-        dashboard.daemon.stop()
-        dashboard.daemon = daemon_factory(servers=servers, directory=dashboard.daemon.directory,
-                                          config={"port": before["port"], "webUI": before["webUI"]})
-
-    dashboard.restart = restart
-    try:
+        dashboard.restart = restart
         yield dashboard
-        dashboard.problems.assert_clean()
-    finally:
-        context.close()
 
 
 def shown_lines(page) -> list[tuple[int, str]]:

@@ -8,7 +8,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from playwright.sync_api import expect
 
-from tests.test_dashboard import Dashboard, browser, wait_until  # noqa: F401  (browser is a fixture)
+from tests.test_dashboard import browser, dashboard_session, wait_until  # noqa: F401  (browser is a fixture)
 from tests.test_usage_history import GROWER
 
 
@@ -16,10 +16,8 @@ def test_the_server_page_charts_the_last_hour_with_units_and_hover(daemon_factor
     (tmp_path / "grow.py").write_text(GROWER)
     daemon = daemon_factory(servers={"grow": {"directory": str(tmp_path), "command": f"{sys.executable} grow.py"}},
                             env={"OCTYNE_STATS_INTERVAL_MS": "500"})
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    dashboard = Dashboard(daemon, page, tmp_path)
-    try:
+    with dashboard_session(browser, daemon, tmp_path, height=900) as dashboard:
+        page = dashboard.page
         dashboard.open("#/server/grow")
         dashboard.login()
         cpu = page.get_by_role("figure", name="CPU")
@@ -50,9 +48,6 @@ def test_the_server_page_charts_the_last_hour_with_units_and_hover(daemon_factor
         page.keyboard.press("Home")
         expect(readout).to_have_text(re.compile(rf": {re.escape(mib_text(samples[0]['memoryUsage']))}$"))
         dashboard.screenshot("server-charts")
-        dashboard.problems.assert_clean()
-    finally:
-        context.close()
 
 
 def mib_text(value: int) -> str:
