@@ -83,7 +83,11 @@ def render(document: dict) -> str:
                       for status, response in operation["responses"].items()
                       if response.get("$ref", "").endswith("/" + name))
         lines.append(f"* {status} {listed}: {when}.")
-    lines += ["", "| endpoint | permission | what |", "|---|---|---|"]
+    lines += [
+        "* 400, 414 or 431 with what was wrong: a request the HTTP server refuses before any endpoint",
+        "  sees it (a malformed request line, a request line over 4 094 bytes, more than 100 header",
+        "  fields or a header over 8 190 bytes).",
+        "", "| endpoint | permission | what |", "|---|---|---|"]
     for path, method, operation in operations(document):
         lines.append(f"| {endpoint(path, method, operation)} | {permission(document, operation)} "
                      f"| {operation['summary']} |")
