@@ -29,6 +29,7 @@ import resource
 import select
 import selectors
 import socket
+import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -207,8 +208,11 @@ class GuardedThreadWorker(ThreadWorker):
 
     @staticmethod
     def _next_request_comes(conn) -> bool:
-        """Whether the client's next request is buffered already or arrives within ``KEEPALIVE_LINGER``."""
+        """Whether the client's next request is buffered already (by the parser or TLS) or arrives within
+        ``KEEPALIVE_LINGER``."""
         if conn.parser.unreader.buf.getbuffer().nbytes:  # pipelined, read along with the last one
+            return True
+        if isinstance(conn.sock, ssl.SSLSocket) and conn.sock.pending():  # decrypted already: poll cannot see it
             return True
         waiting = select.poll()
         waiting.register(conn.sock, select.POLLIN)

@@ -378,6 +378,19 @@ def test_renaming_without_replacing_moves_files_folders_and_links_and_refuses_ta
     assert (tmp_path / "taken").read_text() == "kept" and os.readlink(tmp_path / "link-moved") == "nowhere"
 
 
+
+@pytest.mark.parametrize("names", [("a", "b\0x"), ("a\0x", "b")], ids=["new name", "old name"])
+def test_renaming_without_replacing_refuses_a_name_with_a_nul_byte_as_os_rename_does(tmp_path, names):
+    """C reads a name up to its first NUL: through ctypes ``b<NUL>x`` would silently become ``b``."""
+    (tmp_path / "a").write_text("content")
+    folder = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(ValueError):
+            noreplace.rename_without_replacing(*names, src_dir_fd=folder, dst_dir_fd=folder)
+    finally:
+        os.close(folder)
+    assert os.listdir(tmp_path) == ["a"]
+
 def test_a_folder_swapped_for_a_link_while_it_is_copied_never_leads_the_copy_outside(tmp_path):
     server, outside = big_world(tmp_path)
     before = tree_state(outside)

@@ -115,3 +115,22 @@ def test_tls_handshake_uses_our_certificate(tls_daemon, certificate):
     with socket.create_connection(("127.0.0.1", tls_daemon.port), timeout=5) as raw:
         with context.wrap_socket(raw, server_hostname="localhost") as tls:
             assert tls.getpeercert()["subject"] == ((("commonName", "localhost"),),)
+
+
+def test_a_request_pipelined_behind_one_that_fills_a_read_in_one_tls_record_is_answered(tls_daemon, certificate):
+    """The first request is exactly one socket read long, so the next one stays decrypted in the TLS layer,
+    which the kernel no longer reports as readable: the worker must look there, not wait on the socket."""
+    cert, _ = certificate
+    second = f"GET /servers HTTP/1.1\r\nHost: x\r\nAuthorization: {tls_daemon.token}\r\n\r\n".encode()
+    first = second[:-2] + b"X-Pad: "
+    first += b"p" * (8192 - len(first) - 4) + b"\r\n\r\n"  # gunicorn reads a request head 8 KiB at a time
+    assert len(first) == 8192
+    context = ssl.create_default_context(cafile=str(cert))
+    with socket.create_connection(("127.0.0.1", tls_daemon.port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            tls.sendall(first + second)  # one TLS record (under 16 KiB)
+            received = b""
+            while received.count(b"HTTP/1.1 200 ") < 2:
+                chunk = tls.recv(65536)  # times out (5 s) if the second request is left waiting
+                assert chunk, "closed by the daemon"
+                received += chunk

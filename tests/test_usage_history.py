@@ -9,7 +9,7 @@ import time
 
 from octyne_flask.supervisor import RUNNING, STOPPED, Supervisor
 from octyne_flask.supervisor.stats import MAX_AGE, RunStats, TreeUsage
-from octyne_flask.supervisor.usage_history import UsageHistory, sample_interval_ms
+from octyne_flask.supervisor.usage_history import UsageHistory, UsageSampler, sample_interval_ms
 from tests.harness import wait_until
 from tests.test_supervisor import PY, config_for, lines, script
 
@@ -134,3 +134,15 @@ def test_the_interval_is_5_s_unless_the_test_hook_says_otherwise():
     assert sample_interval_ms({"OCTYNE_STATS_INTERVAL_MS": "250"}) == 250
     assert sample_interval_ms({"OCTYNE_STATS_INTERVAL_MS": "5"}) == 100
     assert sample_interval_ms({"OCTYNE_STATS_INTERVAL_MS": "soon"}) == 5000
+
+
+def test_a_huge_interval_from_the_test_hook_is_an_hour_and_the_sampler_keeps_running():
+    """Beyond an hour there is nothing to keep; far beyond, ``Event.wait`` overflows and killed the thread."""
+    interval = sample_interval_ms({"OCTYNE_STATS_INTERVAL_MS": "10000000000000"})
+    assert interval == 3_600_000
+    sampler = UsageSampler(lambda: [], interval)
+    try:
+        time.sleep(0.2)
+        assert "octyne-stats-sampler" in [thread.name for thread in threading.enumerate()]
+    finally:
+        sampler.close()

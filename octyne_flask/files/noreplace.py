@@ -28,12 +28,20 @@ if _renameat2 is not None:
 def rename_without_replacing(name: str, new_name: str, *, src_dir_fd: int, dst_dir_fd: int) -> None:
     """Rename ``name`` in ``src_dir_fd`` to ``new_name`` in ``dst_dir_fd``; FileExistsError if that is taken."""
     if _renameat2 is not None:
-        if _renameat2(src_dir_fd, os.fsencode(name), dst_dir_fd, os.fsencode(new_name), RENAME_NOREPLACE) == 0:
+        if _renameat2(src_dir_fd, _c_name(name), dst_dir_fd, _c_name(new_name), RENAME_NOREPLACE) == 0:
             return
         code = ctypes.get_errno()
         if code not in _UNSUPPORTED:
             raise OSError(code, os.strerror(code), name, None, new_name)
     _rename_by_hand(name, new_name, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
+
+
+def _c_name(name: str) -> bytes:
+    """``name`` for C, refused as ``os`` refuses it when it holds a NUL (C would read it only up to there)."""
+    encoded = os.fsencode(name)
+    if b"\0" in encoded:
+        raise ValueError("embedded null byte")
+    return encoded
 
 
 def _rename_by_hand(name: str, new_name: str, *, src_dir_fd: int, dst_dir_fd: int) -> None:

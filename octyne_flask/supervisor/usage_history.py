@@ -28,12 +28,12 @@ INTERVAL_VARIABLE = "OCTYNE_STATS_INTERVAL_MS"  # a test hook: the test suite sa
 
 
 def sample_interval_ms(environ: dict[str, str] = os.environ) -> int:
-    """5000, or the test hook's value in milliseconds (at least 100)."""
+    """5000, or the test hook's value in milliseconds (at least 100, at most the hour the history keeps)."""
     text = environ.get(INTERVAL_VARIABLE)
     if not text:
         return DEFAULT_INTERVAL_MS
     try:
-        return max(MIN_INTERVAL_MS, int(text))
+        return min(max(MIN_INTERVAL_MS, int(text)), round(HOUR * 1000))
     except ValueError:
         log.warning("Ignoring %s=%r: not a whole number of milliseconds", INTERVAL_VARIABLE, text)
         return DEFAULT_INTERVAL_MS
