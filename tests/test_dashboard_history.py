@@ -77,9 +77,11 @@ def test_scrollback_search_across_a_restart_follow_download_and_input_history(hi
     dashboard.problems.expected_network_errors = True  # the restart below
     dashboard.problems.expect_failure(401, "/api/")  # the old login does not survive it
     dashboard.restart()  # the app starts again and prints 3000 more lines: the needle is far beyond the scrollback
-    page.reload()
+    # The page's next request meets the new daemon, which does not know the old login.
+    expect(page.get_by_role("heading", name="Session expired")).to_be_visible(timeout=20_000)
     page.get_by_role("button", name="Log in again").click()
     dashboard.login()
+    page.reload()
     # The console's reconnection attempts while the daemon was down fail as they should; nothing else may.
     dashboard.problems.messages = [message for message in dashboard.problems.messages
                                    if "ERR_CONNECTION_RESET" not in message[1] or "/console?" not in message[1]]
