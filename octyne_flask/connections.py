@@ -18,7 +18,8 @@ taken. Here:
 
 And for speed: a thread that has answered a kept-alive connection waits up to
 ``KEEPALIVE_LINGER_MS`` for that client's next request before handing the
-connection back to the poller, and answers go out in one send (``onesend.py``).
+connection back to the poller, and answers go out in one send (``onesend.py``). Requests
+gunicorn refuses before the app are answered in JSON (``protocol_errors.py``).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from functools import partial
 from gunicorn import util
 from gunicorn.workers.gthread import ThreadWorker
 
-from octyne_flask import onesend
+from octyne_flask import onesend, protocol_errors
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,9 @@ class GuardedThreadWorker(ThreadWorker):
 
     def init_process(self):
         raise_open_file_limit()
+        # The two gunicorn module globals the worker replaces in its own process (gunicorn is pinned).
         onesend.install()
+        protocol_errors.install()
         super().init_process()
 
     def get_thread_pool(self):

@@ -24,7 +24,6 @@ import threading
 
 from gunicorn.app.base import BaseApplication
 
-from octyne_flask import protocol_errors
 from octyne_flask.config import Config
 from octyne_flask.connections import GuardedThreadWorker, connection_slots
 from octyne_flask.errors import ApiError
@@ -57,10 +56,6 @@ class _PlainHttpConfig:
 
 class OctyneWorker(GuardedThreadWorker):
     """The guarded gthread worker: stops the apps as soon as it is asked to exit, reloads on SIGHUP."""
-
-    def init_process(self):
-        protocol_errors.install()
-        super().init_process()
 
     def init_signals(self):
         super().init_signals()
