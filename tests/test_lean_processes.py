@@ -20,8 +20,8 @@ from tests.harness import ADMIN_HASH, REPO, daemon_config, wait_until
 
 PY = sys.executable
 KEEPER_HELPER = REPO / "octyne_flask" / "supervisor" / "keeper_helper.py"
-# Libraries only the worker's app needs; each must stay out of the master.
-APP_ONLY = ("flask", "werkzeug", "flask_sock", "psutil", "argon2", "paramiko", "redis", "cryptography", "croniter",
+# Libraries only the worker's app needs (dateutil: only for a schedule); each must stay out of the master.
+APP_ONLY = ("dateutil", "flask", "werkzeug", "flask_sock", "psutil", "argon2", "paramiko", "redis", "cryptography", "croniter",
             "cron_descriptor", "yaml", "zstandard", "octyne_flask.api", "octyne_flask.daemon", "octyne_flask.webui",
             "octyne_flask.supervisor.supervisor", "octyne_flask.supervisor.console")
 # Shared objects those libraries load: psutil, argon2-cffi's bindings, cryptography's Rust core.

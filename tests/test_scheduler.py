@@ -1,5 +1,7 @@
 """The scheduler's arithmetic on a fake clock: due times, replacement, missed runs, DST; and config validation."""
 
+import subprocess
+import sys
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -8,6 +10,7 @@ import pytest
 from octyne_flask.config import ConfigError, parse_config
 from octyne_flask.schedules.entries import Schedule, parse_timezone
 from octyne_flask.schedules.scheduler import MISSED_AFTER, Scheduler
+from tests.harness import REPO
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -70,6 +73,39 @@ def test_empty_timezone_is_the_systems_and_a_named_zone_is_used():
     assert parse_config('{"timezone": "Asia/Tokyo"}').timezone == ZoneInfo("Asia/Tokyo")
     local = parse_timezone("")
     assert datetime(2026, 1, 1, tzinfo=local).utcoffset() == datetime(2026, 1, 1).astimezone().utcoffset()
+
+
+SYSTEM_ZONE_CHECK = """
+import sys, time
+import subprocess
+import sys
+from datetime import datetime
+from octyne_flask.schedules.entries import parse_timezone
+zone = parse_timezone("")
+for month in (1, 7):  # winter and summer: the C library's offset for the same instant
+    instant = datetime(2026, month, 1, 12).timestamp()
+    assert datetime.fromtimestamp(instant, zone).utcoffset() == datetime.fromtimestamp(instant).astimezone().utcoffset()
+print("dateutil" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("tz, loads_dateutil", [
+    (None, False),  # /etc/localtime
+    ("Europe/Paris", False),
+    (":America/New_York", False),
+    ("/usr/share/zoneinfo/Australia/Sydney", False),
+    ("EST5EDT4,M3.2.0,M11.1.0", True),  # POSIX rules: no zone file to read, dateutil reads the C library's
+])
+def test_the_systems_zone_follows_tz_and_loads_dateutil_only_when_it_must(tz, loads_dateutil):
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"} | ({"TZ": tz} if tz is not None else {})
+    result = subprocess.run([sys.executable, "-c", SYSTEM_ZONE_CHECK], env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(loads_dateutil)
+
+
+def test_the_systems_zone_is_one_object_so_reloaded_configs_compare_equal():
+    assert parse_config("{}").timezone is parse_config("{}").timezone
 
 
 def server(extra: str) -> str:

@@ -9,12 +9,11 @@ without schedules, and the gunicorn master that parses the config, never load th
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import datetime, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from dateutil.tz import tzlocal
 
 ACTIONS = ("start", "stop", "restart", "kill", "command", "backup")
 DEFAULT_BACKUPS_FOLDER = "backups"
@@ -77,10 +76,39 @@ def _has_seconds(cron: str) -> bool:
     return len(cron.split()) == 6
 
 
+@functools.cache
+def system_timezone() -> tzinfo:
+    """The system's zone with its DST rules, found as the C library finds it: ``TZ`` when it names a
+    zone (or a zone file), else /etc/localtime, else UTC. One object per process, so reloaded configs compare equal.
+
+    Read with the standard library's zoneinfo: dateutil (2.8 MiB in every process that parses the
+    config) is loaded only when neither can be read (``TZ`` in POSIX rule form, no /etc/localtime).
+    """
+    name = os.environ.get("TZ")
+    try:
+        if name is None:
+            try:
+                with open("/etc/localtime", "rb") as handle:
+                    return ZoneInfo.from_file(handle, key="localtime")
+            except FileNotFoundError:
+                return timezone.utc  # the C library's choice too
+        name = name.removeprefix(":")
+        if name.startswith("/"):
+            with open(name, "rb") as handle:
+                return ZoneInfo.from_file(handle, key=name)
+        if name:
+            return ZoneInfo(name)
+    except (OSError, ValueError, ZoneInfoNotFoundError):
+        pass
+    from dateutil.tz import tzlocal
+
+    return tzlocal()
+
+
 def parse_timezone(name: str) -> tzinfo:
     """The named IANA zone, or the system's (DST-aware) when ``name`` is empty."""
     if not name:
-        return tzlocal()
+        return system_timezone()
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
