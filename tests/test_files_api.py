@@ -234,6 +234,72 @@ def test_an_upload_killed_halfway_leaves_the_old_file(daemon, root):
     assert daemon.get("/server/alpha/files").status_code == 200  # the daemon is fine
 
 
+def multipart_upload(filename: str, payload: bytes, boundary: str = "pipelinedboundary") -> bytes:
+    return (f"--{boundary}\r\nContent-Disposition: form-data; name=\"upload\"; filename=\"{filename}\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n").encode() + payload + f"\r\n--{boundary}--\r\n".encode()
+
+
+def upload_request(daemon, body: bytes, boundary: str = "pipelinedboundary") -> bytes:
+    return (f"POST /server/alpha/file?path=/ HTTP/1.1\r\nHost: x\r\nAuthorization: {daemon.token}\r\n"
+            f"Content-Length: {len(body)}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n\r\n"
+            ).encode() + body
+
+
+def read_answers(connection: socket.socket, count: int) -> list[bytes]:
+    """``count`` HTTP answers (each with a Content-Length) read from ``connection``."""
+    received, answers = b"", []
+    while len(answers) < count:
+        head_end = received.find(b"\r\n\r\n")
+        if head_end >= 0:
+            head = received[:head_end].decode("latin-1").lower()
+            length = int(head.split("content-length:")[1].split("\r\n")[0])
+            if len(received) >= head_end + 4 + length:
+                answers.append(received[:head_end + 4 + length])
+                received = received[head_end + 4 + length:]
+                continue
+        chunk = connection.recv(65536)
+        assert chunk, "closed by the daemon"
+        received += chunk
+    return answers
+
+
+@pytest.mark.parametrize("size", [300, 1_500_000])
+def test_a_request_pipelined_behind_an_upload_is_answered(daemon, root, size):
+    """The upload's body is read from the connection itself: it must stop at the body's end, whether the next
+    request arrived with the head (a small body) or behind a large one."""
+    payload = os.urandom(size)
+    listing = f"GET /server/alpha/files?path=/ HTTP/1.1\r\nHost: x\r\nAuthorization: {daemon.token}\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as connection:
+        connection.sendall(upload_request(daemon, multipart_upload("piped.bin", payload)) + listing.encode())
+        uploaded, listed = read_answers(connection, 2)
+    assert uploaded.startswith(b"HTTP/1.1 200 ") and b'{"success":true}' in uploaded.replace(b" ", b"")
+    assert listed.startswith(b"HTTP/1.1 200 ") and b'"piped.bin"' in listed
+    assert (root / "piped.bin").read_bytes() == payload
+
+
+def test_an_upload_sent_in_small_pieces_is_saved_whole(daemon, root):
+    payload = os.urandom(200_000)
+    request = upload_request(daemon, multipart_upload("slow.bin", payload))
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as connection:
+        for start in range(0, len(request), 7_001):
+            connection.sendall(request[start:start + 7_001])
+            time.sleep(0.002)
+        [answer] = read_answers(connection, 1)
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert (root / "slow.bin").read_bytes() == payload
+
+
+def test_a_chunked_upload_is_saved(daemon, root):
+    """A body without a length (chunked transfer encoding) is read through the server's own reader."""
+    payload = os.urandom(1_200_000)
+    body = multipart_upload("chunked.bin", payload)
+    pieces = (body[start:start + 100_000] for start in range(0, len(body), 100_000))
+    response = daemon.post("/server/alpha/file?path=/", data=pieces,
+                           headers={"Content-Type": "multipart/form-data; boundary=pipelinedboundary"})
+    assert (response.status_code, response.json()) == (200, {"success": True})
+    assert (root / "chunked.bin").read_bytes() == payload
+
+
 # -- delete and folder -------------------------------------------------------------
 
 def test_delete(daemon, root):

@@ -1,6 +1,7 @@
 """HTTPS with a real self-signed certificate: TLS on the API and web-UI ports, plain HTTP on the Unix socket."""
 
 import json
+import os
 import socket
 import ssl
 import time
@@ -134,3 +135,12 @@ def test_a_request_pipelined_behind_one_that_fills_a_read_in_one_tls_record_is_a
                 chunk = tls.recv(65536)  # times out (5 s) if the second request is left waiting
                 assert chunk, "closed by the daemon"
                 received += chunk
+
+
+def test_an_upload_over_tls_is_saved_whole(tls_daemon, tmp_path):
+    """The upload's body is read from the TLS connection itself."""
+    payload = os.urandom(1_500_000)
+    response = tls_daemon.post("/server/echo/file?path=/", files={"upload": ("over-tls.bin", payload)})
+    assert (response.status_code, response.json()) == (200, {"success": True})
+    assert (tmp_path / "over-tls.bin").read_bytes() == payload
+    assert tls_daemon.get("/server/echo/files?path=/").status_code == 200  # the connection pool reuses it

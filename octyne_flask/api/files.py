@@ -19,6 +19,7 @@ from octyne_flask.files.ownership import Owner
 from octyne_flask.files.paths import resolve
 from octyne_flask.files.transactions import TransactionRejected, parse_operations, run_transaction, single_operation
 from octyne_flask.files.upload import receive_upload
+from octyne_flask.request_body import body_of
 
 blueprint = Blueprint("files", __name__)
 
@@ -86,7 +87,8 @@ def change_file(server):
 def _upload(server):
     folder = resolve(server.directory, request.args.get("path"), "file path", follow=True)
     daemon = current_daemon()
-    saved = receive_upload(request.stream, request.headers.get("Content-Type"), request.content_length, folder,
+    body = body_of(request.environ, request.stream)
+    saved = receive_upload(body, request.headers.get("Content-Type"), request.content_length, folder,
                            daemon.config.files.upload_limit, daemon.temporaries, Owner.of(server.config.run_as))
     log_action("server.files.upload", server=server.name, path=folder.request, filename=saved.filename)
     return jsonify(success=True)
