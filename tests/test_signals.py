@@ -2,6 +2,7 @@
 
 import json
 import os
+import queue
 import signal
 import sys
 import textwrap
@@ -11,6 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from octyne_flask.serving import stop_promptly
 from tests.services import is_listening
 
 # An app that, on SIGTERM, takes a moment to "save", writes a marker and exits cleanly.
@@ -112,3 +114,43 @@ def test_ttin_and_ttou_never_change_the_single_worker(daemon_factory, graceful_a
         assert daemon.output().count("Ignoring TTIN/TTOU") == expected
     assert {p.pid for p in psutil.Process(daemon.proc.pid).children(recursive=True)} == before
     assert daemon.get("/servers").json() == {"servers": {"alpha": 1}}
+
+
+class StoppingArbiter:
+    """The parts of gunicorn's arbiter the prompt stop uses: a worker that exits after ``exits_after`` looks."""
+
+    def __init__(self, exits_after: int, graceful_timeout: float = 30):
+        self.WORKERS = {1234: object()}
+        self.SIG_QUEUE = queue.SimpleQueue()
+        self.cfg = type("Cfg", (), {"graceful_timeout": graceful_timeout})()
+        self.signals, self.looks, self.exits_after, self.stopped_with = [], 0, exits_after, None
+
+    def kill_workers(self, sig):
+        self.signals.append(sig)
+
+    def reap_workers(self):
+        self.looks += 1
+        if self.looks >= self.exits_after:
+            self.WORKERS.clear()
+
+    def gunicorns_stop(self, graceful=True):
+        self.stopped_with = graceful
+
+
+def test_the_master_hands_over_to_gunicorns_stop_as_soon_as_the_worker_has_exited():
+    arbiter = StoppingArbiter(exits_after=3)
+    stop_promptly(arbiter, arbiter.gunicorns_stop)
+    assert arbiter.signals == [signal.SIGTERM] and arbiter.looks == 3 and arbiter.stopped_with is True
+
+
+def test_a_quick_shutdown_asked_meanwhile_is_left_to_gunicorn():
+    arbiter = StoppingArbiter(exits_after=10**9)
+    arbiter.SIG_QUEUE.put(signal.SIGQUIT)
+    stop_promptly(arbiter, arbiter.gunicorns_stop)
+    assert arbiter.looks == 0 and arbiter.stopped_with is True and arbiter.SIG_QUEUE.get_nowait() == signal.SIGQUIT
+
+
+def test_a_worker_that_never_exits_is_left_to_gunicorn_after_the_graceful_timeout():
+    arbiter = StoppingArbiter(exits_after=10**9, graceful_timeout=0.05)
+    stop_promptly(arbiter, arbiter.gunicorns_stop, graceful=False)
+    assert arbiter.signals == [signal.SIGQUIT] and arbiter.stopped_with is False and arbiter.WORKERS
