@@ -153,15 +153,6 @@ def test_utf8_split_across_reads_decodes_and_invalid_bytes_become_replacement_ch
     assert splitter.feed(b"bad \xff\xfe bytes\n") == ["bad \ufffd\ufffd bytes"]
 
 
-def test_a_character_split_across_two_reads_of_one_reused_buffer_decodes_right():
-    """The reader hands views of one buffer it reads into again: the split character's start is kept as a copy."""
-    buffer = bytearray(b"x\xc3")  # "x" and the first byte of "é"
-    splitter = LineSplitter()
-    assert splitter.feed(memoryview(buffer)) == []
-    buffer[:] = b"\xa9\n"  # the next read lands in the same buffer
-    assert splitter.feed(memoryview(buffer)) == ["xé"]
-
-
 def test_a_line_longer_than_the_limit_is_split_not_dropped():
     splitter = LineSplitter()
     lines = []

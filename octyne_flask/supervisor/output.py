@@ -1,6 +1,6 @@
 """Turning a child's raw output bytes into console lines.
 
-Output is read in large chunks (never per byte) into one buffer per reader, decoded as UTF-8 with
+Output is read in large chunks (never per byte), decoded as UTF-8 with
 replacement characters (a sequence split across two reads still decodes
 right), split on newlines with a trailing carriage return dropped (as Octyne's
 line scanner does), and a line longer than ``MAX_LINE`` characters is split
@@ -22,21 +22,13 @@ class LineSplitter:
     """Feed bytes in, get complete lines out; ``finish()`` flushes a last unterminated line."""
 
     def __init__(self, max_line: int = MAX_LINE):
-        self._undecoded = b""  # the start of a character split across two reads
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self._pending = ""
         self._max_line = max_line
 
-    def feed(self, data) -> list[str]:
-        """The lines completed by this chunk of output (bytes, or a view of the reader's buffer).
-
-        Decoded by the codec itself rather than an incremental decoder, which copies its
-        input into a fresh ``bytes`` on every call.
-        """
-        if self._undecoded:
-            data = self._undecoded + data
-        decoded, used = codecs.utf_8_decode(data, "replace", False)
-        self._undecoded = bytes(data[used:])
-        text = self._pending + decoded
+    def feed(self, data: bytes) -> list[str]:
+        """The lines completed by this chunk of output."""
+        text = self._pending + self._decoder.decode(data)
         lines = text.split("\n")
         self._pending = lines.pop()
         lines = self._shape(lines, "\r" in text)
@@ -47,8 +39,8 @@ class LineSplitter:
 
     def finish(self) -> list[str]:
         """Whatever is left once the output has ended."""
-        text = self._pending + codecs.utf_8_decode(self._undecoded, "replace", True)[0]
-        self._pending, self._undecoded = "", b""
+        text = self._pending + self._decoder.decode(b"", final=True)
+        self._pending = ""
         return self._shape([text], "\r" in text) if text else []
 
     def _shape(self, lines: list[str], has_cr: bool) -> list[str]:
@@ -67,20 +59,18 @@ class LineSplitter:
 def pump(fd: int, deliver: Callable[[list[str]], None]) -> None:
     """Read ``fd`` to end of file, handing each chunk's complete lines to ``deliver``; closes ``fd``."""
     splitter = LineSplitter()
-    buffer = bytearray(READ_SIZE)  # read into, again and again: no fresh block per read (allocator.py)
-    view = memoryview(buffer)
     try:
         while True:
             try:
-                size = os.readv(fd, [buffer])
+                data = os.read(fd, READ_SIZE)
             except InterruptedError:
                 continue
             except OSError:
                 break
-            if not size:
+            if not data:
                 break
-            deliver(splitter.feed(view[:size]))
-            if size == READ_SIZE:
+            deliver(splitter.feed(data))
+            if len(data) == READ_SIZE:
                 time.sleep(0)  # flooding: hand the GIL to the other consoles between chunks
         deliver(splitter.finish())
     finally:
