@@ -1,16 +1,24 @@
-"""glibc malloc's arena limit for the daemon, set in the master before gunicorn forks the worker (which inherits it).
+"""glibc malloc's settings for the daemon, made in the master before gunicorn forks the worker (which inherits them).
 
-With glibc's default, each new thread gets an arena of its own, up to 8 per
-core, and every arena keeps what is freed in it for that arena's next
-allocations. The worker runs dozens of threads (a request thread per open
-console, the apps' output readers), and the large buffers they pass around
-(1 MiB upload reads, scrollback frames) ended up spread over 16 arenas:
-``bench/soak.py`` (docs/benchmarks.md, "Soak") measured the worker 10 to 20 MiB
-lower with two. Holding glibc's mmap threshold as well kept it flatter still,
-but doubled to tripled the CPU per uploaded byte, so it is not set here.
-Set through ``mallopt`` rather than the environment, so the apps the daemon
-starts inherit nothing; a limit the user set in the environment
-(``MALLOC_ARENA_MAX`` or ``GLIBC_TUNABLES``) is left alone.
+Two settings, each measured with ``bench/soak.py`` (docs/benchmarks.md, "Soak"):
+
+* **Two arenas.** With glibc's default, each new thread gets an arena of its own, up
+  to 8 per core, and every arena keeps what is freed in it for that arena's next
+  allocations. The worker runs dozens of threads (a request thread per open console,
+  the apps' output readers); with two arenas it stayed 10 to 20 MiB lower.
+* **A fixed mmap threshold of 1 MiB.** glibc otherwise raises its threshold to the
+  size of the largest mapped block freed so far (up to 32 MiB), after which ever larger
+  buffers are cut from the arenas, where they fragment: the worker's memory climbed in
+  steps for many minutes. Held, a block of 1 MiB or more is mapped when allocated and
+  returned when freed; what is smaller (console batches, output reads) stays in the
+  arenas, as fast as before. (At glibc's starting value, 128 KiB, console floods to one
+  client ran 15-20% slower: their batches were mapped and faulted in afresh.) Uploads make
+  no such block per piece: the body is read into one buffer per upload
+  (``request_body.py``, ``files/multipart.py``).
+
+Set through ``mallopt`` rather than the environment, so the apps the daemon starts
+inherit nothing; a setting the user made in the environment (``MALLOC_ARENA_MAX``,
+``MALLOC_MMAP_THRESHOLD_`` or ``GLIBC_TUNABLES``) is left alone.
 """
 
 from __future__ import annotations
@@ -18,8 +26,11 @@ from __future__ import annotations
 import ctypes
 import os
 
-M_ARENA_MAX = -8  # mallopt parameter, from glibc's malloc.h
+# mallopt parameters, from glibc's malloc.h
+M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
 ARENA_MAX = 2
+MMAP_THRESHOLD = 1024 * 1024
 
 
 def is_glibc() -> bool:
@@ -29,10 +40,18 @@ def is_glibc() -> bool:
         return False
 
 
-def limit_arenas() -> bool:
-    """Limit glibc to ``ARENA_MAX`` arenas unless the environment chose; True if this call set it."""
+def _chosen_in_environment(variable: str, tunable: str) -> bool:
+    return variable in os.environ or tunable in os.environ.get("GLIBC_TUNABLES", "")
+
+
+def tune_malloc() -> dict[str, bool]:
+    """Set both (unless the environment chose); says which of them this call set."""
     if not is_glibc():
-        return False  # musl, macOS: other allocators, other knobs
-    if "MALLOC_ARENA_MAX" in os.environ or "glibc.malloc.arena_max" in os.environ.get("GLIBC_TUNABLES", ""):
-        return False
-    return ctypes.CDLL(None).mallopt(M_ARENA_MAX, ARENA_MAX) == 1
+        return {"arena_max": False, "mmap_threshold": False}  # musl, macOS: other allocators, other knobs
+    mallopt = ctypes.CDLL(None).mallopt
+    return {
+        "arena_max": not _chosen_in_environment("MALLOC_ARENA_MAX", "glibc.malloc.arena_max")
+        and mallopt(M_ARENA_MAX, ARENA_MAX) == 1,
+        "mmap_threshold": not _chosen_in_environment("MALLOC_MMAP_THRESHOLD_", "glibc.malloc.mmap_threshold")
+        and mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1,
+    }

@@ -77,7 +77,7 @@ def prepare_to_serve(config, config_path: str, users_path: str) -> int:
     Returns the daemon lock's fd, which must stay open (the worker inherits it) until the daemon exits.
     The malloc arena limit set here is inherited by the worker too.
     """
-    from octyne_flask.allocator import limit_arenas
+    from octyne_flask.allocator import tune_malloc
     from octyne_flask.auth.first_user import ensure_users_file
     from octyne_flask.serving import check_tls_files, isolation_banner
     from octyne_flask.supervisor import DaemonLockError, acquire_daemon_lock, cgroup_tree, instance_name
@@ -102,7 +102,7 @@ def prepare_to_serve(config, config_path: str, users_path: str) -> int:
             ensure_name_free(config.redis.url, config.node.name)
         except NodeNameTaken as error:
             raise StartupError(str(error)) from None
-    limit_arenas()
+    tune_malloc()
     message = ensure_users_file(users_path)
     if message:
         print(message, flush=True)

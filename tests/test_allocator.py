@@ -1,7 +1,8 @@
-"""glibc malloc's arena limit: threads share at most two arenas, unless the environment chose.
+"""glibc malloc's settings: threads share at most two arenas, and large blocks stay mapped (a fixed mmap
+threshold), unless the environment chose.
 
-Each case runs in a fresh interpreter (the limit is process-wide) and counts the arenas
-in glibc's own account of its heaps (``malloc_info``).
+Each case runs in a fresh interpreter (the settings are process-wide) and reads glibc's own account:
+its heaps (``malloc_info``), its mapped blocks (``mallinfo2``).
 """
 
 import json
@@ -11,16 +12,16 @@ import sys
 
 import pytest
 
-from octyne_flask.allocator import ARENA_MAX, is_glibc
+from octyne_flask.allocator import ARENA_MAX, MMAP_THRESHOLD, is_glibc
 from tests.harness import REPO
 
 pytestmark = pytest.mark.skipif(not is_glibc(), reason="the limit is glibc's")
 
 PROBE = r"""
 import ctypes, json, sys, tempfile, threading
-from octyne_flask.allocator import limit_arenas
+from octyne_flask.allocator import tune_malloc
 
-applied = limit_arenas() if sys.argv[1] == "limit" else False
+applied = tune_malloc()["arena_max"] if sys.argv[1] == "limit" else False
 libc = ctypes.CDLL(None)
 libc.fopen.restype = ctypes.c_void_p
 
@@ -71,3 +72,51 @@ def test_without_the_limit_each_thread_gets_its_own_arena():
                                          ({"GLIBC_TUNABLES": "glibc.malloc.arena_max=3"}, 3)])
 def test_a_limit_set_in_the_environment_is_left_alone(env, chosen):
     assert probe("limit", env) == (False, chosen)
+
+
+THRESHOLD_PROBE = r"""
+import ctypes, json, sys
+from octyne_flask.allocator import tune_malloc
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                     "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+applied = tune_malloc()["mmap_threshold"] if sys.argv[1] == "tune" else False
+libc = ctypes.CDLL(None)
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+libc.mallinfo2.restype = MallInfo2
+libc.free(libc.malloc(int(sys.argv[2]) * 2))  # a large mapped block freed: glibc's default raises its threshold past it
+before = libc.mallinfo2().hblks
+blocks = [libc.malloc(int(sys.argv[2])) for _ in range(4)]
+mapped = libc.mallinfo2().hblks - before
+for block in blocks:
+    libc.free(block)
+print(json.dumps({"applied": applied, "mapped": mapped}))
+"""
+
+
+def threshold_probe(mode: str, size: int, env: dict | None = None) -> tuple[bool, int]:
+    """(whether ``tune_malloc`` held the threshold, how many of four ``size``-byte blocks glibc mapped)."""
+    environment = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), **(env or {})}
+    done = subprocess.run([sys.executable, "-c", THRESHOLD_PROBE, mode, str(size)], capture_output=True, text=True,
+                          env=environment, timeout=30, check=True)
+    result = json.loads(done.stdout)
+    return result["applied"], result["mapped"]
+
+
+def test_blocks_over_the_held_threshold_stay_mapped_after_a_larger_one_was_freed():
+    assert threshold_probe("tune", 2 * MMAP_THRESHOLD) == (True, 4)  # returned to the system when freed
+    assert threshold_probe("tune", MMAP_THRESHOLD // 2) == (True, 0)  # small ones come from the arenas
+
+
+def test_with_glibcs_moving_threshold_they_are_cut_from_the_arenas():
+    """The premise: after a 4 MiB block was freed, glibc's default serves 2 MiB blocks from its arenas."""
+    assert threshold_probe("defaults", 2 * MMAP_THRESHOLD) == (False, 0)
+
+
+@pytest.mark.parametrize("env", [{"MALLOC_MMAP_THRESHOLD_": str(8 * MMAP_THRESHOLD)},
+                                 {"GLIBC_TUNABLES": f"glibc.malloc.mmap_threshold={8 * MMAP_THRESHOLD}"}])
+def test_a_threshold_set_in_the_environment_is_left_alone(env):
+    assert threshold_probe("tune", 2 * MMAP_THRESHOLD, env) == (False, 0)  # under the user's threshold
