@@ -103,7 +103,7 @@ class RunningDaemon:
                 requests.get(self.url + "/", timeout=1)
                 break
             except (requests.ConnectionError, requests.Timeout):  # bound but the worker still booting
-                time.sleep(0.05)
+                time.sleep(0.01)
         else:
             raise RuntimeError(f"daemon did not start:\n{self.output()}")
         if self.users_path.exists() and ADMIN_HASH in self.users_path.read_text():
