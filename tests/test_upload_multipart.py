@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from octyne_flask.errors import ApiError
+from octyne_flask.files import multipart
 from octyne_flask.files.paths import resolve
 from octyne_flask.files.temp_journal import TemporaryJournal
 from octyne_flask.files.upload import receive_upload
@@ -101,6 +102,28 @@ def test_boundaries_split_across_reads_are_found(tmp_path_factory, piece, pieces
     upload(root, body, stream=Trickle(body, piece))
     assert (root / "t.bin").read_bytes() == data
 
+
+
+def test_a_body_sent_in_small_pieces_is_searched_once(tmp_path, monkeypatch):
+    """A read from the connection gives whatever has arrived, a few bytes from a client that sends little at a
+    time: searching all the unread bytes again after each read made a long preamble or part header cost
+    quadratic time."""
+    searched = []
+
+    class CountingBuffer(bytearray):
+        """The reader's buffer, counting the bytes each search goes over."""
+
+        def find(self, sub, start=0, end=None):
+            end = len(self) if end is None else end
+            searched.append(end - start)
+            return super().find(sub, start, end)
+
+    monkeypatch.setattr(multipart, "bytearray", CountingBuffer, raising=False)
+    part_headers = {**file_part(b"")[0], "X-Pad": "p" * 60_000}
+    body = b"preamble " * 30_000 + form((part_headers, b"data"))
+    upload(tmp_path, body, stream=Trickle(body, 64))
+    assert (tmp_path / "up.bin").read_bytes() == b"data"
+    assert sum(searched) < 2 * len(body)
 
 def test_overwrites_an_existing_file_keeping_its_mode(tmp_path):
     (tmp_path / "run.sh").write_text("old")

@@ -151,14 +151,22 @@ class MultipartReader:
         return bytes(self._view[self._start:self._start + size])
 
     def _read_until(self, marker: bytes, limit: int) -> bytes:
+        """The bytes up to ``marker`` (taken off with it); more than ``limit`` before it is an invalid form.
+
+        Each read is searched once, from where the last search left off: reads can be a few bytes each
+        (whatever has arrived), and searching all the unread bytes again after each made a body sent in
+        small pieces cost quadratic time.
+        """
+        searched = 0  # unread bytes, from _start, that hold no start of the marker
         while True:
-            found = self._buffer.find(marker, self._start, self._end)
+            found = self._buffer.find(marker, self._start + searched, self._end)
             if found >= 0:
                 data = bytes(self._view[self._start:found])
                 self._start = found + len(marker)
                 return data
             if self._end - self._start > limit:
                 raise invalid_form()
+            searched = max(0, self._end - self._start - len(marker) + 1)
             self._fill()
 
 
