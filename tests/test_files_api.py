@@ -10,6 +10,7 @@ import time
 import urllib.parse
 import zipfile
 
+import psutil
 import pytest
 import requests
 
@@ -245,6 +246,10 @@ def upload_request(daemon, body: bytes, boundary: str = "pipelinedboundary") -> 
             ).encode() + body
 
 
+
+def upload_leftovers(folder) -> list[str]:
+    return [name for name in os.listdir(folder) if name.startswith(".octyne-upload-")]
+
 def read_answers(connection: socket.socket, count: int) -> list[bytes]:
     """``count`` HTTP answers (each with a Content-Length) read from ``connection``."""
     received, answers = b"", []
@@ -288,6 +293,32 @@ def test_an_upload_sent_in_small_pieces_is_saved_whole(daemon, root):
     assert answer.startswith(b"HTTP/1.1 200 ")
     assert (root / "slow.bin").read_bytes() == payload
 
+
+
+def test_uploads_that_stall_hold_no_buffer_memory(daemon, root):
+    """Each upload reads into a 2 MiB buffer: its pages are to become resident only as data arrives in them,
+    or clients that start uploads and stop sending would hold 2 MiB of the worker's memory each."""
+    stalled = 20
+    request = upload_request(daemon, multipart_upload("stalled.bin", os.urandom(100_000)))[:-50_000]
+    [worker] = psutil.Process(daemon.proc.pid).children()
+    before = worker.memory_info().rss
+    connections = [socket.create_connection(("127.0.0.1", daemon.port), timeout=10) for _ in range(stalled)]
+    try:
+        for connection in connections:
+            connection.sendall(request)
+        deadline = time.monotonic() + 10
+        while len(upload_leftovers(root)) < stalled and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(upload_leftovers(root)) == stalled  # every upload is under way, its buffer made
+        grown = worker.memory_info().rss - before
+    finally:
+        for connection in connections:
+            connection.close()
+    deadline = time.monotonic() + 10
+    while upload_leftovers(root) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert upload_leftovers(root) == []
+    assert grown < stalled * (1 << 20) // 2, f"{grown / stalled / (1 << 20):.2f} MiB per stalled upload"
 
 def test_a_chunked_upload_is_saved(daemon, root):
     """A body without a length (chunked transfer encoding) is read through the server's own reader."""

@@ -110,7 +110,7 @@ def test_a_body_sent_in_small_pieces_is_searched_once(tmp_path, monkeypatch):
     quadratic time."""
     searched = []
 
-    class CountingBuffer(bytearray):
+    class CountingBuffer(multipart.mmap):
         """The reader's buffer, counting the bytes each search goes over."""
 
         def find(self, sub, start=0, end=None):
@@ -118,12 +118,12 @@ def test_a_body_sent_in_small_pieces_is_searched_once(tmp_path, monkeypatch):
             searched.append(end - start)
             return super().find(sub, start, end)
 
-    monkeypatch.setattr(multipart, "bytearray", CountingBuffer, raising=False)
+    monkeypatch.setattr(multipart, "mmap", CountingBuffer)
     part_headers = {**file_part(b"")[0], "X-Pad": "p" * 60_000}
     body = b"preamble " * 30_000 + form((part_headers, b"data"))
     upload(tmp_path, body, stream=Trickle(body, 64))
     assert (tmp_path / "up.bin").read_bytes() == b"data"
-    assert sum(searched) < 2 * len(body)
+    assert len(body) <= sum(searched) < 2 * len(body)
 
 def test_overwrites_an_existing_file_keeping_its_mode(tmp_path):
     (tmp_path / "run.sh").write_text("old")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+from mmap import mmap
 from urllib.parse import unquote
 
 from octyne_flask.errors import ApiError
@@ -81,7 +82,7 @@ class MultipartReader:
 
     def __init__(self, stream, boundary: bytes):
         self._readinto = _readinto_of(stream)
-        self._buffer = bytearray(BUFFER)
+        self._buffer = mmap(-1, BUFFER)  # a page is resident once data is read into it; a bytearray is all zeroed
         self._view = memoryview(self._buffer)
         self._start = self._end = 0  # unread bytes are _buffer[_start:_end]
         self._delimiter = b"\r\n--" + boundary
