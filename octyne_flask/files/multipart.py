@@ -136,7 +136,7 @@ class MultipartReader:
         invalid form."""
         if self._start:
             unread = self._end - self._start
-            self._buffer[:unread] = bytes(self._view[self._start:self._end])  # a copy: the two may overlap
+            self._buffer.move(0, self._start, unread)  # memmove: the two may overlap
             self._start, self._end = 0, unread
         try:
             got = self._readinto(self._view[self._end:])
