@@ -6,6 +6,8 @@ import hashlib
 import os
 import shutil
 import socket
+import struct
+import threading
 import time
 import urllib.parse
 import zipfile
@@ -14,7 +16,7 @@ import psutil
 import pytest
 import requests
 
-from tests.harness import ADMIN_HASH, RunningDaemon, daemon_config
+from tests.harness import ADMIN_HASH, RunningDaemon, daemon_config, wait_until
 from tests.test_files_operations import Swapper, assert_nothing_from_outside, big_world, tree_state
 
 UPLOAD_LIMIT = 2 * 1024 * 1024
@@ -240,15 +242,23 @@ def multipart_upload(filename: str, payload: bytes, boundary: str = "pipelinedbo
             f"Content-Type: application/octet-stream\r\n\r\n").encode() + payload + f"\r\n--{boundary}--\r\n".encode()
 
 
-def upload_request(daemon, body: bytes, boundary: str = "pipelinedboundary") -> bytes:
-    return (f"POST /server/alpha/file?path=/ HTTP/1.1\r\nHost: x\r\nAuthorization: {daemon.token}\r\n"
-            f"Content-Length: {len(body)}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n\r\n"
+def upload_request(daemon, body: bytes, boundary: str = "pipelinedboundary", *, length: int | None = None,
+                   extra: str = "", server: str = "alpha") -> bytes:
+    """The upload of ``body`` into the server's top folder (``length``: the Content-Length claimed, if not the
+    body's; ``extra``: more header lines)."""
+    length = len(body) if length is None else length
+    return (f"POST /server/{server}/file?path=/ HTTP/1.1\r\nHost: x\r\nAuthorization: {daemon.token}\r\n{extra}"
+            f"Content-Length: {length}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n\r\n"
             ).encode() + body
 
+
+def listing_request(daemon) -> bytes:
+    return f"GET /server/alpha/files?path=/ HTTP/1.1\r\nHost: x\r\nAuthorization: {daemon.token}\r\n\r\n".encode()
 
 
 def upload_leftovers(folder) -> list[str]:
     return [name for name in os.listdir(folder) if name.startswith(".octyne-upload-")]
+
 
 def read_answers(connection: socket.socket, count: int) -> list[bytes]:
     """``count`` HTTP answers (each with a Content-Length) read from ``connection``."""
@@ -294,7 +304,6 @@ def test_an_upload_sent_in_small_pieces_is_saved_whole(daemon, root):
     assert (root / "slow.bin").read_bytes() == payload
 
 
-
 def test_uploads_that_stall_hold_no_buffer_memory(daemon, root):
     """Each upload reads into a 2 MiB buffer: its pages are to become resident only as data arrives in them,
     or clients that start uploads and stop sending would hold 2 MiB of the worker's memory each."""
@@ -306,19 +315,145 @@ def test_uploads_that_stall_hold_no_buffer_memory(daemon, root):
     try:
         for connection in connections:
             connection.sendall(request)
-        deadline = time.monotonic() + 10
-        while len(upload_leftovers(root)) < stalled and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert len(upload_leftovers(root)) == stalled  # every upload is under way, its buffer made
+        wait_until(lambda: len(upload_leftovers(root)) == stalled)  # every upload is under way, its buffer made
         grown = worker.memory_info().rss - before
     finally:
         for connection in connections:
             connection.close()
-    deadline = time.monotonic() + 10
-    while upload_leftovers(root) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert upload_leftovers(root) == []
+    wait_until(lambda: not upload_leftovers(root))
     assert grown < stalled * (1 << 20) // 2, f"{grown / stalled / (1 << 20):.2f} MiB per stalled upload"
+
+
+# Request sizes (head and body) where the body ends just before, at and just after gunicorn's first 8 KiB read,
+# and at the multipart reader's 1 MiB and 2 MiB marks.
+EDGES = [8192 - 1, 8192, 8193, 1 << 20, (1 << 20) + 1, (2 << 20) - 100]
+
+
+@pytest.mark.parametrize("first, second", [(1000, 1000), *((edge, 1000) for edge in EDGES), (1000, 8192), (8192, 8192)])
+def test_uploads_pipelined_back_to_back_are_each_saved(daemon, root, first, second):
+    """Each upload's body ends where the next request starts, whether that came with its head, in the same read
+    as its end or later, and whether the next request is another upload (read from the connection too)."""
+    payloads, pipelined = [], b""
+    for number, total in enumerate((first, second)):
+        overhead = len(upload_request(daemon, multipart_upload(f"{number}.bin", b"")))
+        payloads.append(os.urandom(total - overhead))
+        pipelined += upload_request(daemon, multipart_upload(f"{number}.bin", payloads[-1]))
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as connection:
+        connection.sendall(pipelined + listing_request(daemon))
+        answers = read_answers(connection, 3)
+    assert [answer.split(b" ", 2)[1] for answer in answers] == [b"200"] * 3, answers
+    assert [(root / f"{number}.bin").read_bytes() for number in (0, 1)] == payloads
+    assert upload_leftovers(root) == []
+
+
+def test_the_bytes_after_the_closing_boundary_are_skipped_not_read_as_the_next_request(daemon, root):
+    payload = os.urandom(5_000)
+    body = multipart_upload("epilogue.bin", payload) + b"an epilogue, part of the body " * 100
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as connection:
+        connection.sendall(upload_request(daemon, body) + listing_request(daemon))
+        uploaded, listed = read_answers(connection, 2)
+    assert uploaded.startswith(b"HTTP/1.1 200 ") and listed.startswith(b"HTTP/1.1 200 ")
+    assert (root / "epilogue.bin").read_bytes() == payload
+
+
+@pytest.mark.parametrize("sent", [0, 5_000, 1_200_000])
+def test_a_body_that_ends_before_its_length_is_an_invalid_form_answered_to_the_client(daemon, root, sent):
+    """The client half-closes (shutdown SHUT_WR) before sending all it announced: 400, and no file is left."""
+    body = multipart_upload("short.bin", os.urandom(1_500_000))
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as connection:
+        request = upload_request(daemon, body)
+        connection.sendall(request[:len(request) - len(body) + sent])
+        connection.shutdown(socket.SHUT_WR)
+        [answer] = read_answers(connection, 1)
+    assert answer.startswith(b"HTTP/1.1 400 ") and answer.endswith(b'{"error":"Invalid form sent!"}\n')
+    assert not (root / "short.bin").exists()
+    wait_until(lambda: not upload_leftovers(root))
+
+
+def test_an_empty_body_is_an_invalid_form_and_the_next_request_is_answered(daemon, root):
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as connection:
+        connection.sendall(upload_request(daemon, b"") + listing_request(daemon))
+        refused, listed = read_answers(connection, 2)
+    assert refused.startswith(b"HTTP/1.1 400 ") and b"Invalid form sent!" in refused
+    assert listed.startswith(b"HTTP/1.1 200 ")
+
+
+@pytest.mark.parametrize("refusal", ["folder", "too large"])
+def test_the_request_behind_an_upload_refused_halfway_is_answered(daemon, root, refusal):
+    """The upload is refused after part of its body is read (its name is a folder; the file grows past the
+    limit): the rest of the body is skipped, and the next request is read where it starts."""
+    (root / "taken").mkdir()
+    name, size = ("taken", 20_000) if refusal == "folder" else ("big.bin", UPLOAD_LIMIT + 10)
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as connection:
+        connection.sendall(upload_request(daemon, multipart_upload(name, os.urandom(size))) + listing_request(daemon))
+        refused, listed = read_answers(connection, 2)
+    assert refused.split(b" ", 2)[1] == (b"400" if refusal == "folder" else b"413")
+    assert listed.startswith(b"HTTP/1.1 200 ") and b'"taken"' in listed
+    assert not (root / "big.bin").exists() and upload_leftovers(root) == []
+
+
+def test_an_upload_that_expects_100_continue_is_saved(daemon, root):
+    payload = os.urandom(300_000)
+    body = multipart_upload("continued.bin", payload)
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as connection:
+        connection.sendall(upload_request(daemon, b"", length=len(body), extra="Expect: 100-continue\r\n"))
+        assert connection.recv(1024) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        connection.sendall(body + listing_request(daemon))
+        uploaded, listed = read_answers(connection, 2)
+    assert uploaded.startswith(b"HTTP/1.1 200 ") and listed.startswith(b"HTTP/1.1 200 ")
+    assert (root / "continued.bin").read_bytes() == payload
+
+
+def test_an_upload_over_the_unix_socket_with_a_request_behind_it(daemon, root):
+    payload = os.urandom(1_000_000)
+    with socket.socket(socket.AF_UNIX) as connection:
+        connection.settimeout(10)
+        connection.connect(daemon.socket_path)
+        connection.sendall(upload_request(daemon, multipart_upload("local.bin", payload)) + listing_request(daemon))
+        uploaded, listed = read_answers(connection, 2)
+    assert uploaded.startswith(b"HTTP/1.1 200 ") and listed.startswith(b"HTTP/1.1 200 ")
+    assert (root / "local.bin").read_bytes() == payload
+
+
+@pytest.mark.parametrize("sent", [100, 1_200_000])
+def test_an_upload_reset_halfway_leaves_nothing(daemon, root, sent):
+    """The client resets the connection (RST, not FIN): the read fails rather than ending."""
+    body = multipart_upload("reset.bin", os.urandom(1_500_000))
+    request = upload_request(daemon, body)
+    connection = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)
+    connection.sendall(request[:len(request) - len(body) + sent])
+    if sent > 100:
+        wait_until(lambda: upload_leftovers(root), 5)  # the file is being written
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    connection.close()
+    wait_until(lambda: not upload_leftovers(root))
+    assert not (root / "reset.bin").exists()
+    assert daemon.get("/server/alpha/files").status_code == 200
+
+
+def test_twenty_uploads_at_once_are_each_saved_whole(daemon, root):
+    payloads = [os.urandom(300_000 + number * 7_919) for number in range(20)]
+    failures = []
+
+    def upload(number: int) -> None:
+        request = upload_request(daemon, multipart_upload(f"{number}.bin", payloads[number]))
+        try:
+            with socket.create_connection(("127.0.0.1", daemon.port), timeout=30) as connection:
+                for start in range(0, len(request), 50_000):
+                    connection.sendall(request[start:start + 50_000])
+                [answer] = read_answers(connection, 1)
+            assert answer.startswith(b"HTTP/1.1 200 "), answer
+        except Exception as error:  # noqa: BLE001 (reported by the test's thread)
+            failures.append(error)
+
+    uploads = [threading.Thread(target=upload, args=(number,)) for number in range(20)]
+    for thread in uploads:
+        thread.start()
+    for thread in uploads:
+        thread.join(60)
+    assert not failures
+    assert [(root / f"{number}.bin").read_bytes() for number in range(20)] == payloads
+    assert upload_leftovers(root) == []
 
 def test_a_chunked_upload_is_saved(daemon, root):
     """A body without a length (chunked transfer encoding) is read through the server's own reader."""

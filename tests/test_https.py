@@ -10,8 +10,9 @@ import pytest
 import requests
 import websocket
 
-from tests.harness import RunningDaemon, daemon_config
+from tests.harness import RunningDaemon, daemon_config, wait_until
 from tests.services import ECHO_APP, is_listening, self_signed_certificate
+from tests.test_files_api import multipart_upload, read_answers, upload_leftovers, upload_request
 
 
 
@@ -144,3 +145,37 @@ def test_an_upload_over_tls_is_saved_whole(tls_daemon, tmp_path):
     assert (response.status_code, response.json()) == (200, {"success": True})
     assert (tmp_path / "over-tls.bin").read_bytes() == payload
     assert tls_daemon.get("/server/echo/files?path=/").status_code == 200  # the connection pool reuses it
+
+
+def test_uploads_pipelined_over_tls_end_where_the_next_request_starts(tls_daemon, certificate, tmp_path):
+    """Requests of one TLS record less, exactly and one byte more (16 KiB), and past the 1 MiB mark, back to back
+    on one connection: each body read from the TLS connection stops at its end, the rest still decrypted there."""
+    cert, _ = certificate
+    payloads, pipelined = [], b""
+    for number, total in enumerate((16384 - 1, 16384, 16384 + 1, (1 << 20) + 1)):
+        overhead = len(upload_request(tls_daemon, multipart_upload(f"{number}.bin", b""), server="echo"))
+        payloads.append(os.urandom(total - overhead))
+        pipelined += upload_request(tls_daemon, multipart_upload(f"{number}.bin", payloads[-1]), server="echo")
+    listing = f"GET /server/echo/files?path=/ HTTP/1.1\r\nHost: x\r\nAuthorization: {tls_daemon.token}\r\n\r\n"
+    context = ssl.create_default_context(cafile=str(cert))
+    with socket.create_connection(("127.0.0.1", tls_daemon.port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            tls.sendall(pipelined + listing.encode())
+            answers = read_answers(tls, 5)
+    assert [answer.split(b" ", 2)[1] for answer in answers] == [b"200"] * 5, answers
+    assert [(tmp_path / f"{number}.bin").read_bytes() for number in range(4)] == payloads
+
+
+def test_a_tls_upload_cut_off_halfway_leaves_nothing(tls_daemon, certificate, tmp_path):
+    cert, _ = certificate
+    body = multipart_upload("cut.bin", os.urandom(1_500_000))
+    request = upload_request(tls_daemon, body, server="echo")
+    context = ssl.create_default_context(cafile=str(cert))
+    with socket.create_connection(("127.0.0.1", tls_daemon.port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            tls.sendall(request[:-500_000])
+            wait_until(lambda: upload_leftovers(tmp_path), 5)  # the file is being written
+    # closed without a TLS close_notify
+    wait_until(lambda: not upload_leftovers(tmp_path), 10)
+    assert not (tmp_path / "cut.bin").exists()
+    assert tls_daemon.get("/server/echo/files?path=/").status_code == 200
