@@ -50,6 +50,16 @@ class Trickle(io.RawIOBase):
         return chunk
 
 
+class TrickleInto(Trickle):
+    """The same, read with ``readinto`` as a connection is (see ``request_body.py``)."""
+
+    def readinto(self, view):
+        end = min(self.position + self.piece, self.stop_after, self.position + len(view))
+        view[:end - self.position] = self.data[self.position:end]
+        count, self.position = end - self.position, end
+        return count
+
+
 def upload(folder_root, body, *, stream=None, limit=10**9, folder="/", content_type=CONTENT_TYPE):
     target = resolve(str(folder_root), folder, "file path", follow=True)
     return receive_upload(stream or io.BytesIO(body), content_type, len(body), target, limit)
@@ -94,12 +104,13 @@ _PIECES = st.one_of(st.binary(max_size=300), st.integers(0, len(DELIMITER) - 1).
 
 
 @settings(max_examples=60, deadline=None)
-@given(piece=st.integers(min_value=1, max_value=200), pieces=st.lists(_PIECES, max_size=30))
-def test_boundaries_split_across_reads_are_found(tmp_path_factory, piece, pieces):
+@given(piece=st.integers(min_value=1, max_value=200), pieces=st.lists(_PIECES, max_size=30),
+       kind=st.sampled_from([Trickle, TrickleInto]))
+def test_boundaries_split_across_reads_are_found(tmp_path_factory, piece, pieces, kind):
     root = tmp_path_factory.mktemp("trickle")
     data = b"".join(pieces)
     body = form(file_part(data, "t.bin"))
-    upload(root, body, stream=Trickle(body, piece))
+    upload(root, body, stream=kind(body, piece))
     assert (root / "t.bin").read_bytes() == data
 
 
@@ -121,7 +132,7 @@ def test_a_body_sent_in_small_pieces_is_searched_once(tmp_path, monkeypatch):
     monkeypatch.setattr(multipart, "mmap", CountingBuffer)
     part_headers = {**file_part(b"")[0], "X-Pad": "p" * 60_000}
     body = b"preamble " * 30_000 + form((part_headers, b"data"))
-    upload(tmp_path, body, stream=Trickle(body, 64))
+    upload(tmp_path, body, stream=TrickleInto(body, 64))
     assert (tmp_path / "up.bin").read_bytes() == b"data"
     assert len(body) <= sum(searched) < 2 * len(body)
 
