@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import operator
 import threading
+from array import array
 from bisect import bisect_left, bisect_right
 from itertools import accumulate, repeat
 from typing import Callable, Iterator
@@ -81,9 +82,10 @@ class ConsoleLog:
         self._scrollback_bytes = scrollback_bytes
         self._max_lag_bytes = max_lag_bytes
         self._lock = threading.Lock()
-        # Retained lines live in _lines[_base:]; _ends[i] is the byte offset just after _lines[i].
+        # Retained lines live in _lines[_base:]; _ends[i] is the byte offset just after _lines[i]
+        # (machine integers: a list of ints took 40 bytes per line beside its text).
         self._lines: list[str] = []
-        self._ends: list[int] = []
+        self._ends = array("q")
         self._base = 0
         self._first = history.next_seq if history is not None else 1  # sequence number of _lines[_base]
         self._start_offset = 0  # byte offset where _lines[_base] starts
