@@ -93,3 +93,14 @@ def test_a_running_daemons_master_and_keeper_map_none_of_the_apps_libraries(daem
         assert [path for path in mapped_files(process) if any(name in path for name in APP_ONLY_EXTENSIONS)] == []
     assert [path for path in mapped_files(helper) if "site-packages" in path] == []
     assert helper.cmdline()[1:3] == ["-I", "-S"]
+
+
+def test_the_worker_loads_the_regex_engine_only_for_a_regex_search(daemon_factory, tmp_path):
+    """``regex`` (about 1 MiB) is the history search's; a worker that never searched has not mapped it."""
+    daemon = daemon_factory({"app": {"directory": str(tmp_path), "command": "echo hello", "enabled": True}})
+    master = psutil.Process(daemon.proc.pid)
+    [worker] = [child for child in master.children() if child.cmdline()[:2] == master.cmdline()[:2]]
+    wait_until(lambda: daemon.get("/server/app/console/history?q=hello").json().get("lines"))  # a plain search: no regex
+    assert not [path for path in mapped_files(worker) if "regex/_regex" in path]
+    assert daemon.get("/server/app/console/history?q=hel%2Bo&regex=true").status_code == 200
+    assert [path for path in mapped_files(worker) if "regex/_regex" in path]

@@ -15,8 +15,6 @@ import threading
 import time
 from dataclasses import dataclass
 
-import pathspec
-
 from octyne_flask.errors import ApiError
 from octyne_flask.files.archives.compress import CompressRequest, Progress, build_archive
 from octyne_flask.files.archives.members import Root
@@ -57,6 +55,8 @@ def exclusion(patterns: tuple[str, ...]):
     """``(name, is_folder) -> bool`` for gitignore-style ``patterns`` relative to the directory (None if none)."""
     if not patterns:
         return None
+    import pathspec  # loaded by the first backup with exclusions, not by every worker
+
     spec = pathspec.GitIgnoreSpec.from_lines(patterns)
     return lambda name, is_folder: spec.match_file(name + "/" if is_folder else name)
 

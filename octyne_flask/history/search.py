@@ -20,8 +20,6 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Iterator, Mapping
 
-import regex
-
 from ..errors import ApiError
 from .query import Line, Pattern, Substring, export, page, seq_at_time
 from .store import HistoryView, ServerHistory
@@ -101,6 +99,8 @@ def find_lines(history: ServerHistory, request: HistoryRequest) -> tuple[list[Li
 
 def _compile(request: HistoryRequest) -> tuple:
     """(pattern for whole blocks, pattern for one line); a literal for a non-ASCII substring."""
+    import regex  # 1 MiB, loaded by the first search that needs it, not by every worker
+
     if request.regex:
         source, flags = request.q, 0
     else:  # Unicode case-insensitive literal (bytes.lower only folds ASCII)
