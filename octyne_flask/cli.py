@@ -75,7 +75,7 @@ def prepare_to_serve(config, config_path: str, users_path: str) -> int:
     """Everything checked or created before anything binds; shared with deploy/gunicorn.conf.py.
 
     Returns the daemon lock's fd, which must stay open (the worker inherits it) until the daemon exits.
-    The malloc arena limit set here is inherited by the worker too.
+    The malloc settings made here are inherited by the worker too.
     """
     from octyne_flask.allocator import tune_malloc
     from octyne_flask.auth.first_user import ensure_users_file
