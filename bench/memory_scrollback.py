@@ -68,7 +68,7 @@ def daemon_processes(daemon) -> dict[str, psutil.Process]:
         command = process.cmdline()
         if command[:2] == master.cmdline()[:2]:
             role = "worker"
-        elif any(part.endswith("keeper_helper.py") for part in command):
+        elif any(part.endswith("keeper.sh") for part in command):
             role = "keeper"
         else:
             role = f"other-{process.pid}"

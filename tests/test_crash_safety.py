@@ -248,7 +248,7 @@ def daemon_processes(daemon: RunningDaemon) -> tuple[psutil.Process, psutil.Proc
     """Master, worker and the keeper helper of a running daemon whose apps are up."""
     master = psutil.Process(daemon.proc.pid)
     [worker] = master.children()
-    [helper] = [child for child in worker.children() if "keeper_helper.py" in " ".join(child.cmdline())]
+    [helper] = [child for child in worker.children() if "keeper.sh" in " ".join(child.cmdline())]
     return master, worker, helper
 
 

@@ -22,7 +22,7 @@ import time
 from ..config import ServerConfig
 from .cgroups import AppCgroup
 from .confine import Confinement, environment
-from .keeper_helper import running_groups, wait_gone
+from .groups import running_groups, wait_gone
 
 _F_SETPIPE_SZ = 1031  # Linux fcntl: a larger pipe lets a fast app write without waiting for us
 _PIPE_SIZE = 1024 * 1024

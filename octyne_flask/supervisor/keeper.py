@@ -3,8 +3,9 @@
 ``PR_SET_PDEATHSIG`` only reaches the direct child (and fires when the forking
 *thread* exits), so it cannot stop a wrapper's grandchildren. Instead one
 small helper per daemon, in its own session, learns every group we start and
-stop (``keeper_helper.py``); when its pipe from us reaches end of file, however
-the daemon died, it stops every group still registered.
+stop (``keeper.sh``, a shell script: it costs a shell's memory, not an
+interpreter's); when its pipe from us reaches end of file, however the daemon
+died, it stops every group still registered.
 
 It also keeps a new daemon worker from starting apps while the dead one's apps
 still run (gunicorn starts a new worker at once, so both would run in the same
@@ -21,17 +22,17 @@ import fcntl
 import logging
 import os
 import subprocess
-import sys
 import threading
+from pathlib import Path
 from typing import Callable
 
-from . import keeper_helper
 from .lock import AppsGuard
 from .orphans import app_marks, stop_orphans
 
 log = logging.getLogger(__name__)
 
 LOCK_POLL = 0.05  # seconds between tries for the apps lock while a previous worker's apps stop
+HELPER = Path(__file__).with_name("keeper.sh")
 
 
 class GroupKeeper:
@@ -138,7 +139,7 @@ class GroupKeeper:
 
     def _start_helper(self, keep_fds: tuple) -> subprocess.Popen:
         return subprocess.Popen(
-            [sys.executable, "-I", "-S", keeper_helper.__file__, str(self._grace)],
+            ["/bin/sh", str(HELPER), str(round(self._grace * 1000))],
             stdin=subprocess.PIPE, start_new_session=True, close_fds=True, pass_fds=keep_fds,
         )
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 
-from .keeper_helper import running_processes, stop_groups
+from .groups import running_processes, stop_groups
 
 log = logging.getLogger(__name__)
 

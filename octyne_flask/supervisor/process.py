@@ -35,7 +35,7 @@ from .cgroups import CgroupTree, NoCgroups
 from .child import GROUP_POLL, Child, poll_ready
 from .console import ConsoleLog
 from .keeper import GroupKeeper
-from .keeper_helper import escalate
+from .groups import escalate
 from .output import pump
 from .stats import RunStats
 from .usage_history import UsageHistory

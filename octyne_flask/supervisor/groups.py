@@ -1,26 +1,15 @@
-"""The keeper's helper program, and what it shares with ``Child``: the test for a running process group
-and the TERM-then-KILL escalation.
+"""Process groups: which of them still run a process, and the TERM-then-KILL escalation that stops them.
 
-The keeper runs this file as a script with ``python -I -S`` (no site packages, nothing
-of the daemon imported), and it imports only what the interpreter has loaded at start
-(``os``, ``sys``, ``time``), so the process stays as small as a Python process can be;
-``signal`` (with ``enum``, about 1 MiB) comes only when it has groups to stop.
-
-It reads "+<pgid>" / "-<pgid>" lines on stdin; at end of file (the daemon closed it,
-or the daemon process died, however it died) it sends SIGTERM to every group still
-registered, SIGKILL after the grace period, and exits only once none of them runs any
-more. Whatever file descriptors it inherited (the keeper's lock) stay held until then.
+Shared by ``Child`` (one app's group) and ``orphans`` (groups an earlier daemon process left). The
+keeper's helper (``keeper.sh``) does the same in shell, for the groups it was told about.
 """
 
 from __future__ import annotations
 
 import os
-import sys
+import signal
 import time
-
-TYPE_CHECKING = False  # typing's flag, without importing typing (a third of this process's own memory)
-if TYPE_CHECKING:
-    from collections.abc import Callable
+from collections.abc import Callable
 
 POLL = 0.05
 KILL_WAIT = 5.0  # a SIGKILLed process runs no more code; this only waits for the kernel to finish it
@@ -58,8 +47,6 @@ def wait_gone(running: Callable[[], bool], timeout: float, poll: float = POLL) -
 def escalate(send: Callable[[int], None], running: Callable[[], bool], grace: float, poll: float = POLL) -> None:
     """``send(SIGTERM)``, then ``send(SIGKILL)`` if still ``running()`` after ``grace`` seconds; returns once
     nothing runs (or KILL_WAIT after the kill)."""
-    import signal
-
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, KILL_WAIT)):
         send(sig)
         if wait_gone(running, wait, poll):
@@ -78,16 +65,3 @@ def stop_groups(groups: set[int], grace: float) -> None:
 
     escalate(send, lambda: bool(groups & running_groups()), grace)
 
-
-def main(grace: float) -> None:
-    groups: set[int] = set()
-    for line in sys.stdin.buffer:
-        if line[:1] == b"+":
-            groups.add(int(line[1:]))
-        elif line[:1] == b"-":
-            groups.discard(int(line[1:]))
-    stop_groups(groups, grace)
-
-
-if __name__ == "__main__":
-    main(float(sys.argv[1]))
