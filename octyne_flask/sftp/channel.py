@@ -18,6 +18,7 @@ from paramiko import SFTPServer
 from paramiko.sftp import CMD_CLOSE, SFTP_BAD_MESSAGE, SFTP_FAILURE, SFTP_OK, SFTP_PERMISSION_DENIED, SFTPError
 
 from octyne_flask.files.paths import INVALID
+from octyne_flask.sftp.inbound import ChunkedPipe
 from octyne_flask.sftp.refusals import Refused
 from octyne_flask.sftp.view import ServerFilesView
 
@@ -32,6 +33,8 @@ class SftpChannel(SFTPServer):
     def __init__(self, channel, name, gate, *args, **kwargs):
         super().__init__(channel, name, gate, ServerFilesView, *args, **kwargs)
         self._connection = gate.connection
+        # Made in the transport thread before the subsystem's reply: nothing feeds the channel meanwhile.
+        channel.in_buffer = ChunkedPipe.replacing(channel.in_buffer)
 
     def start_subsystem(self, name, transport, channel):
         try:
