@@ -13,6 +13,7 @@ import pwd
 import signal
 import socket
 import stat
+import struct
 import subprocess
 import threading
 import time
@@ -266,6 +267,97 @@ def test_a_50_mb_file_comes_back_byte_identical(world, root, tmp_path):
     digest = hashlib.sha256(local.read_bytes()).hexdigest()
     assert hashlib.sha256((root / "big.bin").read_bytes()).hexdigest() == digest
     assert hashlib.sha256((tmp_path / "back.bin").read_bytes()).hexdigest() == digest
+
+
+class RawSftp:
+    """SFTP spoken packet by packet over a logged-in channel, for what paramiko's client never sends."""
+
+    def __init__(self, transport: paramiko.Transport):
+        self.channel = transport.open_session()
+        self.channel.invoke_subsystem("sftp")
+        self.channel.settimeout(30)
+
+    def send(self, kind: int, payload: bytes) -> None:
+        self.channel.sendall(struct.pack(">IB", len(payload) + 1, kind) + payload)
+
+    def receive(self) -> tuple[int, bytes]:
+        size = struct.unpack(">I", self._read(4))[0]
+        body = self._read(size)
+        return body[0], body[1:]
+
+    def _read(self, n: int) -> bytes:
+        out = b""
+        while len(out) < n:
+            chunk = self.channel.recv(n - len(out))
+            if not chunk:
+                raise EOFError("the server closed the channel")
+            out += chunk
+        return out
+
+
+def sftp_string(value: bytes) -> bytes:
+    return struct.pack(">I", len(value)) + value
+
+
+def sftp_strings(data: bytes) -> list[bytes]:
+    found = []
+    while data:
+        size = struct.unpack(">I", data[:4])[0]
+        found.append(data[4:4 + size])
+        data = data[4 + size:]
+    return found
+
+
+@contextmanager
+def raw_sftp(port: int):
+    """A raw SFTP channel past INIT, and the extensions the server's VERSION announced."""
+    transport = paramiko.Transport(("127.0.0.1", port))
+    try:
+        transport.connect(username=f"admin.{SERVER}", password=ADMIN_PASSWORD)
+        raw = RawSftp(transport)
+        raw.send(1, struct.pack(">I", 3))  # INIT, version 3
+        kind, body = raw.receive()
+        assert kind == 2 and struct.unpack(">I", body[:4])[0] == 3  # VERSION 3
+        names_and_versions = sftp_strings(body[4:])
+        yield raw, dict(zip(names_and_versions[::2], names_and_versions[1::2]))
+    finally:
+        transport.close()
+
+
+def test_the_server_offers_openssh_limits_and_takes_256_kib_per_write_and_read(world, root):
+    """OpenSSH's PROTOCOL 4.8: clients that see these limits send 256 KiB requests instead of 32 KiB."""
+    data = os.urandom(256 * 1024)
+    with raw_sftp(world.sftp_port) as (raw, extensions):
+        assert extensions[b"limits@openssh.com"] == b"1"
+        raw.send(200, struct.pack(">I", 7) + sftp_string(b"limits@openssh.com"))  # EXTENDED
+        kind, body = raw.receive()
+        assert kind == 201  # EXTENDED_REPLY
+        assert struct.unpack(">IQQQQ", body) == (7, 256 * 1024 + 1024, 256 * 1024, 256 * 1024, 0)
+        raw.send(3, struct.pack(">I", 8) + sftp_string(b"/big.bin") + struct.pack(">II", 0x1A, 0))  # OPEN w/creat/trunc
+        kind, body = raw.receive()
+        assert kind == 102  # HANDLE
+        handle = sftp_strings(body[4:])[0]
+        raw.send(6, struct.pack(">I", 9) + sftp_string(handle) + struct.pack(">Q", 0) + sftp_string(data))  # WRITE
+        assert raw.receive() == (101, struct.pack(">II", 9, 0) + sftp_string(b"Success") + sftp_string(b""))
+        raw.send(4, struct.pack(">I", 10) + sftp_string(handle))  # CLOSE: put in place
+        assert raw.receive()[0] == 101
+        assert (root / "big.bin").read_bytes() == data
+        raw.send(3, struct.pack(">I", 11) + sftp_string(b"/big.bin") + struct.pack(">II", 0x1, 0))  # OPEN to read
+        handle = sftp_strings(raw.receive()[1][4:])[0]
+        raw.send(5, struct.pack(">I", 12) + sftp_string(handle) + struct.pack(">QI", 0, len(data)))  # READ
+        kind, body = raw.receive()
+        assert kind == 103 and sftp_strings(body[4:]) == [data]  # DATA, all of it in one answer
+        raw.send(200, struct.pack(">I", 13) + sftp_string(b"no-such-extension@example.com"))
+        kind, body = raw.receive()
+        assert kind == 101 and struct.unpack(">II", body[:8]) == (13, 8)  # others: paramiko's OP_UNSUPPORTED
+
+
+def test_a_packet_beyond_the_announced_limit_ends_the_session(world, root):
+    with raw_sftp(world.sftp_port) as (raw, _):
+        raw.channel.sendall(struct.pack(">IB", 256 * 1024 + 1025, 6) + b"\0" * 1024)
+        with pytest.raises((EOFError, OSError)):
+            raw.receive()
+    assert session_works(world.sftp_port)
 
 
 def test_uploads_beyond_the_upload_limit_are_refused_and_discarded(world, root):
@@ -535,7 +627,9 @@ def test_openssh_sftp_in_batch_mode_with_an_authorized_key(daemon_factory, tmp_p
     (local / "mod.jar").write_bytes(os.urandom(5 * 1024 * 1024 + 3))
     batch = (f"put {local / 'mod.jar'} /mod.jar\nmkdir mods\nrename mod.jar mods/mod.jar\n"
              f"get mods/mod.jar {local / 'back.jar'}\nls -l mods\nrm mods/mod.jar\nrmdir mods\n")
-    result = openssh_sftp(port, tmp_path, batch, "-i", str(key), "-b", "-")
+    result = openssh_sftp(port, tmp_path, batch, "-i", str(key), "-b", "-", "-vvv")
+    # OpenSSH's own 256 KiB limit less a header: eight times its 32 KiB without the limits extension
+    assert "using 261120 / 261120" in result.stderr
     assert result.returncode == 0, result.stderr
     assert (local / "back.jar").read_bytes() == (local / "mod.jar").read_bytes()
     assert os.listdir(server_dir) == []
