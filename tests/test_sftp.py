@@ -360,6 +360,34 @@ def test_a_packet_beyond_the_announced_limit_ends_the_session(world, root):
     assert session_works(world.sftp_port)
 
 
+def test_a_client_sending_beyond_its_window_while_not_reading_is_cut_off(world, root):
+    """paramiko takes whatever a client sends; the channel's buffer holds at most its window and a packet."""
+    (root / "big.bin").write_bytes(os.urandom(8 * 1024 * 1024))
+    transport = paramiko.Transport(("127.0.0.1", world.sftp_port))
+    try:
+        transport.connect(username=f"admin.{SERVER}", password=ADMIN_PASSWORD)
+        raw = RawSftp(transport)
+        raw.send(1, struct.pack(">I", 3))
+        raw.receive()
+        raw.send(3, struct.pack(">I", 1) + sftp_string(b"/big.bin") + struct.pack(">II", 0x1, 0))
+        handle = sftp_strings(raw.receive()[1][4:])[0]
+        for number in range(32):  # 8 MiB of answers: the server's SFTP thread waits for us to read them
+            raw.send(5, struct.pack(">I", 100 + number) + sftp_string(handle) + struct.pack(">QI", number << 18, 1 << 18))
+        time.sleep(0.5)
+        for _ in range(64):  # 4 MiB of channel data, ignoring the 2 MiB window the server gave
+            message = paramiko.Message()
+            message.add_byte(bytes([94]))  # SSH_MSG_CHANNEL_DATA
+            message.add_int(raw.channel.remote_chanid)
+            message.add_string(b"\0" * 65536)
+            transport._send_user_message(message)
+            if not transport.is_active():
+                break
+        wait_until(lambda: not transport.is_active(), timeout=10)
+    finally:
+        transport.close()
+    assert session_works(world.sftp_port)
+
+
 def test_uploads_beyond_the_upload_limit_are_refused_and_discarded(world, root):
     with sftp_session(world.sftp_port) as client:
         handle = client.open("/huge.bin", "wb")

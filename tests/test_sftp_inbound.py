@@ -7,12 +7,20 @@ import threading
 import time
 
 import pytest
+from paramiko import SSHException
 from paramiko.buffered_pipe import BufferedPipe, PipeTimeout
 
 from octyne_flask.sftp.inbound import ChunkedPipe
 
 
-@pytest.mark.parametrize("pipe_class", [BufferedPipe, ChunkedPipe])
+def chunked_pipe():
+    return ChunkedPipe(limit=1 << 20)
+
+
+BOTH = pytest.mark.parametrize("pipe_class", [BufferedPipe, chunked_pipe], ids=["paramiko", "chunked"])
+
+
+@BOTH
 def test_reads_take_the_bytes_in_order_whatever_the_chunks(pipe_class):
     pipe = pipe_class()
     for chunk in (b"\x00\x00\x00\x05hel", b"lo", b"", b"\x00\x00\x00\x03abc!"):
@@ -26,13 +34,13 @@ def test_reads_take_the_bytes_in_order_whatever_the_chunks(pipe_class):
 
 
 def test_a_read_of_a_whole_chunk_hands_over_the_chunk_itself():
-    pipe = ChunkedPipe()
+    pipe = chunked_pipe()
     chunk = b"x" * 65536
     pipe.feed(chunk)
     assert pipe.read(65536) is chunk
 
 
-@pytest.mark.parametrize("pipe_class", [BufferedPipe, ChunkedPipe])
+@BOTH
 def test_a_read_waits_for_data_fed_by_another_thread_and_times_out_without_it(pipe_class):
     pipe = pipe_class()
     threading.Timer(0.1, pipe.feed, args=(b"late",)).start()
@@ -43,7 +51,7 @@ def test_a_read_waits_for_data_fed_by_another_thread_and_times_out_without_it(pi
     assert time.monotonic() - started >= 0.2
 
 
-@pytest.mark.parametrize("pipe_class", [BufferedPipe, ChunkedPipe])
+@BOTH
 def test_close_wakes_a_waiting_reader_and_what_was_fed_is_still_read_first(pipe_class):
     pipe = pipe_class()
     got = []
@@ -59,7 +67,7 @@ def test_close_wakes_a_waiting_reader_and_what_was_fed_is_still_read_first(pipe_
     assert pipe.read(10) == b"left" and pipe.read(10) == b""
 
 
-@pytest.mark.parametrize("pipe_class", [BufferedPipe, ChunkedPipe])
+@BOTH
 def test_the_event_is_set_while_data_waits_and_cleared_once_it_is_read(pipe_class):
     pipe, event = pipe_class(), threading.Event()
     pipe.set_event(event)
@@ -77,5 +85,15 @@ def test_the_event_is_set_while_data_waits_and_cleared_once_it_is_read(pipe_clas
 def test_replacing_a_pipe_keeps_what_it_held():
     old = BufferedPipe()
     old.feed(b"early")
-    new = ChunkedPipe.replacing(old)
+    new = ChunkedPipe.replacing(old, limit=100)
     assert new.read(100) == b"early" and len(old) == 0
+
+
+def test_feeding_beyond_the_limit_is_refused_and_what_was_read_makes_room_again():
+    pipe = ChunkedPipe(limit=10)
+    pipe.feed(b"12345678")
+    with pytest.raises(SSHException, match="more than its window"):
+        pipe.feed(b"abc")
+    assert pipe.read(4) == b"1234"
+    pipe.feed(b"abcdef")
+    assert pipe.read(100) == b"5678abcdef"

@@ -43,7 +43,11 @@ class SftpChannel(SFTPServer):
         super().__init__(channel, name, gate, ServerFilesView, *args, **kwargs)
         self._connection = gate.connection
         # Made in the transport thread before the subsystem's reply: nothing feeds the channel meanwhile.
-        channel.in_buffer = ChunkedPipe.replacing(channel.in_buffer)
+        # A client keeping to its window never has more than the window and one packet unread; what it
+        # sends as stderr (extended data) nobody reads, so the same bound ends a client that floods it.
+        limit = channel.in_window_size + channel.in_max_packet_size
+        channel.in_buffer = ChunkedPipe.replacing(channel.in_buffer, limit)
+        channel.in_stderr_buffer = ChunkedPipe.replacing(channel.in_stderr_buffer, limit)
 
     def start_subsystem(self, name, transport, channel):
         try:

@@ -5,6 +5,9 @@ front with ``del buffer[:n]``, which moves everything behind it. An upload keeps
 (2 MiB) buffered, and the SFTP loop reads each request in two steps (its 4-byte length, then the
 request), so a busy upload moved about a megabyte for every few bytes it read. Here each fed packet
 stays as it came, and a read slices off the front of the first one.
+
+paramiko does not check that a client keeps to the window it was given; this pipe does: a client that
+sends more than it may while its requests are not being read is cut off instead of filling memory.
 """
 
 from __future__ import annotations
@@ -12,22 +15,25 @@ from __future__ import annotations
 import time
 from collections import deque
 
+from paramiko import SSHException
 from paramiko.buffered_pipe import BufferedPipe, PipeTimeout
 
 
 class ChunkedPipe(BufferedPipe):
-    """``BufferedPipe`` with the same behaviour (blocking reads, timeouts, close, the readiness event)."""
+    """``BufferedPipe`` with the same behaviour (blocking reads, timeouts, close, the readiness event), holding
+    at most ``limit`` bytes: feeding more raises ``SSHException``, which ends the connection."""
 
-    def __init__(self):
+    def __init__(self, limit: int):
         super().__init__()
+        self._limit = limit
         self._chunks: deque[bytes] = deque()
         self._offset = 0  # how much of the first chunk has been read
         self._size = 0  # bytes buffered
 
     @classmethod
-    def replacing(cls, pipe: BufferedPipe) -> ChunkedPipe:
+    def replacing(cls, pipe: BufferedPipe, limit: int) -> ChunkedPipe:
         """A chunked pipe holding whatever ``pipe`` held (call before anything else feeds or reads it)."""
-        chunked = cls()
+        chunked = cls(limit)
         left = pipe.empty()
         if left:
             chunked.feed(left)
@@ -45,6 +51,8 @@ class ChunkedPipe(BufferedPipe):
         if not data:
             return
         with self._lock:
+            if self._size + len(data) > self._limit:
+                raise SSHException(f"the client sent more than its window ({self._limit} bytes) allows")
             if self._event is not None:
                 self._event.set()
             self._chunks.append(bytes(data))
