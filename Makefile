@@ -24,4 +24,4 @@ test: $(VENV)/.dev
 	sh scripts/test-services.sh
 	sh scripts/install-browser.sh
 	$(PY) -m compileall -q octyne_flask tests
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
