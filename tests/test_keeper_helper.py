@@ -102,6 +102,19 @@ def test_lines_that_are_not_a_group_are_ignored_and_a_group_registered_twice_is_
     assert app.wait(5) == -signal.SIGTERM
 
 
+def test_a_process_named_like_a_stat_line_does_not_pass_for_a_running_group(groups):
+    app = groups()
+    # "<pid> () R 1 <app's group> " then a newline: line by line, that first line reads as a process of the group
+    decoy = groups(f"open('/proc/self/comm', 'w').write(') R 1 {app.pid} \\n'); import time; print('ready', flush=True); time.sleep(60)")
+    assert open(f"/proc/{decoy.pid}/comm").read() == f") R 1 {app.pid} \n\n"
+    started = time.monotonic()
+    keeper = run_keeper(30_000, f"+{app.pid}\n")
+    assert app.wait(5) == -signal.SIGTERM
+    assert keeper.wait(10) == 0
+    assert time.monotonic() - started < 5  # far within the grace period: nothing of the group runs
+    assert decoy.poll() is None
+
+
 def test_with_nothing_registered_it_exits_at_once():
     keeper = run_keeper(60_000, "")
     assert keeper.wait(5) == 0

@@ -360,29 +360,45 @@ def test_a_packet_beyond_the_announced_limit_ends_the_session(world, root):
     assert session_works(world.sftp_port)
 
 
-def test_a_client_sending_beyond_its_window_while_not_reading_is_cut_off(world, root):
-    """paramiko takes whatever a client sends; the channel's buffer holds at most its window and a packet."""
+def stalled_channel(transport: paramiko.Transport) -> RawSftp:
+    """A raw SFTP channel whose server thread waits for us to read 8 MiB of answers (``/big.bin`` must exist)."""
+    raw = RawSftp(transport)
+    raw.send(1, struct.pack(">I", 3))
+    raw.receive()
+    raw.send(3, struct.pack(">I", 1) + sftp_string(b"/big.bin") + struct.pack(">II", 0x1, 0))
+    handle = sftp_strings(raw.receive()[1][4:])[0]
+    for number in range(32):
+        raw.send(5, struct.pack(">I", 100 + number) + sftp_string(handle) + struct.pack(">QI", number << 18, 1 << 18))
+    time.sleep(0.5)
+    return raw
+
+
+def send_ignoring_the_window(transport: paramiko.Transport, raw: RawSftp, packets: int, stderr: bool = False) -> None:
+    """``packets`` of 64 KiB channel data (or stderr data), whatever window the server gave."""
+    for _ in range(packets):
+        message = paramiko.Message()
+        message.add_byte(bytes([95 if stderr else 94]))  # SSH_MSG_CHANNEL_EXTENDED_DATA, SSH_MSG_CHANNEL_DATA
+        message.add_int(raw.channel.remote_chanid)
+        if stderr:
+            message.add_int(1)  # SSH_EXTENDED_DATA_STDERR
+        message.add_string(b"\0" * 65536)
+        try:
+            transport._send_user_message(message)
+        except (EOFError, OSError):
+            return  # the server has closed the connection meanwhile
+
+
+@pytest.mark.parametrize("stderr_packets, data_packets", [(0, 64), (24, 24)], ids=["data", "stderr-and-data"])
+def test_a_client_sending_beyond_its_window_while_not_reading_is_cut_off(world, root, stderr_packets, data_packets):
+    """paramiko takes whatever a client sends; a channel's buffers hold at most its window and a packet, data
+    and stderr together (1.5 MiB of each is within the 2 MiB window for either alone, not for both)."""
     (root / "big.bin").write_bytes(os.urandom(8 * 1024 * 1024))
     transport = paramiko.Transport(("127.0.0.1", world.sftp_port))
     try:
         transport.connect(username=f"admin.{SERVER}", password=ADMIN_PASSWORD)
-        raw = RawSftp(transport)
-        raw.send(1, struct.pack(">I", 3))
-        raw.receive()
-        raw.send(3, struct.pack(">I", 1) + sftp_string(b"/big.bin") + struct.pack(">II", 0x1, 0))
-        handle = sftp_strings(raw.receive()[1][4:])[0]
-        for number in range(32):  # 8 MiB of answers: the server's SFTP thread waits for us to read them
-            raw.send(5, struct.pack(">I", 100 + number) + sftp_string(handle) + struct.pack(">QI", number << 18, 1 << 18))
-        time.sleep(0.5)
-        for _ in range(64):  # 4 MiB of channel data, ignoring the 2 MiB window the server gave
-            message = paramiko.Message()
-            message.add_byte(bytes([94]))  # SSH_MSG_CHANNEL_DATA
-            message.add_int(raw.channel.remote_chanid)
-            message.add_string(b"\0" * 65536)
-            try:
-                transport._send_user_message(message)
-            except (EOFError, OSError):
-                break  # the server has closed the connection meanwhile
+        raw = stalled_channel(transport)
+        send_ignoring_the_window(transport, raw, stderr_packets, stderr=True)
+        send_ignoring_the_window(transport, raw, data_packets)
         wait_until(lambda: not transport.is_active(), timeout=10)
     finally:
         transport.close()

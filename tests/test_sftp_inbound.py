@@ -10,11 +10,11 @@ import pytest
 from paramiko import SSHException
 from paramiko.buffered_pipe import BufferedPipe, PipeTimeout
 
-from octyne_flask.sftp.inbound import ChunkedPipe
+from octyne_flask.sftp.inbound import ChunkedPipe, InboundWindow
 
 
 def chunked_pipe():
-    return ChunkedPipe(limit=1 << 20)
+    return ChunkedPipe(InboundWindow(1 << 20))
 
 
 BOTH = pytest.mark.parametrize("pipe_class", [BufferedPipe, chunked_pipe], ids=["paramiko", "chunked"])
@@ -85,15 +85,28 @@ def test_the_event_is_set_while_data_waits_and_cleared_once_it_is_read(pipe_clas
 def test_replacing_a_pipe_keeps_what_it_held():
     old = BufferedPipe()
     old.feed(b"early")
-    new = ChunkedPipe.replacing(old, limit=100)
+    new = ChunkedPipe.replacing(old, InboundWindow(100))
     assert new.read(100) == b"early" and len(old) == 0
 
 
 def test_feeding_beyond_the_limit_is_refused_and_what_was_read_makes_room_again():
-    pipe = ChunkedPipe(limit=10)
+    pipe = ChunkedPipe(InboundWindow(10))
     pipe.feed(b"12345678")
     with pytest.raises(SSHException, match="more than its window"):
         pipe.feed(b"abc")
     assert pipe.read(4) == b"1234"
     pipe.feed(b"abcdef")
     assert pipe.read(100) == b"5678abcdef"
+
+
+def test_the_pipes_of_one_window_hold_no_more_than_it_together():
+    """A channel's data and stderr count against one SSH window."""
+    window = InboundWindow(10)
+    data, stderr = ChunkedPipe(window), ChunkedPipe(window)
+    stderr.feed(b"123456")
+    with pytest.raises(SSHException, match="more than its window"):
+        data.feed(b"abcde")
+    data.feed(b"abcd")
+    assert stderr.empty() == b"123456"
+    data.feed(b"efghij")
+    assert data.read(100) == b"abcdefghij"

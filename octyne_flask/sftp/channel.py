@@ -23,7 +23,7 @@ from paramiko.sftp import (_VERSION, CMD_CLOSE, CMD_EXTENDED, CMD_EXTENDED_REPLY
 
 from octyne_flask.files.paths import INVALID
 from octyne_flask.sftp.handles import MAX_READ
-from octyne_flask.sftp.inbound import ChunkedPipe
+from octyne_flask.sftp.inbound import ChunkedPipe, InboundWindow
 from octyne_flask.sftp.refusals import Refused
 from octyne_flask.sftp.view import ServerFilesView
 
@@ -43,11 +43,11 @@ class SftpChannel(SFTPServer):
         super().__init__(channel, name, gate, ServerFilesView, *args, **kwargs)
         self._connection = gate.connection
         # Made in the transport thread before the subsystem's reply: nothing feeds the channel meanwhile.
-        # A client keeping to its window never has more than the window and one packet unread; what it
-        # sends as stderr (extended data) nobody reads, so the same bound ends a client that floods it.
-        limit = channel.in_window_size + channel.in_max_packet_size
-        channel.in_buffer = ChunkedPipe.replacing(channel.in_buffer, limit)
-        channel.in_stderr_buffer = ChunkedPipe.replacing(channel.in_stderr_buffer, limit)
+        # A client keeping to its window never has more than the window and one packet unread, data and
+        # stderr (extended data, which nobody reads) together: the same window bounds both.
+        window = InboundWindow(channel.in_window_size + channel.in_max_packet_size)
+        channel.in_buffer = ChunkedPipe.replacing(channel.in_buffer, window)
+        channel.in_stderr_buffer = ChunkedPipe.replacing(channel.in_stderr_buffer, window)
 
     def start_subsystem(self, name, transport, channel):
         try:

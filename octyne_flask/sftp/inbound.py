@@ -6,12 +6,15 @@ front with ``del buffer[:n]``, which moves everything behind it. An upload keeps
 request), so a busy upload moved about a megabyte for every few bytes it read. Here each fed packet
 stays as it came, and a read slices off the front of the first one.
 
-paramiko does not check that a client keeps to the window it was given; this pipe does: a client that
-sends more than it may while its requests are not being read is cut off instead of filling memory.
+paramiko does not check that a client keeps to the window it was given; these pipes do: a client that
+sends more than it may while its requests are not being read is cut off instead of filling memory. A
+channel's data and its stderr (extended data) count against the same window, so its two pipes share one
+``InboundWindow``.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 
@@ -19,21 +22,41 @@ from paramiko import SSHException
 from paramiko.buffered_pipe import BufferedPipe, PipeTimeout
 
 
-class ChunkedPipe(BufferedPipe):
-    """``BufferedPipe`` with the same behaviour (blocking reads, timeouts, close, the readiness event), holding
-    at most ``limit`` bytes: feeding more raises ``SSHException``, which ends the connection."""
+class InboundWindow:
+    """The bytes the pipes of one channel may hold together, fed but not yet read."""
 
     def __init__(self, limit: int):
+        self.limit = limit
+        self._held = 0
+        self._lock = threading.Lock()
+
+    def take(self, nbytes: int) -> None:
+        """Count ``nbytes`` more, or raise ``SSHException`` (which ends the connection) beyond the limit."""
+        with self._lock:
+            if self._held + nbytes > self.limit:
+                raise SSHException(f"the client sent more than its window ({self.limit} bytes) allows")
+            self._held += nbytes
+
+    def give_back(self, nbytes: int) -> None:
+        with self._lock:
+            self._held -= nbytes
+
+
+class ChunkedPipe(BufferedPipe):
+    """``BufferedPipe`` with the same behaviour (blocking reads, timeouts, close, the readiness event), holding
+    no more than its ``window`` allows: feeding more raises ``SSHException``, which ends the connection."""
+
+    def __init__(self, window: InboundWindow):
         super().__init__()
-        self._limit = limit
+        self._window = window
         self._chunks: deque[bytes] = deque()
         self._offset = 0  # how much of the first chunk has been read
         self._size = 0  # bytes buffered
 
     @classmethod
-    def replacing(cls, pipe: BufferedPipe, limit: int) -> ChunkedPipe:
+    def replacing(cls, pipe: BufferedPipe, window: InboundWindow) -> ChunkedPipe:
         """A chunked pipe holding whatever ``pipe`` held (call before anything else feeds or reads it)."""
-        chunked = cls(limit)
+        chunked = cls(window)
         left = pipe.empty()
         if left:
             chunked.feed(left)
@@ -51,8 +74,7 @@ class ChunkedPipe(BufferedPipe):
         if not data:
             return
         with self._lock:
-            if self._size + len(data) > self._limit:
-                raise SSHException(f"the client sent more than its window ({self._limit} bytes) allows")
+            self._window.take(len(data))
             if self._event is not None:
                 self._event.set()
             self._chunks.append(bytes(data))
@@ -103,4 +125,5 @@ class ChunkedPipe(BufferedPipe):
                 self._offset = end
         out = pieces[0] if len(pieces) == 1 else b"".join(pieces)  # b"" when there was nothing
         self._size -= len(out)
+        self._window.give_back(len(out))
         return out

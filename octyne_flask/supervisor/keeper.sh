@@ -28,9 +28,10 @@ for group in $groups; do alternatives="$alternatives${alternatives:+|}$group"; d
 
 # Does a registered group still run a process? In /proc/<pid>/stat the last ") " ends the command
 # name; state, parent and group follow. Zombies (Z, X) run nothing. grep reads the files in one
-# go (-s: a process that exits meanwhile is no error; -q: the first match answers).
+# go (-s: a process that exits meanwhile is no error; -q: the first match answers; -z: each file is
+# one record, as a name may hold a newline and a line of its own would pass for the last ") ").
 running() {
-    grep -qsE "\) [^ZX] [0-9]+ ($alternatives) [^)]*\$" /proc/[0-9]*/stat
+    grep -zqsE "\) [^ZX] [0-9]+ ($alternatives) [^)]*\$" /proc/[0-9]*/stat
 }
 
 # Wait up to $1 ms (counted in polls, so never less) for no registered group to run; false if one still does.
