@@ -6,9 +6,11 @@ import json
 import os
 import signal
 import subprocess
+import tarfile
 import threading
 import time
 import zipfile
+from collections.abc import Iterator
 
 import psutil
 import pytest
@@ -246,3 +248,56 @@ def test_decompress_errors(daemon, root, archive, body, message):
     (root / "a.zip").write_bytes(b"PK")
     check_error(daemon.post(f"/server/alpha/decompress?path={archive}", data=body), 400, message)
     assert not (root / "x").exists()
+
+
+HEADER_BOMB_BYTES = 256 * 2**20
+
+
+def tar_header(name: str, size: int, kind: bytes) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size, info.type = size, kind
+    return info.tobuf(format=tarfile.GNU_FORMAT)
+
+
+def with_checksum(header: bytearray) -> bytes:
+    header[148:156] = b" " * 8
+    header[148:156] = b"%06o\0 " % sum(header)
+    return bytes(header)
+
+
+def header_bomb(kind: str) -> Iterator[bytes]:
+    """A tar stream whose first member's headers take ``HEADER_BOMB_BYTES``, then a small file."""
+    if kind == "sparse":  # an old GNU sparse file whose map goes on for extension block after extension block
+        header = bytearray(tar_header("holes.bin", 0, tarfile.GNUTYPE_SPARSE))
+        header[482] = 1  # isextended
+        yield with_checksum(header)
+        block = b"".join(b"%011o\0%011o\0" % (offset * 2, 1) for offset in range(1, 22)) + b"\1".ljust(8, b"\0")
+        blocks = HEADER_BOMB_BYTES // tarfile.BLOCKSIZE
+        yield from (block * 2048 for _ in range(blocks // 2048))
+        yield b"\0" * tarfile.BLOCKSIZE  # the last extension block
+    else:
+        type_ = tarfile.GNUTYPE_LONGNAME if kind == "long name" else tarfile.XHDTYPE
+        yield tar_header("././@LongLink" if kind == "long name" else "pax", HEADER_BOMB_BYTES, type_)
+        yield from (b"a" * 2**20 for _ in range(HEADER_BOMB_BYTES // 2**20))
+    yield tar_header("small.txt", 0, tarfile.REGTYPE) + b"\0" * 2 * tarfile.BLOCKSIZE
+
+
+@pytest.mark.parametrize("kind", ["long name", "pax header", "sparse"])
+def test_a_tar_whose_headers_expand_to_hundreds_of_mib_is_refused_without_reading_them_into_memory(
+        daemon_factory, tmp_path, kind):
+    folder = tmp_path / "bombed"
+    folder.mkdir()
+    with open(folder / "bomb.tar.zst", "wb") as archive:
+        zstd = subprocess.Popen(["zstd", "-q", "-c"], stdin=subprocess.PIPE, stdout=archive)
+        for part in header_bomb(kind):
+            zstd.stdin.write(part)
+        zstd.stdin.close()
+        assert zstd.wait() == 0
+    assert os.path.getsize(folder / "bomb.tar.zst") < 100_000
+    daemon = daemon_factory(servers={"bombed": {"directory": str(folder), "command": "sleep 100000"}})
+    worker = worker_of(daemon)
+    before = peak_memory(worker)
+    check_error(daemon.post("/server/bombed/decompress?path=bomb.tar.zst", data=b"out"), 500,
+                "An error occurred while decompressing archive!")
+    assert peak_memory(worker) - before < 64 * 2**20
+    assert sorted(os.listdir(folder)) == ["bomb.tar.zst"]

@@ -29,6 +29,7 @@ import zstandard
 from octyne_flask.errors import ApiError
 from octyne_flask.files.archives.deflate import BLOCK
 from octyne_flask.files.archives.readahead import ReadAhead
+from octyne_flask.files.archives.tarheaders import BoundedTarInfo
 from octyne_flask.files.ownership import KEEP, Owner
 from octyne_flask.files.paths import ServerPath, check_opened, is_inside, opened_path, resolve
 from octyne_flask.files.temp_journal import UNRECORDED, TemporaryJournal
@@ -317,7 +318,7 @@ class Unpacker:
                 source, mode = stack.enter_context(ReadAhead(decompressed, BLOCK)), "r|"
             else:
                 source, mode = archive, f"r|{compression}"
-            with tarfile.open(fileobj=source, mode=mode, bufsize=BLOCK) as bundle:
+            with tarfile.open(fileobj=source, mode=mode, bufsize=BLOCK, tarinfo=BoundedTarInfo) as bundle:
                 for member in bundle:
                     self._tar_member(bundle, member)
 
