@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -287,12 +288,7 @@ def test_a_tar_whose_headers_expand_to_hundreds_of_mib_is_refused_without_readin
         daemon_factory, tmp_path, kind):
     folder = tmp_path / "bombed"
     folder.mkdir()
-    with open(folder / "bomb.tar.zst", "wb") as archive:
-        zstd = subprocess.Popen(["zstd", "-q", "-c"], stdin=subprocess.PIPE, stdout=archive)
-        for part in header_bomb(kind):
-            zstd.stdin.write(part)
-        zstd.stdin.close()
-        assert zstd.wait() == 0
+    zstd_archive(folder / "bomb.tar.zst", header_bomb(kind))
     assert os.path.getsize(folder / "bomb.tar.zst") < 100_000
     daemon = daemon_factory(servers={"bombed": {"directory": str(folder), "command": "sleep 100000"}})
     worker = worker_of(daemon)
@@ -301,3 +297,58 @@ def test_a_tar_whose_headers_expand_to_hundreds_of_mib_is_refused_without_readin
                 "An error occurred while decompressing archive!")
     assert peak_memory(worker) - before < 64 * 2**20
     assert sorted(os.listdir(folder)) == ["bomb.tar.zst"]
+
+
+def zstd_archive(path, parts: Iterator[bytes]) -> None:
+    with open(path, "wb") as archive:
+        zstd = subprocess.Popen(["zstd", "-q", "-c"], stdin=subprocess.PIPE, stdout=archive)
+        for part in parts:
+            zstd.stdin.write(part)
+        zstd.stdin.close()
+        assert zstd.wait() == 0
+
+
+class Zeros(io.RawIOBase):
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        buffer[:] = bytes(len(buffer))
+        return len(buffer)
+
+
+@pytest.mark.parametrize("compression", ["gz", "bz2", "xz"])
+def test_a_small_compressed_tar_of_zeros_is_decompressed_no_faster_than_it_is_written(
+        daemon_factory, tmp_path, compression):
+    """tarfile's own "r|bz2" decompressed each MiB of input whole: this 1 KiB bz2 was 256 MiB in memory at once."""
+    folder = tmp_path / "zeros"
+    folder.mkdir()
+    info = tarfile.TarInfo("zeros.bin")
+    info.size = 256 * 2**20 if compression != "xz" else 64 * 2**20  # xz compresses slowly
+    with tarfile.open(folder / f"z.tar.{compression}", f"w:{compression}") as bundle:
+        bundle.addfile(info, io.BufferedReader(Zeros()))
+    assert os.path.getsize(folder / f"z.tar.{compression}") < info.size // 500
+    daemon = daemon_factory(servers={"zeros": {"directory": str(folder), "command": "sleep 100000"}},
+                            config={"files": {"decompressLimit": 20_000_000}})
+    worker = worker_of(daemon)
+    before = peak_memory(worker)
+    check_error(daemon.post(f"/server/zeros/decompress?path=z.tar.{compression}", data=b"out"), 500,
+                "An error occurred while decompressing archive!")
+    assert peak_memory(worker) - before < 32 * 2**20
+    assert sorted(os.listdir(folder)) == [f"z.tar.{compression}"]
+
+
+def test_a_million_members_that_are_all_skipped_still_count_against_the_bound(daemon_factory, tmp_path):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    fifo = tarfile.TarInfo("/absolute/fifo")
+    fifo.type = tarfile.FIFOTYPE
+    zstd_archive(folder / "many.tar.zst", (fifo.tobuf() * 1000 for _ in range(1000)))
+    daemon = daemon_factory(servers={"many": {"directory": str(folder), "command": "sleep 100000"}},
+                            config={"files": {"decompressLimit": 20_000_000}})
+    worker = worker_of(daemon)
+    before = peak_memory(worker)
+    response = daemon.post("/server/many/decompress?path=many.tar.zst", data=b"out", timeout=30)
+    check_error(response, 500, "An error occurred while decompressing archive!")
+    assert "20000000" in response.json()["detail"]
+    assert peak_memory(worker) - before < 32 * 2**20

@@ -13,7 +13,10 @@ leads a write out: a member whose folders are links or files is skipped.
 
 from __future__ import annotations
 
+import bz2
 import errno
+import gzip
+import lzma
 import os
 import posixpath
 import secrets
@@ -41,6 +44,9 @@ FAILED = "An error occurred while decompressing archive!"
 ENTRY_COST = 512  # counted per entry too, so millions of empty files also hit the bound
 ZSTD_MAX_WINDOW = 1 << 31  # archives made with `zstd --long=31`
 UNIX = 3  # zip "version made by" system whose external attributes carry a Unix mode
+# Decompressing no more than is read: tarfile's own "r|gz" (and kin) decompresses each block of input whole,
+# and 1.6 KiB of bzip2 is 2 GiB of zeros.
+_DECOMPRESSING = {"gz": gzip.open, "bz2": bz2.open, "xz": lzma.open}
 _TAR_SUFFIXES = {
     ".tar": "", ".tar.gz": "gz", ".tgz": "gz", ".tar.bz": "bz2", ".tbz": "bz2", ".tar.bz2": "bz2",
     ".tbz2": "bz2", ".tar.xz": "xz", ".txz": "xz", ".tar.zst": "zstd", ".tzst": "zstd",
@@ -235,6 +241,11 @@ class Unpacker:
             pass
         return folder, name
 
+    def skip(self) -> None:
+        """A member not unpacked (it would land outside, or is a device) costs its entry too: millions of them
+        are work all the same."""
+        self._spend(ENTRY_COST)
+
     def folder(self, relative: str) -> None:
         self._spend(ENTRY_COST)
         spot = self._place(relative)
@@ -297,6 +308,7 @@ class Unpacker:
             for info in bundle.infolist():
                 relative = _member_path(info.filename)
                 if relative is None:
+                    self.skip()
                     continue
                 mode = info.external_attr >> 16 if info.create_system == UNIX else 0  # others' bits mean nothing here
                 if info.is_dir():
@@ -315,16 +327,20 @@ class Unpacker:
             if compression == "zstd":
                 decompressor = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW)
                 decompressed = stack.enter_context(decompressor.stream_reader(archive, closefd=False))
-                source, mode = stack.enter_context(ReadAhead(decompressed, BLOCK)), "r|"
+                source = stack.enter_context(ReadAhead(decompressed, BLOCK))
+            elif compression:
+                source = stack.enter_context(_DECOMPRESSING[compression](archive, "rb"))
             else:
-                source, mode = archive, f"r|{compression}"
-            with tarfile.open(fileobj=source, mode=mode, bufsize=BLOCK, tarinfo=BoundedTarInfo) as bundle:
-                for member in bundle:
+                source = archive
+            with tarfile.open(fileobj=source, mode="r|", bufsize=BLOCK, tarinfo=BoundedTarInfo) as bundle:
+                while (member := bundle.next()) is not None:
+                    bundle.members.clear()  # tarfile keeps every member it read; none is looked up again here
                     self._tar_member(bundle, member)
 
     def _tar_member(self, bundle: tarfile.TarFile, member: tarfile.TarInfo) -> None:
         relative = _member_path(member.name)
-        if relative is None:
+        if relative is None or not (member.isdir() or member.issym() or member.islnk() or member.isreg()):
+            self.skip()  # devices and FIFOs too
             return
         if member.isdir():
             self.folder(relative)
@@ -332,9 +348,8 @@ class Unpacker:
             self.symlink(relative, member.linkname)
         elif member.islnk():
             self.hardlink(relative, member.linkname)
-        elif member.isreg():
+        else:
             self.file(relative, bundle.extractfile(member), member.mode, member.mtime)
-        # devices and FIFOs are skipped
 
 
 def _merge(staging: int, destination: int, root: str, links: list[str]) -> None:
