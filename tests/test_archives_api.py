@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import signal
@@ -352,3 +353,24 @@ def test_a_million_members_that_are_all_skipped_still_count_against_the_bound(da
     check_error(response, 500, "An error occurred while decompressing archive!")
     assert "20000000" in response.json()["detail"]
     assert peak_memory(worker) - before < 32 * 2**20
+
+
+def test_a_decompression_in_progress_is_abandoned_at_sigterm_and_leaves_nothing(daemon_factory, tmp_path):
+    """Without that, the worker sat out twice the graceful timeout (30 s here) before it was killed."""
+    folder = tmp_path / "long"
+    folder.mkdir()
+    members = (b"".join(tarfile.TarInfo(f"d{batch}/f{index}").tobuf() for index in range(1000)) for batch in range(600))
+    zstd_archive(folder / "files.tar.zst", itertools.chain(members, [b"\0" * 2 * tarfile.BLOCKSIZE]))
+    daemon = daemon_factory(servers={"long": {"directory": str(folder), "command": "sleep 100000"}},
+                            config={"stopGracePeriod": 0})  # gunicorn's graceful timeout: 15 s
+    answers = []
+    request = threading.Thread(target=lambda: answers.append(
+        daemon.post("/server/long/decompress?path=files.tar.zst", data=b"out", timeout=60)))
+    request.start()
+    wait_until(lambda: (folder / "out").is_dir() and os.listdir(folder / "out"))
+    time.sleep(0.5)
+    daemon.proc.send_signal(signal.SIGTERM)
+    daemon.proc.wait(12)
+    request.join()
+    check_error(answers[0], 500, "An error occurred while decompressing archive!")
+    assert os.listdir(folder) == ["files.tar.zst"]

@@ -22,6 +22,7 @@ import posixpath
 import secrets
 import stat
 import tarfile
+import threading
 import time
 import zipfile
 from collections.abc import Iterator
@@ -31,7 +32,9 @@ import zstandard
 
 from octyne_flask.errors import ApiError
 from octyne_flask.files.archives.deflate import BLOCK
+from octyne_flask.files.archives.members import Cancelled
 from octyne_flask.files.archives.readahead import ReadAhead
+from octyne_flask.files.archives.tasks import CANCELLED
 from octyne_flask.files.archives.tarheaders import BoundedTarInfo
 from octyne_flask.files.ownership import KEEP, Owner
 from octyne_flask.files.paths import ServerPath, check_opened, is_inside, opened_path, resolve
@@ -83,9 +86,10 @@ def prepare(directory: str, archive_path: str | None, destination: str) -> tuple
 
 
 def extract(archive: ServerPath, destination: ServerPath, kind: str, limit: int,
-            journal: TemporaryJournal = UNRECORDED, owner: Owner = KEEP) -> None:
+            journal: TemporaryJournal = UNRECORDED, owner: Owner = KEEP, stop: threading.Event | None = None) -> None:
     """Unpack into a staging folder (listed in ``journal`` meanwhile), check it, merge it into ``destination``;
-    all or nothing. What it makes (the destination's missing folders too) is given to ``owner``."""
+    all or nothing. What it makes (the destination's missing folders too) is given to ``owner``. Setting
+    ``stop`` (the daemon is stopping) abandons it at the next block or entry."""
     reading = _open_archive(archive)
     with reading:
         try:
@@ -95,7 +99,7 @@ def extract(archive: ServerPath, destination: ServerPath, kind: str, limit: int,
         try:
             if made:
                 owner.take(target)
-            _unpack_and_merge(reading, kind, limit, target, destination.root, journal, owner)
+            _unpack_and_merge(reading, kind, limit, target, destination.root, journal, owner, stop)
         except Exception as error:
             if made:
                 discard(parent, posixpath.basename(destination.relative))
@@ -142,14 +146,14 @@ def _open_destination(destination: ServerPath, owner: Owner) -> tuple[int | None
 
 
 def _unpack_and_merge(reading, kind: str, limit: int, target: int, root: str, journal: TemporaryJournal,
-                      owner: Owner) -> None:
+                      owner: Owner, stop: threading.Event | None) -> None:
     staging = f".octyne-unpack-{secrets.token_hex(8)}"
     with journal.recorded(target, staging):  # a killed daemon's staging folder goes at the next start
         os.mkdir(staging, 0o700, dir_fd=target)
         try:
             folder = open_folder(staging, target)
             try:
-                with Unpacker.within_free_space(folder, limit) as unpacker:
+                with Unpacker.within_free_space(folder, limit, stop) as unpacker:
                     if kind == "zip":
                         unpacker.unpack_zip(reading)
                     else:
@@ -165,6 +169,8 @@ def _unpack_and_merge(reading, kind: str, limit: int, target: int, root: str, jo
 def _describe(error: Exception) -> str:
     if isinstance(error, (ExtractionFailed, zipfile.BadZipFile, tarfile.TarError)):
         return str(error)
+    if isinstance(error, Cancelled):
+        return CANCELLED
     if isinstance(error, OSError):
         return error.strerror or str(error)
     return "the archive is damaged"
@@ -184,18 +190,20 @@ class Unpacker:
     """Writes members into the open staging folder, counting bytes against the budget; leaving its ``with``
     block closes the folder it keeps open."""
 
-    def __init__(self, staging: int, budget: int):
+    def __init__(self, staging: int, budget: int, stop: threading.Event | None = None):
         self.staging = staging
         self.budget = budget
+        self.stop = stop
         self.written = 0
         self.links: list[str] = []
         self._folder: tuple[str, int] | None = None  # the folder last written into, kept open: members come in runs
 
     @classmethod
-    def within_free_space(cls, staging: int, limit: int) -> Unpacker:
-        """An unpacker whose budget is ``limit`` bytes or the free space where ``staging`` is, whichever is smaller."""
+    def within_free_space(cls, staging: int, limit: int, stop: threading.Event | None = None) -> Unpacker:
+        """An unpacker whose budget is ``limit`` bytes or the free space where ``staging`` is, whichever is smaller;
+        setting ``stop`` makes it give up (``Cancelled``) at its next block or entry."""
         free = os.statvfs(staging)
-        return cls(staging, min(limit, free.f_bavail * free.f_frsize))
+        return cls(staging, min(limit, free.f_bavail * free.f_frsize), stop)
 
     def __enter__(self) -> Unpacker:
         return self
@@ -209,6 +217,8 @@ class Unpacker:
             self._folder = None
 
     def _spend(self, count: int) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise Cancelled()
         self.written += count
         if self.written > self.budget:
             raise ExtractionFailed(f"the archive expands to more than {self.budget} bytes")
