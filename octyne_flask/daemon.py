@@ -97,6 +97,7 @@ class Daemon:
         self.supervisor = Supervisor(self.config, apps_guard(config_path), cgroup_tree(instance_name(config_path)),
                                      report=self.action_log.event, history=self.history)
         self.temporaries = TemporaryJournal(journal_path(config_path))  # swept at start after a crash
+        self.stopping = threading.Event()  # set at shutdown: a decompression in progress gives up
         self.compressions = CompressionTasks(self.temporaries)  # every /compress build, sync and async
         self.backups = Backups(self.temporaries)
         self.schedules = ScheduleBoard(self.config, self.supervisor, self._scheduled_backup, self._log_schedule_run)
@@ -155,6 +156,7 @@ class Daemon:
     def shutdown(self) -> None:
         """Stop SFTP, the schedules, every app (TERM, then KILL after the grace period) and every compression,
         release resources."""
+        self.stopping.set()
         self.sftp.stop()
         self.schedules.close()
         self.compressions.cancel()  # builds unwind (removing their temporary files) while the apps stop

@@ -66,3 +66,18 @@ def body_of(environ: dict, otherwise):
     if isinstance(reader, LengthReader) and hasattr(reader.unreader, "sock"):
         return ConnectionBody(body)
     return otherwise
+
+
+def bytes_behind_request(environ: dict) -> bytes:
+    """What the client sent behind this request, read already along with its head: after an upgrade, the first
+    bytes of the new protocol. The request's own body, if it declared one, is read and dropped first.
+
+    Empty when the server is not gunicorn (its buffer is not reachable) or nothing came early.
+    """
+    body = environ.get("wsgi.input")
+    unreader = getattr(getattr(body, "reader", None), "unreader", None)
+    if unreader is None:
+        return b""
+    while body.read(1 << 16):
+        pass
+    return unreader.take_buffered()

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
+import itertools
 import json
 import os
 import signal
 import subprocess
+import tarfile
 import threading
 import time
 import zipfile
+from collections.abc import Iterator
 
 import psutil
 import pytest
@@ -246,3 +250,127 @@ def test_decompress_errors(daemon, root, archive, body, message):
     (root / "a.zip").write_bytes(b"PK")
     check_error(daemon.post(f"/server/alpha/decompress?path={archive}", data=body), 400, message)
     assert not (root / "x").exists()
+
+
+HEADER_BOMB_BYTES = 256 * 2**20
+
+
+def tar_header(name: str, size: int, kind: bytes) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size, info.type = size, kind
+    return info.tobuf(format=tarfile.GNU_FORMAT)
+
+
+def with_checksum(header: bytearray) -> bytes:
+    header[148:156] = b" " * 8
+    header[148:156] = b"%06o\0 " % sum(header)
+    return bytes(header)
+
+
+def header_bomb(kind: str) -> Iterator[bytes]:
+    """A tar stream whose first member's headers take ``HEADER_BOMB_BYTES``, then a small file."""
+    if kind == "sparse":  # an old GNU sparse file whose map goes on for extension block after extension block
+        header = bytearray(tar_header("holes.bin", 0, tarfile.GNUTYPE_SPARSE))
+        header[482] = 1  # isextended
+        yield with_checksum(header)
+        block = b"".join(b"%011o\0%011o\0" % (offset * 2, 1) for offset in range(1, 22)) + b"\1".ljust(8, b"\0")
+        blocks = HEADER_BOMB_BYTES // tarfile.BLOCKSIZE
+        yield from (block * 2048 for _ in range(blocks // 2048))
+        yield b"\0" * tarfile.BLOCKSIZE  # the last extension block
+    else:
+        type_ = tarfile.GNUTYPE_LONGNAME if kind == "long name" else tarfile.XHDTYPE
+        yield tar_header("././@LongLink" if kind == "long name" else "pax", HEADER_BOMB_BYTES, type_)
+        yield from (b"a" * 2**20 for _ in range(HEADER_BOMB_BYTES // 2**20))
+    yield tar_header("small.txt", 0, tarfile.REGTYPE) + b"\0" * 2 * tarfile.BLOCKSIZE
+
+
+@pytest.mark.parametrize("kind", ["long name", "pax header", "sparse"])
+def test_a_tar_whose_headers_expand_to_hundreds_of_mib_is_refused_without_reading_them_into_memory(
+        daemon_factory, tmp_path, kind):
+    folder = tmp_path / "bombed"
+    folder.mkdir()
+    zstd_archive(folder / "bomb.tar.zst", header_bomb(kind))
+    assert os.path.getsize(folder / "bomb.tar.zst") < 100_000
+    daemon = daemon_factory(servers={"bombed": {"directory": str(folder), "command": "sleep 100000"}})
+    worker = worker_of(daemon)
+    before = peak_memory(worker)
+    check_error(daemon.post("/server/bombed/decompress?path=bomb.tar.zst", data=b"out"), 500,
+                "An error occurred while decompressing archive!")
+    assert peak_memory(worker) - before < 64 * 2**20
+    assert sorted(os.listdir(folder)) == ["bomb.tar.zst"]
+
+
+def zstd_archive(path, parts: Iterator[bytes]) -> None:
+    with open(path, "wb") as archive:
+        zstd = subprocess.Popen(["zstd", "-q", "-c"], stdin=subprocess.PIPE, stdout=archive)
+        for part in parts:
+            zstd.stdin.write(part)
+        zstd.stdin.close()
+        assert zstd.wait() == 0
+
+
+class Zeros(io.RawIOBase):
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        buffer[:] = bytes(len(buffer))
+        return len(buffer)
+
+
+@pytest.mark.parametrize("compression", ["gz", "bz2", "xz"])
+def test_a_small_compressed_tar_of_zeros_is_decompressed_no_faster_than_it_is_written(
+        daemon_factory, tmp_path, compression):
+    """tarfile's own "r|bz2" decompressed each MiB of input whole: this 1 KiB bz2 was 256 MiB in memory at once."""
+    folder = tmp_path / "zeros"
+    folder.mkdir()
+    info = tarfile.TarInfo("zeros.bin")
+    info.size = 256 * 2**20 if compression != "xz" else 64 * 2**20  # xz compresses slowly
+    with tarfile.open(folder / f"z.tar.{compression}", f"w:{compression}") as bundle:
+        bundle.addfile(info, io.BufferedReader(Zeros()))
+    assert os.path.getsize(folder / f"z.tar.{compression}") < info.size // 500
+    daemon = daemon_factory(servers={"zeros": {"directory": str(folder), "command": "sleep 100000"}},
+                            config={"files": {"decompressLimit": 20_000_000}})
+    worker = worker_of(daemon)
+    before = peak_memory(worker)
+    check_error(daemon.post(f"/server/zeros/decompress?path=z.tar.{compression}", data=b"out"), 500,
+                "An error occurred while decompressing archive!")
+    assert peak_memory(worker) - before < 32 * 2**20
+    assert sorted(os.listdir(folder)) == [f"z.tar.{compression}"]
+
+
+def test_a_million_members_that_are_all_skipped_still_count_against_the_bound(daemon_factory, tmp_path):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    fifo = tarfile.TarInfo("/absolute/fifo")
+    fifo.type = tarfile.FIFOTYPE
+    zstd_archive(folder / "many.tar.zst", (fifo.tobuf() * 1000 for _ in range(1000)))
+    daemon = daemon_factory(servers={"many": {"directory": str(folder), "command": "sleep 100000"}},
+                            config={"files": {"decompressLimit": 20_000_000}})
+    worker = worker_of(daemon)
+    before = peak_memory(worker)
+    response = daemon.post("/server/many/decompress?path=many.tar.zst", data=b"out", timeout=30)
+    check_error(response, 500, "An error occurred while decompressing archive!")
+    assert "20000000" in response.json()["detail"]
+    assert peak_memory(worker) - before < 32 * 2**20
+
+
+def test_a_decompression_in_progress_is_abandoned_at_sigterm_and_leaves_nothing(daemon_factory, tmp_path):
+    """Without that, the worker sat out twice the graceful timeout (30 s here) before it was killed."""
+    folder = tmp_path / "long"
+    folder.mkdir()
+    members = (b"".join(tarfile.TarInfo(f"d{batch}/f{index}").tobuf() for index in range(1000)) for batch in range(600))
+    zstd_archive(folder / "files.tar.zst", itertools.chain(members, [b"\0" * 2 * tarfile.BLOCKSIZE]))
+    daemon = daemon_factory(servers={"long": {"directory": str(folder), "command": "sleep 100000"}},
+                            config={"stopGracePeriod": 0})  # gunicorn's graceful timeout: 15 s
+    answers = []
+    request = threading.Thread(target=lambda: answers.append(
+        daemon.post("/server/long/decompress?path=files.tar.zst", data=b"out", timeout=60)))
+    request.start()
+    wait_until(lambda: (folder / "out").is_dir() and os.listdir(folder / "out"))
+    time.sleep(0.5)
+    daemon.proc.send_signal(signal.SIGTERM)
+    daemon.proc.wait(12)
+    request.join()
+    check_error(answers[0], 500, "An error occurred while decompressing archive!")
+    assert os.listdir(folder) == ["files.tar.zst"]

@@ -426,3 +426,44 @@ def test_v1_console_over_the_unix_socket_the_way_octynectl_connects(daemon):
     assert rest[0] == 0x81  # the scrollback arrives as a final text frame
     client.close()
     assert any(e.get("action") == "server.console.access" and e.get("user") == "@local" for e in daemon.action_log())
+
+
+def masked_text_frame(text: str) -> bytes:
+    """A client's WebSocket text frame (under 126 bytes), masked as RFC 6455 requires."""
+    data, mask = text.encode(), b"\x01\x02\x03\x04"
+    return bytes([0x81, 0x80 | len(data)]) + mask + bytes(byte ^ mask[i % 4] for i, byte in enumerate(data))
+
+
+def v1_upgrade_head(daemon, extra: str = "") -> bytes:
+    return (f"GET /server/echo/console HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            f"Authorization: {daemon.token}\r\n{extra}\r\n").encode()
+
+
+def received_until(client, needle: bytes) -> bytes:
+    """Everything the daemon sends on ``client`` until ``needle`` (the socket's timeout is the deadline)."""
+    received = b""
+    while needle not in received:
+        chunk = client.recv(65536)
+        assert chunk, received
+        received += chunk
+    return received
+
+
+@pytest.mark.parametrize("pipelined_request, body", [
+    (False, ""),  # input sent right behind the upgrade request, before the 101 arrives
+    (True, ""),  # an upgrade pipelined behind a request on the same connection, then input
+    (False, "abcde"),  # an upgrade with a body: the body is HTTP's, what follows it is input
+], ids=["behind-upgrade", "pipelined-upgrade", "upgrade-with-body"])
+def test_input_sent_in_the_same_write_as_the_upgrade_reaches_the_console(daemon, pipelined_request, body):
+    import socket as sockets
+
+    marker = f"early {pipelined_request} {body}"
+    before = f"GET /servers HTTP/1.1\r\nHost: x\r\nAuthorization: {daemon.token}\r\n\r\n".encode() if pipelined_request else b""
+    head = v1_upgrade_head(daemon, f"Content-Length: {len(body)}\r\n" if body else "")
+    with sockets.create_connection(("127.0.0.1", daemon.port), timeout=10) as client:
+        client.sendall(before + head + body.encode() + masked_text_frame(marker))
+        received = received_until(client, f"echo:{marker}".encode())
+    if pipelined_request:
+        assert received.startswith(b"HTTP/1.1 200 OK") and b'{"servers":' in received
+    assert b"HTTP/1.1 101 Switching Protocols" in received

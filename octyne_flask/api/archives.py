@@ -51,6 +51,6 @@ def decompress(server):
     archive, target, kind = extraction.prepare(server.directory, request.args.get("path"), destination)
     daemon = current_daemon()
     extraction.extract(archive, target, kind, daemon.config.files.decompress_limit, daemon.temporaries,
-                       Owner.of(server.config.run_as))
+                       Owner.of(server.config.run_as), daemon.stopping)
     log_action("server.files.decompress", server=server.name, archive=archive.request, destination=target.request)
     return jsonify(success=True)

@@ -17,6 +17,7 @@ from octyne_flask.api.guard import (authenticate, authorize, caller_permissions,
                                     lookup_server)
 from octyne_flask.api.websocket import sock
 from octyne_flask.errors import ApiError
+from octyne_flask.request_body import bytes_behind_request
 
 blueprint = Blueprint("console", __name__)
 
@@ -47,9 +48,10 @@ def prepare_upgrade():
     request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
     if not wants_v2():
         g.console_server = _admit(request.view_args["id"])
-    # simple-websocket takes its socket from the WSGI environ (TransportMiddleware has read it already).
+    # simple-websocket takes its socket from the WSGI environ (TransportMiddleware has read it already), and
+    # would not see frames the client sent before the 101, which gunicorn has read along with the request.
     key = next(key for key in SERVER_SOCKET_KEYS if key in request.environ)
-    request.environ[key] = ConsoleSocket(request.environ[key])
+    request.environ[key] = ConsoleSocket(request.environ[key], bytes_behind_request(request.environ))
 
 
 def _admit(server_id: str):

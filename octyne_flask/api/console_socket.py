@@ -35,8 +35,10 @@ SEND_CHUNK = 256 * 1024  # a TLS send reports no partial progress, so send in pi
 class ConsoleSocket:
     """The accepted socket as simple-websocket sees it (``recv``/``send``/``close``), plus the session's writer side."""
 
-    def __init__(self, sock: socket.socket):
+    def __init__(self, sock: socket.socket, received: bytes = b""):
+        """``received``: what the client sent behind the upgrade request, read already with its head."""
         self._sock = sock
+        self._received = received
         self.tls = isinstance(sock, ssl.SSLSocket)
         if self.tls:  # a blocking TLS send retries a full socket forever; a timeout also wakes reads (see recv)
             sock.settimeout(SEND_WAIT)
@@ -63,6 +65,9 @@ class ConsoleSocket:
                     self._room.wait(1.0)  # and now and then check whether the connection is over
                 if self._ended or self._sock.fileno() == -1:
                     raise OSError("console connection ended")
+            if self._received:
+                data, self._received = self._received[:size], self._received[size:]
+                return data
             try:
                 return self._sock.recv(size)
             except TimeoutError:  # TLS: the client has nothing to say yet

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import secrets
 import stat
+import threading
 from collections.abc import Callable
 
 from octyne_flask.files.archives.extract import Unpacker
@@ -27,8 +28,9 @@ Exclude = Callable[[str, bool], bool]
 
 
 def restore_tree(archive, directory: str, exclude: Exclude | None, journal: TemporaryJournal, limit: int,
-                 owner: Owner = KEEP) -> None:
-    """Replace ``directory`` with the tar.zst read from the open binary file ``archive``; all or nothing."""
+                 owner: Owner = KEEP, stop: threading.Event | None = None) -> None:
+    """Replace ``directory`` with the tar.zst read from the open binary file ``archive``; all or nothing.
+    Setting ``stop`` (the daemon is stopping) abandons it while it unpacks."""
     parent_path, name = os.path.split(os.path.realpath(directory))
     parent = os.open(parent_path, FOLLOWING_FOLDER_FLAGS)
     staging = f".octyne-restore-{secrets.token_hex(8)}"
@@ -36,7 +38,7 @@ def restore_tree(archive, directory: str, exclude: Exclude | None, journal: Temp
         with journal.recorded(parent, staging):
             os.mkdir(staging, 0o700, dir_fd=parent)
             try:
-                _fill(archive, parent, staging, name, exclude, limit, owner)
+                _fill(archive, parent, staging, name, exclude, limit, owner, stop)
                 exchange(parent, staging, name)
             except BaseException:
                 discard(parent, staging)
@@ -46,13 +48,14 @@ def restore_tree(archive, directory: str, exclude: Exclude | None, journal: Temp
         os.close(parent)
 
 
-def _fill(archive, parent: int, staging: str, name: str, exclude: Exclude | None, limit: int, owner: Owner) -> None:
+def _fill(archive, parent: int, staging: str, name: str, exclude: Exclude | None, limit: int, owner: Owner,
+          stop: threading.Event | None) -> None:
     """Unpack into the staging folder (what it holds given to ``owner``), carry the excluded entries over,
     give the folder itself the directory's owner and mode."""
     new = open_folder(staging, parent)
     old = open_folder(name, parent)
     try:
-        with Unpacker.within_free_space(new, limit) as unpacker:
+        with Unpacker.within_free_space(new, limit, stop) as unpacker:
             unpacker.unpack_tar(archive, "zstd")
         if exclude is not None:
             _carry_over(old, new, exclude, "")

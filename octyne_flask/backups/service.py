@@ -201,7 +201,7 @@ class Backups:
                 self._wait_for_running_backup(server)
                 self.make(server, "pre-restore")
                 restore_tree(archive, server.directory, exclusion(server.config.backups.exclude), self._journal,
-                             limit, Owner.of(server.config.run_as))
+                             limit, Owner.of(server.config.run_as), self._stop)
             except BackupRefused:
                 raise
             except Exception as error:  # the old tree is still in place

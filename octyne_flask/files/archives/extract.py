@@ -13,12 +13,16 @@ leads a write out: a member whose folders are links or files is skipped.
 
 from __future__ import annotations
 
+import bz2
 import errno
+import gzip
+import lzma
 import os
 import posixpath
 import secrets
 import stat
 import tarfile
+import threading
 import time
 import zipfile
 from collections.abc import Iterator
@@ -28,7 +32,10 @@ import zstandard
 
 from octyne_flask.errors import ApiError
 from octyne_flask.files.archives.deflate import BLOCK
+from octyne_flask.files.archives.members import Cancelled
 from octyne_flask.files.archives.readahead import ReadAhead
+from octyne_flask.files.archives.tasks import CANCELLED
+from octyne_flask.files.archives.tarheaders import BoundedTarInfo
 from octyne_flask.files.ownership import KEEP, Owner
 from octyne_flask.files.paths import ServerPath, check_opened, is_inside, opened_path, resolve
 from octyne_flask.files.temp_journal import UNRECORDED, TemporaryJournal
@@ -40,6 +47,9 @@ FAILED = "An error occurred while decompressing archive!"
 ENTRY_COST = 512  # counted per entry too, so millions of empty files also hit the bound
 ZSTD_MAX_WINDOW = 1 << 31  # archives made with `zstd --long=31`
 UNIX = 3  # zip "version made by" system whose external attributes carry a Unix mode
+# Decompressing no more than is read: tarfile's own "r|gz" (and kin) decompresses each block of input whole,
+# and 1.6 KiB of bzip2 is 2 GiB of zeros.
+_DECOMPRESSING = {"gz": gzip.open, "bz2": bz2.open, "xz": lzma.open}
 _TAR_SUFFIXES = {
     ".tar": "", ".tar.gz": "gz", ".tgz": "gz", ".tar.bz": "bz2", ".tbz": "bz2", ".tar.bz2": "bz2",
     ".tbz2": "bz2", ".tar.xz": "xz", ".txz": "xz", ".tar.zst": "zstd", ".tzst": "zstd",
@@ -76,9 +86,10 @@ def prepare(directory: str, archive_path: str | None, destination: str) -> tuple
 
 
 def extract(archive: ServerPath, destination: ServerPath, kind: str, limit: int,
-            journal: TemporaryJournal = UNRECORDED, owner: Owner = KEEP) -> None:
+            journal: TemporaryJournal = UNRECORDED, owner: Owner = KEEP, stop: threading.Event | None = None) -> None:
     """Unpack into a staging folder (listed in ``journal`` meanwhile), check it, merge it into ``destination``;
-    all or nothing. What it makes (the destination's missing folders too) is given to ``owner``."""
+    all or nothing. What it makes (the destination's missing folders too) is given to ``owner``. Setting
+    ``stop`` (the daemon is stopping) abandons it at the next block or entry."""
     reading = _open_archive(archive)
     with reading:
         try:
@@ -88,7 +99,7 @@ def extract(archive: ServerPath, destination: ServerPath, kind: str, limit: int,
         try:
             if made:
                 owner.take(target)
-            _unpack_and_merge(reading, kind, limit, target, destination.root, journal, owner)
+            _unpack_and_merge(reading, kind, limit, target, destination.root, journal, owner, stop)
         except Exception as error:
             if made:
                 discard(parent, posixpath.basename(destination.relative))
@@ -135,14 +146,14 @@ def _open_destination(destination: ServerPath, owner: Owner) -> tuple[int | None
 
 
 def _unpack_and_merge(reading, kind: str, limit: int, target: int, root: str, journal: TemporaryJournal,
-                      owner: Owner) -> None:
+                      owner: Owner, stop: threading.Event | None) -> None:
     staging = f".octyne-unpack-{secrets.token_hex(8)}"
     with journal.recorded(target, staging):  # a killed daemon's staging folder goes at the next start
         os.mkdir(staging, 0o700, dir_fd=target)
         try:
             folder = open_folder(staging, target)
             try:
-                with Unpacker.within_free_space(folder, limit) as unpacker:
+                with Unpacker.within_free_space(folder, limit, stop) as unpacker:
                     if kind == "zip":
                         unpacker.unpack_zip(reading)
                     else:
@@ -158,6 +169,8 @@ def _unpack_and_merge(reading, kind: str, limit: int, target: int, root: str, jo
 def _describe(error: Exception) -> str:
     if isinstance(error, (ExtractionFailed, zipfile.BadZipFile, tarfile.TarError)):
         return str(error)
+    if isinstance(error, Cancelled):
+        return CANCELLED
     if isinstance(error, OSError):
         return error.strerror or str(error)
     return "the archive is damaged"
@@ -177,18 +190,20 @@ class Unpacker:
     """Writes members into the open staging folder, counting bytes against the budget; leaving its ``with``
     block closes the folder it keeps open."""
 
-    def __init__(self, staging: int, budget: int):
+    def __init__(self, staging: int, budget: int, stop: threading.Event | None = None):
         self.staging = staging
         self.budget = budget
+        self.stop = stop
         self.written = 0
         self.links: list[str] = []
         self._folder: tuple[str, int] | None = None  # the folder last written into, kept open: members come in runs
 
     @classmethod
-    def within_free_space(cls, staging: int, limit: int) -> Unpacker:
-        """An unpacker whose budget is ``limit`` bytes or the free space where ``staging`` is, whichever is smaller."""
+    def within_free_space(cls, staging: int, limit: int, stop: threading.Event | None = None) -> Unpacker:
+        """An unpacker whose budget is ``limit`` bytes or the free space where ``staging`` is, whichever is smaller;
+        setting ``stop`` makes it give up (``Cancelled``) at its next block or entry."""
         free = os.statvfs(staging)
-        return cls(staging, min(limit, free.f_bavail * free.f_frsize))
+        return cls(staging, min(limit, free.f_bavail * free.f_frsize), stop)
 
     def __enter__(self) -> Unpacker:
         return self
@@ -202,6 +217,8 @@ class Unpacker:
             self._folder = None
 
     def _spend(self, count: int) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise Cancelled()
         self.written += count
         if self.written > self.budget:
             raise ExtractionFailed(f"the archive expands to more than {self.budget} bytes")
@@ -233,6 +250,11 @@ class Unpacker:
         except FileNotFoundError:
             pass
         return folder, name
+
+    def skip(self) -> None:
+        """A member not unpacked (it would land outside, or is a device) costs its entry too: millions of them
+        are work all the same."""
+        self._spend(ENTRY_COST)
 
     def folder(self, relative: str) -> None:
         self._spend(ENTRY_COST)
@@ -296,6 +318,7 @@ class Unpacker:
             for info in bundle.infolist():
                 relative = _member_path(info.filename)
                 if relative is None:
+                    self.skip()
                     continue
                 mode = info.external_attr >> 16 if info.create_system == UNIX else 0  # others' bits mean nothing here
                 if info.is_dir():
@@ -314,16 +337,20 @@ class Unpacker:
             if compression == "zstd":
                 decompressor = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW)
                 decompressed = stack.enter_context(decompressor.stream_reader(archive, closefd=False))
-                source, mode = stack.enter_context(ReadAhead(decompressed, BLOCK)), "r|"
+                source = stack.enter_context(ReadAhead(decompressed, BLOCK))
+            elif compression:
+                source = stack.enter_context(_DECOMPRESSING[compression](archive, "rb"))
             else:
-                source, mode = archive, f"r|{compression}"
-            with tarfile.open(fileobj=source, mode=mode, bufsize=BLOCK) as bundle:
-                for member in bundle:
+                source = archive
+            with tarfile.open(fileobj=source, mode="r|", bufsize=BLOCK, tarinfo=BoundedTarInfo) as bundle:
+                while (member := bundle.next()) is not None:
+                    bundle.members.clear()  # tarfile keeps every member it read; none is looked up again here
                     self._tar_member(bundle, member)
 
     def _tar_member(self, bundle: tarfile.TarFile, member: tarfile.TarInfo) -> None:
         relative = _member_path(member.name)
-        if relative is None:
+        if relative is None or not (member.isdir() or member.issym() or member.islnk() or member.isreg()):
+            self.skip()  # devices and FIFOs too
             return
         if member.isdir():
             self.folder(relative)
@@ -331,9 +358,8 @@ class Unpacker:
             self.symlink(relative, member.linkname)
         elif member.islnk():
             self.hardlink(relative, member.linkname)
-        elif member.isreg():
+        else:
             self.file(relative, bundle.extractfile(member), member.mode, member.mtime)
-        # devices and FIFOs are skipped
 
 
 def _merge(staging: int, destination: int, root: str, links: list[str]) -> None:
