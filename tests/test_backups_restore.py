@@ -165,3 +165,33 @@ def test_a_restore_into_a_server_run_as_another_user_gives_that_user_what_it_res
     owners = {(info.st_uid, info.st_gid) for path in directory.rglob("*") for info in [path.lstat()]}
     assert owners == {(nobody.pw_uid, nobody.pw_gid)}
     assert (directory.stat().st_uid, directory.stat().st_gid) == (0, 0)  # the directory itself keeps its owner
+
+
+def test_sigterm_during_a_restore_abandons_it_and_leaves_the_old_tree_whole(daemon_factory, tmp_path):
+    """The daemon stops promptly: the restore gives up, its staging folder goes, nothing waits for the next start."""
+    directory, home = tmp_path / "app", tmp_path / "home"
+    directory.mkdir()
+    make_tree(directory, files=2000, big=80 * 1024 * 1024)
+    servers = {"app": entry(directory, {"path": str(tmp_path / "b")}, enabled=False)}
+    daemon = daemon_factory(servers, directory=home, config={"stopGracePeriod": 0})
+    name = backup_now(daemon, "app")
+    change_tree(directory)
+    changed = snapshot(directory)
+    answers = []
+
+    def restore():
+        try:
+            answers.append(daemon.post(f"/server/app/backups/{name}/restore", timeout=60))
+        except requests.ConnectionError:
+            answers.append(None)  # the connection closed as the worker exited
+
+    request = threading.Thread(target=restore, daemon=True)
+    request.start()
+    wait_until(lambda: any(entry.startswith(".octyne-restore-") for entry in os.listdir(tmp_path)),
+               timeout=30, interval=0.002)
+    daemon.proc.send_signal(signal.SIGTERM)
+    assert daemon.proc.wait(12) == 0
+    request.join(10)
+    assert answers and (answers[0] is None or answers[0].status_code == 500)
+    assert snapshot(directory) == changed
+    assert not [leftover for leftover in os.listdir(tmp_path) if leftover.startswith(".octyne-")]
