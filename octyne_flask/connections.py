@@ -14,7 +14,12 @@ taken. Here:
 * when the TCP slots are full, the oldest idle TCP connections (never spoke,
   or kept alive between requests) are closed to make room;
 * the last ``LOCAL_RESERVE`` slots and a thread pool of its own belong to the
-  Unix socket, so the local admin always gets in.
+  Unix socket, so the local admin always gets in;
+* once the head is in, a read of the body or a send of the answer that makes no
+  progress for ``STALL_TIMEOUT`` seconds ends the connection: a client that
+  stops sending its upload, or stops reading a download or the answers to its
+  pipelined requests, does not hold a thread for good (consoles keep their own
+  bounds, ``api/console_socket.py``).
 
 And for speed: a thread that has answered a kept-alive connection waits up to
 ``KEEPALIVE_LINGER_MS`` for that client's next request before handing the
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import resource
 import select
 import selectors
@@ -44,6 +50,7 @@ from octyne_flask import onesend, protocol_errors
 log = logging.getLogger(__name__)
 
 REQUEST_HEAD_TIMEOUT = 10.0
+STALL_TIMEOUT = float(os.environ.get("OCTYNE_FLASK_STALL_TIMEOUT", 60))  # like nginx's send and body timeouts
 LOCAL_RESERVE = 64  # connection slots TCP clients cannot take
 IDLE_HEADROOM = 100  # slots beyond the threads, for kept-alive and not-yet-speaking connections
 MIN_IDLE_SECONDS = 2.0  # idle for less, a connection is not closed to make room
@@ -228,10 +235,16 @@ class GuardedThreadWorker(ThreadWorker):
         super().finish_request(conn, fs)
 
     def handle_request(self, req, conn):
-        # The head is in: the app (a console, an upload) takes as long as it takes. (HTTP/2, which would
-        # not come through here, is off: gunicorn's default ``http_protocols`` is h1.)
+        # The head is in: the app (a console, an upload) takes as long as it takes, but each read and send
+        # must make progress. (HTTP/2, which would not come through here, is off: gunicorn's default
+        # ``http_protocols`` is h1.)
         self._stop_clock(conn)
-        return super().handle_request(req, conn)
+        conn.sock.settimeout(STALL_TIMEOUT)
+        try:
+            return super().handle_request(req, conn)
+        except TimeoutError:  # gunicorn would log it with a traceback, as if it were a bug
+            log.info("Closed a connection from %s: no progress for %g s", conn.client, STALL_TIMEOUT)
+            return False
 
     def _stop_clock(self, conn) -> None:
         with self._heads_lock:

@@ -42,7 +42,8 @@ class ConsoleSocket:
         self.tls = isinstance(sock, ssl.SSLSocket)
         if self.tls:  # a blocking TLS send retries a full socket forever; a timeout also wakes reads (see recv)
             sock.settimeout(SEND_WAIT)
-        else:  # only sends time out; reads block, and MSG_DONTWAIT sends return at once
+        else:  # only sends time out; reads block (however long the client is silent), MSG_DONTWAIT sends return
+            sock.settimeout(None)  # not the request's stall timeout (connections.py): sends wait SEND_WAIT at a time
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", SEND_WAIT, 0))
         self._ws = None
         self._replies = bytearray()
