@@ -16,6 +16,11 @@ Two settings, each measured with ``bench/soak.py`` (docs/benchmarks.md, "Soak"):
   no such block per piece: the body is read into one buffer per upload
   (``request_body.py``, ``files/multipart.py``).
 
+When an app's output pauses, its console text is compressed and the blocks it
+replaced are freed; ``release_free_memory`` then hands glibc's free pages back to
+the system (``malloc_trim``), which glibc does on its own only for the top of
+each arena.
+
 Set through ``mallopt`` rather than the environment, so the apps the daemon starts
 inherit nothing; a setting the user made in the environment (``MALLOC_ARENA_MAX``,
 ``MALLOC_MMAP_THRESHOLD_`` or ``GLIBC_TUNABLES``) is left alone.
@@ -55,3 +60,12 @@ def tune_malloc() -> dict[str, bool]:
         "mmap_threshold": not _chosen_in_environment("MALLOC_MMAP_THRESHOLD_", "glibc.malloc.mmap_threshold")
         and mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1,
     }
+
+
+_malloc_trim = ctypes.CDLL(None).malloc_trim if is_glibc() else None
+
+
+def release_free_memory() -> None:
+    """Return the allocator's whole free pages to the system (glibc only; a fraction of a millisecond)."""
+    if _malloc_trim is not None:
+        _malloc_trim(0)

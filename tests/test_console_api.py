@@ -262,6 +262,32 @@ def test_scrollback_keeps_the_last_2500_lines(daemon):
     daemon.post("/server/many", data="KILL")
 
 
+def test_a_quiet_apps_scrollback_and_resume_read_back_the_same_once_its_text_is_compressed(daemon):
+    """A second after the app's output stops, its console text is compressed (``supervisor/linetext.py``)."""
+    daemon.post("/server/many", data="START")
+    while True:
+        ws = connect(daemon, server="many")
+        receive(ws)
+        message = receive(ws)
+        ws.close()
+        if message["data"].endswith("line 2999"):
+            break
+    first_seq, fresh = message["seq"], message["data"].split("\n")[1:]
+    time.sleep(2.5)  # quiet for over a second: compressed
+    ws = connect(daemon, server="many")
+    receive(ws)
+    later = receive(ws)
+    ws.close()
+    assert (later["seq"], later["data"].split("\n")[1:]) == (first_seq, fresh)
+    assert len(fresh) == 2500 and fresh[0] == "line 500"
+    ws = connect(daemon, server="many", query=f"?since={first_seq + 99}")
+    receive(ws)
+    resumed = output_until(ws, "line 2999")
+    ws.close()
+    assert resumed == fresh[100:]
+    daemon.post("/server/many", data="KILL")
+
+
 def test_scrollback_is_bounded_in_bytes(daemon):
     daemon.post("/server/wide", data="START")
     ws = connect(daemon, server="wide", v2=False)

@@ -83,9 +83,15 @@ def test_a_lagging_subscriber_is_cut_off_and_the_others_are_not():
 def test_memory_stays_bounded_by_the_scrollback_once_nobody_lags():
     log = ConsoleLog(scrollback_lines=100, scrollback_bytes=MIB, max_lag_bytes=MIB)
     Reader(log)  # stalls, gets cut
-    for _ in range(30):
-        log.append(["z" * 99] * 1000)
-    assert len(log._lines) - log._base == 100
+    tracemalloc.start()
+    try:
+        for _ in range(30):
+            log.append(["z" * 99] * 1000)  # 3 MB in all
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert len(log.scrollback()) == 100
+    assert held < 256 * 1024  # the 10 KB scrollback, and at most a block or two of text around it
 
 
 def test_batches_are_cut_once_per_position_and_encoded_once():
@@ -137,9 +143,9 @@ def test_unsubscribing_releases_lines_kept_for_that_subscriber():
     log = ConsoleLog(scrollback_lines=10, scrollback_bytes=MIB, max_lag_bytes=16 * MIB)
     reader = Reader(log)
     log.append([str(i) for i in range(1000)])
-    assert len(log._lines) - log._base == 1000
+    assert len(log._ends) - log._base == 1000
     log.unsubscribe(reader.sub)
-    assert len(log._lines) - log._base == 10
+    assert len(log._ends) - log._base == 10
 
 
 def test_lines_are_split_on_newlines_with_carriage_returns_dropped():
@@ -198,3 +204,72 @@ def test_a_quiet_apps_reader_holds_no_output_buffer_while_it_waits():
         os.close(write_end)
     reader.join(10)
     assert large == []
+
+
+def test_lines_read_back_whole_across_text_blocks_and_with_any_characters():
+    log = ConsoleLog(scrollback_lines=5000, scrollback_bytes=16 * MIB, max_lag_bytes=16 * MIB)
+    reader = Reader(log)
+    lines = [f"{i} é漢字🙂 " + "y" * (i % 300) for i in range(4000)] + ["", "", "last"]
+    for start in range(0, len(lines), 7):  # many appends, so lines straddle the text's blocks
+        log.append(lines[start:start + 7])
+    assert reader.drain() == lines
+    assert log.scrollback() == lines
+
+
+def test_a_line_holding_a_newline_is_kept_as_two_lines():
+    log = ConsoleLog(10, MIB, 16 * MIB)
+    log.append(["one\ntwo", "three"])
+    assert log.scrollback() == ["one", "two", "three"]
+
+
+def test_compacting_compresses_the_kept_text_and_every_read_sees_the_same_lines():
+    log = ConsoleLog(scrollback_lines=3000, scrollback_bytes=16 * MIB, max_lag_bytes=16 * MIB)
+    early, late = Reader(log), Reader(log)
+    lines = [f"{i:05d} [Server thread/INFO]: Saving chunks for level 'world' é" for i in range(3000)]
+    tracemalloc.start()  # before the text is kept, so that its blocks are traced
+    try:
+        for start in range(0, 2000, 100):
+            log.append(lines[start:start + 100])
+        assert len(late.drain()) == 2000  # late has read these; early has not
+        before = tracemalloc.get_traced_memory()[0]
+        log.compact()
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert before - after > 100 * 1024  # 130 KB of text, about a tenth of it left
+    for start in range(2000, 3000, 100):  # appends go on after a compaction, and it can run again
+        log.append(lines[start:start + 100])
+    log.compact()
+    assert log.scrollback() == lines
+    assert early.drain() == lines and late.drain() == lines[2000:]
+    assert Reader(log).scrollback == lines
+
+
+def test_forgetting_old_lines_works_across_compressed_and_plain_blocks():
+    log = ConsoleLog(scrollback_lines=50, scrollback_bytes=16 * MIB, max_lag_bytes=16 * MIB)
+    for round_ in range(30):
+        log.append([f"{round_}-{i} " + "z" * 200 for i in range(400)])  # 80 KB each: a block or more
+        if round_ % 3 == 0:
+            log.compact()
+    assert log.scrollback() == [f"29-{i} " + "z" * 200 for i in range(350, 400)]
+    assert len(log._text._blocks) <= 3  # the rest was let go
+
+
+def test_the_reader_reports_a_pause_in_output_once_and_the_end_once():
+    read_end, write_end = os.pipe()
+    pauses = []
+    reader = threading.Thread(target=pump, args=(read_end, lambda lines: None, lambda: pauses.append(time.monotonic())))
+    reader.start()
+    time.sleep(1.3)
+    assert pauses == []  # no output yet: nothing to report
+    for _ in range(6):  # output every 0.2 s: no pause
+        os.write(write_end, b"line\n")
+        time.sleep(0.2)
+    assert pauses == []
+    time.sleep(1.5)
+    assert len(pauses) == 1  # a second after the last line
+    time.sleep(1.2)
+    assert len(pauses) == 1  # and only once
+    os.close(write_end)
+    reader.join(10)
+    assert len(pauses) == 2  # the end

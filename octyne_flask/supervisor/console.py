@@ -6,7 +6,9 @@ server, not per client. The log keeps the scrollback (last N lines within a
 byte budget) and, beyond it, only what a connected subscriber has not read yet,
 up to ``max_lag_bytes``; a subscriber that falls further behind is cut off.
 Batches are cut once per start position and their encodings cached, so
-subscribers at the same position share the same encoded bytes.
+subscribers at the same position share the same encoded bytes. The lines' text
+is kept as UTF-8 bytes (``linetext.py``) and compressed once the app goes quiet
+(``compact``): a quiet server's scrollback is what stays in memory for hours.
 
 Every line's position is its sequence number (1, 2, 3, … continuing from the
 server's history). Lines are handed to the history as they are numbered; the
@@ -24,6 +26,7 @@ from itertools import accumulate, repeat
 from typing import Callable, Iterator
 
 from ..history.query import replay
+from .linetext import LineText, pack
 
 # A batch handed to a writer carries at most this many bytes of text (unless a
 # single line is longer), so one message never holds a whole flood.
@@ -33,30 +36,50 @@ LAGGED = "lagged"
 CLOSED = "closed"
 
 
-def line_sizes(lines: list[str]):
+def line_sizes(lines: list[str], ascii: bool):
     """Bytes each line occupies on the wire, with its newline (computed without a Python-level loop)."""
-    lengths = map(len, lines) if all(map(str.isascii, lines)) else map(len, map(str.encode, lines))
+    lengths = map(len, lines) if ascii else map(len, map(str.encode, lines))
     return map(operator.add, lengths, repeat(1))
 
 
+def split_lines(text: bytes) -> list[str]:
+    """UTF-8 text of whole lines (each ending in a newline) as the lines."""
+    return text.decode()[:-1].split("\n") if text else []
+
+
 class Batch:
-    """Consecutive lines [start, end) of a log; each encoding is computed once and shared."""
+    """Consecutive lines [start, end) of a log; decoded, and each encoding computed, once and shared.
 
-    __slots__ = ("start", "end", "lines", "_encoded", "_lock")
+    It is cut under the log's lock as bytes; the first reader decodes it off that lock.
+    """
 
-    def __init__(self, start: int, lines: list[str]):
+    __slots__ = ("start", "end", "_text", "_lines", "_encoded", "_lock")
+
+    def __init__(self, start: int, end: int, text: bytes):
         self.start = start
-        self.end = start + len(lines)
-        self.lines = lines
+        self.end = end
+        self._text = text
+        self._lines: list[str] | None = None
         self._encoded: dict = {}
         self._lock = threading.Lock()
+
+    @property
+    def lines(self) -> list[str]:
+        with self._lock:
+            return self._decoded()
 
     def encoded(self, encoder: Callable[[list[str], int], object]) -> object:
         """``encoder(lines, first seq)``, computed by the first caller and reused by the others."""
         with self._lock:
             if encoder not in self._encoded:
-                self._encoded[encoder] = encoder(self.lines, self.start)
+                self._encoded[encoder] = encoder(self._decoded(), self.start)
             return self._encoded[encoder]
+
+    def _decoded(self) -> list[str]:
+        if self._lines is None:
+            self._lines = split_lines(self._text)
+            self._text = b""
+        return self._lines
 
 
 class Subscriber:
@@ -82,13 +105,13 @@ class ConsoleLog:
         self._scrollback_bytes = scrollback_bytes
         self._max_lag_bytes = max_lag_bytes
         self._lock = threading.Lock()
-        # Retained lines live in _lines[_base:]; _ends[i] is the byte offset just after _lines[i]
+        # Retained line i (from _base on) is _text between byte offsets _ends[i - 1] and _ends[i]
         # (machine integers: a list of ints took 40 bytes per line beside its text).
-        self._lines: list[str] = []
+        self._text = LineText()
         self._ends = array("q")
         self._base = 0
-        self._first = history.next_seq if history is not None else 1  # sequence number of _lines[_base]
-        self._start_offset = 0  # byte offset where _lines[_base] starts
+        self._first = history.next_seq if history is not None else 1  # sequence number of line _base
+        self._start_offset = 0  # byte offset where line _base starts
         self._scrollback_from = self._first  # sequence number of the first scrollback line
         self._subscribers: set[Subscriber] = set()
         self._batches: dict[int, Batch] = {}
@@ -100,14 +123,17 @@ class ConsoleLog:
         """Add complete lines (without newlines); wakes subscribers, cuts those too far behind."""
         if not lines:
             return
+        text = "\n".join(lines)
+        if text.count("\n") != len(lines) - 1:  # a line with a newline in it is several lines
+            lines = text.split("\n")
+        data = (text + "\n").encode()
         with self._lock:
             offset = self._ends[-1] if len(self._ends) > self._base else self._start_offset
-            self._lines.extend(lines)
-            self._ends.extend(accumulate(line_sizes(lines), initial=offset))
+            self._text.append(data)
+            self._ends.extend(accumulate(line_sizes(lines, len(data) == len(text) + 1), initial=offset))
             del self._ends[-len(lines) - 1]  # accumulate repeats the starting offset first
             if self.history is not None:  # in order: numbering and handing over happen under one lock
-                self.history.record_lines(self._first + len(self._lines) - self._base - len(lines), lines,
-                                          self._ends[-1] - offset)
+                self.history.record_lines(self._head() - len(lines), lines, len(data))
             offset = self._ends[-1]
             cut = [s for s in self._subscribers if offset - self._offset_of(s.cursor) > self._max_lag_bytes]
             for subscriber in cut:
@@ -119,6 +145,15 @@ class ConsoleLog:
             subscriber._on_cut(LAGGED)
         for subscriber in awake:
             subscriber._wake()
+
+    def compact(self) -> None:
+        """Compress the text kept so far (the app has gone quiet); compression runs off the lock."""
+        with self._lock:
+            pending = self._text.unpacked()
+        for start, block in pending:
+            packed = pack(block)
+            with self._lock:
+                self._text.packed(start, packed)
 
     def close(self) -> None:
         """Cut every subscriber (the server is gone); later subscribes are cut at once."""
@@ -142,7 +177,7 @@ class ConsoleLog:
             self._scrollback_lines = scrollback_lines
             self._scrollback_bytes = scrollback_bytes
             self._max_lag_bytes = max_lag_bytes
-            if len(self._lines) > self._base:
+            if len(self._ends) > self._base:
                 self._scrollback_from = self._first
                 self._advance_scrollback()
                 self._trim()
@@ -157,14 +192,14 @@ class ConsoleLog:
         arrive; ``on_cut(reason)`` when the subscriber is cut off (too far behind, or closed).
         """
         with self._lock:
-            head = self._first + len(self._lines) - self._base
+            head = self._head()
             subscriber = Subscriber(head, owner, wake, on_cut)
-            scrollback = self._lines[self._index(self._scrollback_from):]
+            scrollback = self._text_between(self._scrollback_from, head)
             if self._closed:
                 subscriber.cut = CLOSED
             else:
                 self._subscribers.add(subscriber)
-        return subscriber, scrollback
+        return subscriber, split_lines(scrollback)
 
     def resume(self, owner: str | None, wake: Callable[[], None], on_cut: Callable[[str], None],
                since: int) -> tuple[Subscriber, Iterator[tuple[int, list[str]]]]:
@@ -175,7 +210,7 @@ class ConsoleLog:
         from the history, as (first seq, lines) runs of consecutive lines.
         """
         with self._lock:
-            head = self._first + len(self._lines) - self._base
+            head = self._head()
             # From memory only what lies well within the lag bound (older lines may be held for a laggard).
             cursor = min(max(since + 1, self._scrollback_from, self._first_within(self._max_lag_bytes // 2)), head)
             subscriber = Subscriber(cursor, owner, wake, on_cut)
@@ -203,10 +238,10 @@ class ConsoleLog:
             batch = self._batches.get(start)
             if batch is None:
                 i = self._index(start)
-                if i >= len(self._lines):
+                if i >= len(self._ends):
                     return None
                 j = max(i + 1, bisect_right(self._ends, self._offset_of(start) + MAX_BATCH_BYTES, i))
-                batch = Batch(start, self._lines[i:j])
+                batch = Batch(start, start + j - i, self._text_between(start, start + j - i))
                 self._batches[start] = batch
             subscriber.cursor = batch.end  # lines it no longer needs go at the next append's trim
             return batch
@@ -214,12 +249,23 @@ class ConsoleLog:
     def scrollback(self) -> list[str]:
         """The current scrollback lines (oldest first)."""
         with self._lock:
-            return self._lines[self._index(self._scrollback_from):]
+            text = self._text_between(self._scrollback_from, self._head())
+        return split_lines(text)
 
     # -- internals (called with the lock held) ---------------------------------------
 
     def _index(self, seq: int) -> int:
         return self._base + (seq - self._first)
+
+    def _head(self) -> int:
+        """The sequence number the next line will get."""
+        return self._first + len(self._ends) - self._base
+
+    def _text_between(self, start: int, end: int) -> bytes:
+        """The text of lines ``start`` to ``end`` (sequence numbers, end excluded)."""
+        if start >= end:
+            return b""
+        return self._text.between(self._offset_of(start), self._ends[self._index(end) - 1])
 
     def _offset_of(self, seq: int) -> int:
         """Byte offset at which line ``seq`` starts."""
@@ -228,13 +274,13 @@ class ConsoleLog:
 
     def _advance_scrollback(self) -> None:
         """Move the scrollback start so it holds at most N lines and at most B bytes."""
-        head = self._first + len(self._lines) - self._base
+        head = self._head()
         start = max(self._scrollback_from, head - self._scrollback_lines)
         self._scrollback_from = max(start, self._first_within(self._scrollback_bytes))
 
     def _first_within(self, budget: int) -> int:
         """The first retained line from which the lines up to the head take at most ``budget`` bytes."""
-        if len(self._lines) == self._base:
+        if len(self._ends) == self._base:
             return self._first
         threshold = self._ends[-1] - budget  # the first such line starts at or after this
         if threshold <= self._start_offset:
@@ -259,7 +305,7 @@ class ConsoleLog:
         self._start_offset = self._ends[self._base + drop - 1]
         self._base += drop
         self._first = keep_from
-        if self._base > 4096 and self._base * 2 > len(self._lines):
-            del self._lines[:self._base]
+        self._text.forget_before(self._start_offset)
+        if self._base > 4096 and self._base * 2 > len(self._ends):
             del self._ends[:self._base]
             self._base = 0

@@ -17,6 +17,7 @@ from typing import Callable
 
 MAX_LINE = 1024 * 1024
 READ_SIZE = 256 * 1024
+QUIET_MS = 1000  # output stopped this long: the app has gone quiet
 
 
 class LineSplitter:
@@ -57,8 +58,11 @@ class LineSplitter:
         return [line[i:i + self._max_line] for i in range(0, len(line), self._max_line)]
 
 
-def pump(fd: int, deliver: Callable[[list[str]], None]) -> None:
+def pump(fd: int, deliver: Callable[[list[str]], None], on_quiet: Callable[[], None] = lambda: None) -> None:
     """Read ``fd`` to end of file, handing each chunk's complete lines to ``deliver``; closes ``fd``.
+
+    ``on_quiet()`` is called once whenever output stops for ``QUIET_MS`` after some came,
+    and once at the end.
 
     It waits for output before reading, and lets go of each chunk before it waits again:
     ``os.read`` allocates its whole buffer before it blocks, so a quiet app's reader held
@@ -68,9 +72,13 @@ def pump(fd: int, deliver: Callable[[list[str]], None]) -> None:
     splitter = LineSplitter()
     output = select.poll()
     output.register(fd, select.POLLIN)
+    quiet = True
     try:
         while True:
-            output.poll()
+            if not output.poll(None if quiet else QUIET_MS):
+                quiet = True
+                on_quiet()
+                continue
             try:
                 data = os.read(fd, READ_SIZE)
             except InterruptedError:
@@ -79,11 +87,13 @@ def pump(fd: int, deliver: Callable[[list[str]], None]) -> None:
                 break
             if not data:
                 break
+            quiet = False
             flooding = len(data) == READ_SIZE
             deliver(splitter.feed(data))
             del data
             if flooding:
                 time.sleep(0)  # hand the GIL to the other consoles between chunks
         deliver(splitter.finish())
+        on_quiet()
     finally:
         os.close(fd)

@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from ..allocator import release_free_memory
 from ..config import Limits, ServerConfig, size_text
 from .cgroups import CgroupTree, NoCgroups
 from .child import GROUP_POLL, Child, poll_ready
@@ -327,6 +328,11 @@ class ManagedProcess:
                 self._report_start(False)
             return None
 
+    def _output_paused(self) -> None:
+        """The app's output paused (or ended): compress its console text and give back what that freed."""
+        self.console.compact()
+        release_free_memory()
+
     def _supervise(self, child: Child) -> None:
         """Watch one run to its end. Whatever goes wrong, the group is stopped and the leader reaped."""
         reader = None
@@ -334,7 +340,7 @@ class ManagedProcess:
         try:
             self._keeper.add(child.pid)
             self._begin_run(child)
-            reader = threading.Thread(target=pump, args=(child.output_fd, self.console.append),
+            reader = threading.Thread(target=pump, args=(child.output_fd, self.console.append, self._output_paused),
                                       name=f"octyne-output-{self.name}", daemon=True)
             reader.start()
             self._wait_exit(child)
