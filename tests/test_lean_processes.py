@@ -55,6 +55,33 @@ def test_the_masters_start_up_path_imports_nothing_of_the_app(tmp_path):
     assert [name for name in APP_ONLY if imported(modules, name)] == []
 
 
+WORKER_START = """
+import json, sys
+from octyne_flask import create_app
+app = create_app(sys.argv[1], sys.argv[2])
+client = app.test_client()
+assert client.get("/servers", headers={"Authorization": "x"}).status_code == 401  # the app answers
+print(json.dumps(sorted(sys.modules)))
+app.extensions["octyne"].shutdown()
+"""
+# What a worker need not load until it is used: asyncio (simple-websocket's asyncio variants, never used),
+# tarfile and the archive writers and unpacker (the first compress, decompress, backup or restore loads them).
+WORKER_LAZY = ("asyncio", "tarfile", "gzip", "octyne_flask.files.archives.compress",
+               "octyne_flask.files.archives.extract", "octyne_flask.backups.restore")
+
+
+def test_the_workers_app_leaves_asyncio_and_the_archive_code_until_they_are_needed(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(daemon_config(tmp_path, {"app": {"directory": str(tmp_path), "command": "true"}})))
+    (tmp_path / "users.json").write_text(json.dumps({"admin": ADMIN_HASH}))
+    result = subprocess.run([PY, "-c", WORKER_START, str(config), str(tmp_path / "users.json")], cwd=tmp_path,
+                            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+                            capture_output=True, text=True, timeout=60, check=True)
+    modules = json.loads(result.stdout.splitlines()[-1])
+    assert imported(modules, "flask_sock") and imported(modules, "octyne_flask.backups.service")
+    assert [name for name in WORKER_LAZY if imported(modules, name)] == []
+
+
 def mapped_files(process: psutil.Process) -> set[str]:
     return {region.path for region in process.memory_maps(grouped=True)}
 

@@ -1,4 +1,8 @@
-"""/server/<id>/compress[/v2] and /decompress: thin wrappers over ``octyne_flask.files.archives``."""
+"""/server/<id>/compress[/v2] and /decompress: thin wrappers over ``octyne_flask.files.archives``.
+
+The archive modules (with tarfile, gzip and the writers, 0.9 MiB) are imported by the first request
+that needs them, not by every worker.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,6 @@ from flask import Blueprint, jsonify, request
 from octyne_flask.api.guard import (
     ANY_METHOD, allow_methods, current_daemon, log_action, read_body, read_json_body, requires)
 from octyne_flask.errors import ONLY_POST, ApiError
-from octyne_flask.files.archives import compress as compression
-from octyne_flask.files.archives import extract as extraction
 from octyne_flask.files.ownership import Owner
 from octyne_flask.files.paths import request_path
 
@@ -27,6 +29,8 @@ def compress(server):
         if not token:
             raise ApiError(400, "No token provided!")
         return jsonify(current_daemon().compressions.status(token))
+    from octyne_flask.files.archives import compress as compression
+
     archive_type, kind = compression.check_options(request.args.get("archiveType"), request.args.get("compress"))
     files = read_json_body(FILE_LIST_LIMIT)
     base_path = request.args.get("basePath") or "/"
@@ -47,6 +51,8 @@ def compress(server):
 @requires("server{id}.files.decompress")
 def decompress(server):
     allow_methods(("POST",), ONLY_POST)
+    from octyne_flask.files.archives import extract as extraction
+
     destination = read_body().decode("utf-8", "surrogateescape")
     archive, target, kind = extraction.prepare(server.directory, request.args.get("path"), destination)
     daemon = current_daemon()

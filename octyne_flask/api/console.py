@@ -9,13 +9,12 @@ as an ``error`` message and close code 4000+status.
 from __future__ import annotations
 
 from flask import Blueprint, g, request
-from simple_websocket import ConnectionClosed
 
 from octyne_flask.api.console_session import V2, ConsoleSession, Wakeup, finish, json_frame
 from octyne_flask.api.console_socket import ConsoleSocket
 from octyne_flask.api.guard import (authenticate, authorize, caller_permissions, current_daemon, log_action,
                                     lookup_server)
-from octyne_flask.api.websocket import sock
+from octyne_flask.api.websocket import ConnectionClosed, sock
 from octyne_flask.errors import ApiError
 from octyne_flask.request_body import bytes_behind_request
 

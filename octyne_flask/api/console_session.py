@@ -24,8 +24,7 @@ import threading
 import time
 from typing import Callable
 
-from simple_websocket import ConnectionClosed
-
+from octyne_flask.api.websocket import ConnectionClosed
 from octyne_flask.supervisor.console import LAGGED, ConsoleLog
 
 log = logging.getLogger(__name__)

@@ -16,15 +16,13 @@ import time
 from dataclasses import dataclass
 
 from octyne_flask.errors import ApiError
-from octyne_flask.files.archives.compress import CompressRequest, Progress, build_archive
-from octyne_flask.files.archives.members import Root
+from octyne_flask.files.archives.members import Progress, Root
 from octyne_flask.files.ownership import Owner
 from octyne_flask.files.paths import ServerPath
 from octyne_flask.files.temp_journal import TemporaryJournal
 from octyne_flask.supervisor import RUNNING, ManagedProcess
 
 from . import folder as backups_folder
-from .restore import restore_tree
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +117,8 @@ class Backups:
             if typed and self._stop.wait(settings.settle):
                 raise RuntimeError("the daemon is stopping")
             backups_folder.record_trigger(settings.path, running.name, running.trigger)
+            from octyne_flask.files.archives.compress import build_archive  # with tarfile: on the first backup
+
             build_archive(self._request(server, settings, running.name), running.progress, self._journal)
             self._retain(settings, running.name)
             log.info("Backup %s of %s made", running.name, server.name)
@@ -138,7 +138,9 @@ class Backups:
         return True
 
     @staticmethod
-    def _request(server: ManagedProcess, settings, name: str) -> CompressRequest:
+    def _request(server: ManagedProcess, settings, name: str):
+        from octyne_flask.files.archives.compress import CompressRequest
+
         directory = os.path.realpath(server.directory)
         target = ServerPath(os.path.realpath(settings.path), name, name)
         whole = Root(".", ServerPath(directory, "", "/"))
@@ -190,6 +192,8 @@ class Backups:
     def restore(self, server: ManagedProcess, name: str, limit: int) -> None:
         """Make a ``pre-restore`` backup, then swap the directory for backup ``name``'s content (``limit`` bytes
         at most). The archive stays open throughout: retention after the pre-restore backup may delete it."""
+        from .restore import restore_tree  # with the unpacker and tarfile: on the first restore
+
         with open(self.path_of(server, name), "rb") as archive:
             with self._lock:
                 if server.name in self._restoring:

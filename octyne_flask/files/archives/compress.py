@@ -35,7 +35,8 @@ import zstandard
 
 from octyne_flask.errors import INVALID_JSON, ApiError
 from octyne_flask.files.archives.deflate import BLOCK, DeflateStream, OrderedPipeline, deflate_small, worker_pool
-from octyne_flask.files.archives.members import TEMPORARY_PREFIX, Cancelled, Member, Root, Walk, distinct_roots
+from octyne_flask.files.archives.members import (TEMPORARY_PREFIX, Cancelled, Member, Progress, Root, Walk,
+                                                  distinct_roots)
 from octyne_flask.files.archives.zipwriter import DEFLATED, STORED, ZipWriter
 from octyne_flask.files.ownership import KEEP, Owner
 from octyne_flask.files.paths import PARENT_MISSING, ServerPath, open_parent, resolve
@@ -95,27 +96,6 @@ def prepare(directory: str, archive_path: str | None, base_path: str | None, arc
     if not os.path.isdir(os.path.dirname(archive.absolute)):
         raise ApiError(400, f"Invalid archive path: {PARENT_MISSING}")
     return CompressRequest(archive, archive_type, compression, distinct_roots(inputs, base), owner=owner)
-
-
-class Progress:
-    """Bytes of file data read so far, out of the total (known once the members are counted); read from
-    another thread. Setting ``stop`` makes the build give up (``Cancelled``) at its next block or entry."""
-
-    def __init__(self, stop: threading.Event | None = None):
-        self.total: int | None = None
-        self.done = 0
-        self.stop = stop
-
-    def add(self, count: int) -> None:
-        self.done += count
-        if self.stop is not None and self.stop.is_set():
-            raise Cancelled()
-
-    @property
-    def fraction(self) -> float:
-        if self.total is None:
-            return 0.0
-        return 1.0 if not self.total else min(1.0, self.done / self.total)
 
 
 def build_archive(request: CompressRequest, progress: Progress | None = None,

@@ -35,6 +35,27 @@ class Cancelled(Exception):
     """The daemon is shutting down: the archive is abandoned."""
 
 
+class Progress:
+    """Bytes of file data read so far, out of the total (known once the members are counted); read from
+    another thread. Setting ``stop`` makes the build give up (``Cancelled``) at its next block or entry."""
+
+    def __init__(self, stop: threading.Event | None = None):
+        self.total: int | None = None
+        self.done = 0
+        self.stop = stop
+
+    def add(self, count: int) -> None:
+        self.done += count
+        if self.stop is not None and self.stop.is_set():
+            raise Cancelled()
+
+    @property
+    def fraction(self) -> float:
+        if self.total is None:
+            return 0.0
+        return 1.0 if not self.total else min(1.0, self.done / self.total)
+
+
 @dataclass(frozen=True)
 class Root:
     """One input of a compression: its name in the archive ("." for the contents of the base folder alone)."""

@@ -12,11 +12,14 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from octyne_flask.errors import INTERNAL, ApiError, internal_error
-from octyne_flask.files.archives.compress import CompressRequest, Progress, build_archive
-from octyne_flask.files.archives.members import Cancelled
+from octyne_flask.files.archives.members import Cancelled, Progress
 from octyne_flask.files.temp_journal import UNRECORDED, TemporaryJournal
+
+if TYPE_CHECKING:
+    from octyne_flask.files.archives.compress import CompressRequest
 
 LINGER = 10.0
 CANCELLED = "cancelled: the daemon is shutting down"
@@ -45,7 +48,7 @@ class CompressionTasks:
         """Build the archive in the calling thread (a synchronous request); failures become API errors."""
         self._begin()
         try:
-            build_archive(request, Progress(self._stop), self._journal)
+            self._build(request, Progress(self._stop))
         except OSError as error:
             raise internal_error(error) from None
         except Cancelled:
@@ -66,13 +69,18 @@ class CompressionTasks:
 
     def _run(self, task: _Task, request: CompressRequest) -> None:
         try:
-            build_archive(request, task.progress, self._journal)
+            self._build(request, task.progress)
         except Exception as error:  # reported through the token, never lost in a thread
             task.error = _reason(error)
         finally:
             with self._lock:
                 task.ended = time.monotonic()
             self._end()
+
+    def _build(self, request: CompressRequest, progress: Progress) -> None:
+        from octyne_flask.files.archives.compress import build_archive  # with tarfile and the writers: on first use
+
+        build_archive(request, progress, self._journal)
 
     def _begin(self) -> None:
         with self._lock:
