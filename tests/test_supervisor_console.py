@@ -8,6 +8,7 @@ import time
 import tracemalloc
 
 from octyne_flask.supervisor.console import CLOSED, LAGGED, MAX_BATCH_BYTES, ConsoleLog
+from octyne_flask.supervisor import output
 from octyne_flask.supervisor.output import LineSplitter, pump
 
 MIB = 1024 * 1024
@@ -273,3 +274,18 @@ def test_the_reader_reports_a_pause_in_output_once_and_the_end_once():
     os.close(write_end)
     reader.join(10)
     assert len(pauses) == 2  # the end
+
+
+def test_the_reader_also_asks_for_compaction_while_output_never_pauses(monkeypatch):
+    monkeypatch.setattr(output, "COMPACT_EVERY_S", 0.5)
+    read_end, write_end = os.pipe()
+    calls = []
+    reader = threading.Thread(target=pump, args=(read_end, lambda lines: None, lambda: calls.append(time.monotonic())))
+    reader.start()
+    started = time.monotonic()
+    while time.monotonic() - started < 2.2:  # a line every 0.1 s: never quiet for a second
+        os.write(write_end, b"line\n")
+        time.sleep(0.1)
+    assert 3 <= len(calls) <= 5
+    os.close(write_end)
+    reader.join(10)

@@ -18,6 +18,7 @@ from typing import Callable
 MAX_LINE = 1024 * 1024
 READ_SIZE = 256 * 1024
 QUIET_MS = 1000  # output stopped this long: the app has gone quiet
+COMPACT_EVERY_S = 10.0
 
 
 class LineSplitter:
@@ -58,11 +59,12 @@ class LineSplitter:
         return [line[i:i + self._max_line] for i in range(0, len(line), self._max_line)]
 
 
-def pump(fd: int, deliver: Callable[[list[str]], None], on_quiet: Callable[[], None] = lambda: None) -> None:
+def pump(fd: int, deliver: Callable[[list[str]], None], compact: Callable[[], None] = lambda: None) -> None:
     """Read ``fd`` to end of file, handing each chunk's complete lines to ``deliver``; closes ``fd``.
 
-    ``on_quiet()`` is called once whenever output stops for ``QUIET_MS`` after some came,
-    and once at the end.
+    ``compact()`` (the console compressing what it keeps) is called once output has paused for
+    ``QUIET_MS``, every ``COMPACT_EVERY_S`` while it keeps flowing (an app that never pauses for a
+    second), and at the end.
 
     It waits for output before reading, and lets go of each chunk before it waits again:
     ``os.read`` allocates its whole buffer before it blocks, so a quiet app's reader held
@@ -72,12 +74,15 @@ def pump(fd: int, deliver: Callable[[list[str]], None], on_quiet: Callable[[], N
     splitter = LineSplitter()
     output = select.poll()
     output.register(fd, select.POLLIN)
-    quiet = True
+    quiet = True  # nothing read since the last compaction
+    compacted = 0.0
     try:
         while True:
-            if not output.poll(None if quiet else QUIET_MS):
-                quiet = True
-                on_quiet()
+            ready = output.poll(None if quiet else QUIET_MS)
+            if not quiet and (not ready or time.monotonic() - compacted >= COMPACT_EVERY_S):
+                compact()
+                compacted = time.monotonic()
+                quiet = not ready
                 continue
             try:
                 data = os.read(fd, READ_SIZE)
@@ -87,13 +92,14 @@ def pump(fd: int, deliver: Callable[[list[str]], None], on_quiet: Callable[[], N
                 break
             if not data:
                 break
-            quiet = False
+            if quiet:
+                quiet, compacted = False, time.monotonic()
             flooding = len(data) == READ_SIZE
             deliver(splitter.feed(data))
             del data
             if flooding:
                 time.sleep(0)  # hand the GIL to the other consoles between chunks
         deliver(splitter.finish())
-        on_quiet()
+        compact()
     finally:
         os.close(fd)

@@ -328,8 +328,8 @@ class ManagedProcess:
                 self._report_start(False)
             return None
 
-    def _output_paused(self) -> None:
-        """The app's output paused (or ended): compress its console text and give back what that freed."""
+    def _compact_console(self) -> None:
+        """Compress the console's text (its output paused or ended, or flows on) and give back what that freed."""
         self.console.compact()
         release_free_memory()
 
@@ -340,7 +340,7 @@ class ManagedProcess:
         try:
             self._keeper.add(child.pid)
             self._begin_run(child)
-            reader = threading.Thread(target=pump, args=(child.output_fd, self.console.append, self._output_paused),
+            reader = threading.Thread(target=pump, args=(child.output_fd, self.console.append, self._compact_console),
                                       name=f"octyne-output-{self.name}", daemon=True)
             reader.start()
             self._wait_exit(child)
