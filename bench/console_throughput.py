@@ -6,15 +6,23 @@ print time in elapsed.txt). Clients connect first; the clock runs from
 client hashes everything it received, which must equal the hash of the
 expected stream (nothing lost, duplicated or reordered). Baseline in the same
 run: the same app piped into a plain Python line counter. Printed as JSON.
+
+``--before /path/to/other/checkout`` compares two trees instead: floods to 1 and
+10 clients, the two trees' daemons taking turns for ``--rounds`` rounds (so both
+see the same machine load), each round the best of three floods per tree.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
+import statistics
 import json
 import subprocess
 import threading
 import time
+
+from pathlib import Path
 
 from console_common import RawConsole, start_daemon, workspace, write_app
 
@@ -86,7 +94,39 @@ def connect(daemon, count: int, **kwargs) -> list[RawConsole]:
     return consoles
 
 
+def best_flood(tree: Path, count: int) -> float:
+    """Per-client lines/s of the best of three floods to ``count`` clients, on a daemon running ``tree``."""
+    directory = workspace("console-throughput")
+    daemon = start_daemon(directory, {"flood": write_app(directory, "flood.py", FLOOD)}, tree=tree)
+    try:
+        consoles = connect(daemon, count)
+        runs = [flood(daemon, directory, consoles) for _ in range(3)]
+        assert all(run["intact"] for run in runs), "a client missed or reordered lines"
+        return max(run["per_client_lines_per_s"] for run in runs)
+    finally:
+        daemon.stop()
+
+
+def compare(before: Path, rounds: int) -> None:
+    after = Path(__file__).resolve().parent.parent
+    results = {count: {"before": [], "after": []} for count in (1, 10)}
+    for _ in range(rounds):
+        for count in (1, 10):
+            results[count]["before"].append(best_flood(before, count))
+            results[count]["after"].append(best_flood(after, count))
+    print(json.dumps({f"clients_{count}": {**runs, "median_ratio_after_to_before": round(
+        statistics.median(a / b for a, b in zip(runs["after"], runs["before"])), 3)}
+        for count, runs in results.items()}, indent=2))
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", type=Path, help="another checkout to compare with (e.g. main)")
+    parser.add_argument("--rounds", type=int, default=3)
+    options = parser.parse_args()
+    if options.before:
+        compare(options.before.resolve(), options.rounds)
+        return
     directory = workspace("console-throughput")
     command = write_app(directory, "flood.py", FLOOD)
     daemon = start_daemon(directory, {"flood": command})
