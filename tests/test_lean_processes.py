@@ -43,14 +43,19 @@ def imported(modules: list[str], name: str) -> bool:
     return any(module == name or module.startswith(name + ".") for module in modules)
 
 
-def test_the_masters_start_up_path_imports_nothing_of_the_app(tmp_path):
+def modules_after(script: str, tmp_path) -> list[str]:
+    """The modules a fresh interpreter has imported once ``script`` ran on a one-app config."""
     config = tmp_path / "config.json"
     config.write_text(json.dumps(daemon_config(tmp_path, {"app": {"directory": str(tmp_path), "command": "true"}})))
-    (tmp_path / "users.json").write_text(json.dumps({"admin": ADMIN_HASH}))  # argon2 is loaded to make one
-    result = subprocess.run([PY, "-c", MASTER_START, str(config), str(tmp_path / "users.json")], cwd=tmp_path,
+    (tmp_path / "users.json").write_text(json.dumps({"admin": ADMIN_HASH}))
+    result = subprocess.run([PY, "-c", script, str(config), str(tmp_path / "users.json")], cwd=tmp_path,
                             env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
                             capture_output=True, text=True, timeout=60, check=True)
-    modules = json.loads(result.stdout.splitlines()[-1])
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def test_the_masters_start_up_path_imports_nothing_of_the_app(tmp_path):
+    modules = modules_after(MASTER_START, tmp_path)  # argon2 would be loaded to make a users file: one exists
     assert imported(modules, "gunicorn") and imported(modules, "octyne_flask.config")
     assert [name for name in APP_ONLY if imported(modules, name)] == []
 
@@ -71,13 +76,7 @@ WORKER_LAZY = ("asyncio", "tarfile", "gzip", "octyne_flask.files.archives.compre
 
 
 def test_the_workers_app_leaves_asyncio_and_the_archive_code_until_they_are_needed(tmp_path):
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps(daemon_config(tmp_path, {"app": {"directory": str(tmp_path), "command": "true"}})))
-    (tmp_path / "users.json").write_text(json.dumps({"admin": ADMIN_HASH}))
-    result = subprocess.run([PY, "-c", WORKER_START, str(config), str(tmp_path / "users.json")], cwd=tmp_path,
-                            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
-                            capture_output=True, text=True, timeout=60, check=True)
-    modules = json.loads(result.stdout.splitlines()[-1])
+    modules = modules_after(WORKER_START, tmp_path)
     assert imported(modules, "flask_sock") and imported(modules, "octyne_flask.backups.service")
     assert [name for name in WORKER_LAZY if imported(modules, name)] == []
 
