@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+from typing import Callable
 
 from flask import current_app, g, request
 
@@ -117,10 +118,15 @@ def _user_from_credentials(allow_ticket: bool) -> str:
 
 def caller_permissions(server: str | None = None) -> frozenset:
     """What the authenticated caller holds on ``server`` (its global permissions when None)."""
+    return caller_permissions_on()(server)
+
+
+def caller_permissions_on() -> Callable[[str | None], frozenset]:
+    """``caller_permissions`` for many servers in a row: the caller and the rules are looked up once."""
     user = authenticate()
     if "octyne_access" not in g:
         g.octyne_access = current_daemon().access.snapshot
-    return g.octyne_access.permissions(user, server)
+    return functools.partial(g.octyne_access.permissions, user)
 
 
 def authorize(permission: str, server: str | None = None) -> None:

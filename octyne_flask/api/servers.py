@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from octyne_flask.api.guard import (ANY_METHOD, allow_methods, authenticate, caller_permissions, current_daemon,
+from octyne_flask.api.guard import (ANY_METHOD, allow_methods, authenticate, caller_permissions_on, current_daemon,
                                     log_action, read_body, requires)
 from octyne_flask.errors import ONLY_GET, ONLY_GET_AND_POST, ApiError
 from octyne_flask.supervisor import total_memory
@@ -19,8 +19,9 @@ def list_servers():
     allow_methods(("GET",), ONLY_GET)
     extra = request.args.get("extrainfo") == "true"
     servers = {}
+    permissions_on = caller_permissions_on()
     for name, server in current_daemon().supervisor.items():
-        if "view" in caller_permissions(name):
+        if "view" in permissions_on(name):
             servers[name] = {"status": server.status, "toDelete": server.to_delete} if extra else server.status
     return jsonify(servers=servers)
 
