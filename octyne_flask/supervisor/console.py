@@ -26,7 +26,7 @@ from itertools import accumulate, repeat
 from typing import Callable, Iterator
 
 from ..history.query import replay
-from .linetext import LineText, pack
+from .linetext import LineText, joined, pack
 
 # A batch handed to a writer carries at most this many bytes of text (unless a
 # single line is longer), so one message never holds a whole flood.
@@ -42,20 +42,22 @@ def line_sizes(lines: list[str], ascii: bool):
     return map(operator.add, lengths, repeat(1))
 
 
-def split_lines(text: bytes) -> list[str]:
-    """UTF-8 text of whole lines (each ending in a newline) as the lines."""
+def split_lines(pieces: list) -> list[str]:
+    """The lines in the text ``LineText.between`` picked out (whole lines, each ending in a newline)."""
+    text = joined(pieces)
     return text.decode()[:-1].split("\n") if text else []
 
 
 class Batch:
     """Consecutive lines [start, end) of a log; decoded, and each encoding computed, once and shared.
 
-    It is cut under the log's lock as bytes; the first reader decodes it off that lock.
+    It is cut under the log's lock as pieces of the log's text; the first reader joins and decodes
+    them off that lock.
     """
 
     __slots__ = ("start", "end", "_text", "_lines", "_encoded", "_lock")
 
-    def __init__(self, start: int, end: int, text: bytes):
+    def __init__(self, start: int, end: int, text: list):
         self.start = start
         self.end = end
         self._text = text
@@ -78,7 +80,7 @@ class Batch:
     def _decoded(self) -> list[str]:
         if self._lines is None:
             self._lines = split_lines(self._text)
-            self._text = b""
+            self._text = []
         return self._lines
 
 
@@ -261,10 +263,10 @@ class ConsoleLog:
         """The sequence number the next line will get."""
         return self._first + len(self._ends) - self._base
 
-    def _text_between(self, start: int, end: int) -> bytes:
-        """The text of lines ``start`` to ``end`` (sequence numbers, end excluded)."""
+    def _text_between(self, start: int, end: int) -> list:
+        """The text of lines ``start`` to ``end`` (sequence numbers, end excluded), as pieces for ``split_lines``."""
         if start >= end:
-            return b""
+            return []
         return self._text.between(self._offset_of(start), self._ends[self._index(end) - 1])
 
     def _offset_of(self, seq: int) -> int:

@@ -1,0 +1,61 @@
+"""The console log under attack: a compressed scrollback read by clients while the app's output goes on."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import zstandard
+
+from octyne_flask.supervisor.console import ConsoleLog
+
+MIB = 1024 * 1024
+LINES = [f"{i:05d} [Server thread/INFO]: Saving chunks for level 'world' é🙂" for i in range(20000)]
+
+
+def compacted_log() -> tuple[ConsoleLog, object]:
+    """A log holding LINES, compressed, with a subscriber that has read none of them yet."""
+    log = ConsoleLog(scrollback_lines=len(LINES), scrollback_bytes=16 * MIB, max_lag_bytes=16 * MIB)
+    laggard, _ = log.subscribe(None, lambda: None, lambda reason: None)
+    log.append(LINES)
+    log.compact()
+    return log, laggard
+
+
+def scrollback_on_connect(log, laggard):
+    return log.subscribe(None, lambda: None, lambda reason: None)[1]
+
+
+def scrollback_of_the_api(log, laggard):
+    return log.scrollback()
+
+
+def laggards_batch(log, laggard):
+    return log.read(laggard).lines
+
+
+@pytest.mark.parametrize("read", [scrollback_on_connect, scrollback_of_the_api, laggards_batch])
+def test_a_client_decompressing_kept_text_does_not_hold_up_the_apps_output(monkeypatch, read):
+    log, laggard = compacted_log()
+    decompressing, go_on = threading.Event(), threading.Event()
+    decompress = zstandard.decompress
+
+    def slow_decompress(data, *args, **kwargs):  # the real one, held up until the append has been tried
+        decompressing.set()
+        go_on.wait(10)
+        return decompress(data, *args, **kwargs)
+
+    monkeypatch.setattr(zstandard, "decompress", slow_decompress)
+    got = []
+    client = threading.Thread(target=lambda: got.extend(read(log, laggard)))
+    client.start()
+    assert decompressing.wait(5)
+    output = threading.Thread(target=log.append, args=(["the app goes on"],))
+    output.start()
+    output.join(2)
+    appended_meanwhile = not output.is_alive()
+    go_on.set()
+    client.join(10)
+    output.join(10)
+    assert appended_meanwhile
+    assert got == LINES[:len(got)] and len(got) > 1000  # what the client read is whole and in order
