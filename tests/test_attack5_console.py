@@ -59,3 +59,15 @@ def test_a_client_decompressing_kept_text_does_not_hold_up_the_apps_output(monke
     output.join(10)
     assert appended_meanwhile
     assert got == LINES[:len(got)] and len(got) > 1000  # what the client read is whole and in order
+
+
+def test_compacting_says_whether_there_was_anything_to_compress():
+    """The output reader hands memory back to the system only then: ``malloc_trim`` walks the whole heap
+    (milliseconds in a large worker), and an app printing a line a second pauses every second."""
+    log = ConsoleLog(scrollback_lines=1000, scrollback_bytes=16 * MIB, max_lag_bytes=16 * MIB)
+    log.append(["tick 1"])
+    assert log.compact() is False  # a short tail stays as it is
+    log.append(LINES[:500])
+    assert log.compact() is True
+    assert log.compact() is False  # already compressed
+    assert log.scrollback() == ["tick 1"] + LINES[:500]

@@ -148,14 +148,18 @@ class ConsoleLog:
         for subscriber in awake:
             subscriber._wake()
 
-    def compact(self) -> None:
-        """Compress the text kept so far (the app has gone quiet); compression runs off the lock."""
+    def compact(self) -> bool:
+        """Compress the text kept so far (the app has gone quiet); compression runs off the lock.
+
+        Says whether there was anything to compress (a trickle of lines pauses every second, mostly for nothing).
+        """
         with self._lock:
             pending = self._text.unpacked()
         for start, block in pending:
             packed = pack(block)
             with self._lock:
                 self._text.packed(start, packed)
+        return bool(pending)
 
     def close(self) -> None:
         """Cut every subscriber (the server is gone); later subscribes are cut at once."""

@@ -330,8 +330,8 @@ class ManagedProcess:
 
     def _compact_console(self) -> None:
         """Compress the console's text (its output paused or ended, or flows on) and give back what that freed."""
-        self.console.compact()
-        release_free_memory()
+        if self.console.compact():
+            release_free_memory()
 
     def _supervise(self, child: Child) -> None:
         """Watch one run to its end. Whatever goes wrong, the group is stopped and the leader reaped."""
