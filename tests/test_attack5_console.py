@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
 import zstandard
 
 from octyne_flask.supervisor.console import ConsoleLog
+from octyne_flask.supervisor.output import pump
 
 MIB = 1024 * 1024
 LINES = [f"{i:05d} [Server thread/INFO]: Saving chunks for level 'world' é🙂" for i in range(20000)]
@@ -71,3 +73,20 @@ def test_compacting_says_whether_there_was_anything_to_compress():
     assert log.compact() is True
     assert log.compact() is False  # already compressed
     assert log.scrollback() == ["tick 1"] + LINES[:500]
+
+
+def test_the_output_readers_lines_go_in_as_split_and_read_back_whole():
+    """The reader appends through ``append_output``, which does not look for newlines again (``LineSplitter``
+    split on them; looking took longer than the rest of the append), while ``append`` still splits."""
+    log = ConsoleLog(scrollback_lines=100_000, scrollback_bytes=64 * MIB, max_lag_bytes=64 * MIB)
+    read_end, write_end = os.pipe()
+    reader = threading.Thread(target=pump, args=(read_end, log.append_output, log.compact))
+    reader.start()
+    lines = [f"{i} é\r漢字🙂" + "x" * (i % 500) + "\r" for i in range(30000)]  # only the trailing \r is dropped
+    with os.fdopen(write_end, "wb") as app:
+        app.write("\n".join(lines).encode() + b"\n\xff\xfe bad")
+    reader.join(10)
+    log.append(["[Octyne] Server a", "b has stopped."])
+    log.append(["[Octyne] Server a\nb has stopped."])
+    expected = [line[:-1] for line in lines] + ["\ufffd\ufffd bad"]
+    assert log.scrollback() == expected + ["[Octyne] Server a", "b has stopped."] * 2

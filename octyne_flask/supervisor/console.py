@@ -122,12 +122,19 @@ class ConsoleLog:
     # -- writing (reader thread, marker lines) -------------------------------------
 
     def append(self, lines: list[str]) -> None:
-        """Add complete lines (without newlines); wakes subscribers, cuts those too far behind."""
+        """Add complete lines; one holding a newline (a marker naming a server "a\\nb") is several lines."""
+        text = "\n".join(lines)
+        self.append_output(text.split("\n") if text.count("\n") != len(lines) - 1 else lines)
+
+    def append_output(self, lines: list[str]) -> None:
+        """Add lines that hold no newline, as the output reader's (``LineSplitter`` splits on them).
+
+        Wakes subscribers, cuts those too far behind. (Looking for newlines again took
+        longer than the rest of the append together.)
+        """
         if not lines:
             return
         text = "\n".join(lines)
-        if text.count("\n") != len(lines) - 1:  # a line with a newline in it is several lines
-            lines = text.split("\n")
         data = (text + "\n").encode()
         with self._lock:
             offset = self._ends[-1] if len(self._ends) > self._base else self._start_offset

@@ -340,8 +340,9 @@ class ManagedProcess:
         try:
             self._keeper.add(child.pid)
             self._begin_run(child)
-            reader = threading.Thread(target=pump, args=(child.output_fd, self.console.append, self._compact_console),
-                                      name=f"octyne-output-{self.name}", daemon=True)
+            reader = threading.Thread(
+                target=pump, args=(child.output_fd, self.console.append_output, self._compact_console),
+                name=f"octyne-output-{self.name}", daemon=True)
             reader.start()
             self._wait_exit(child)
             self._clear_group(child)
