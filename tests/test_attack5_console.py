@@ -88,5 +88,7 @@ def test_the_output_readers_lines_go_in_as_split_and_read_back_whole():
     reader.join(10)
     log.append(["[Octyne] Server a", "b has stopped."])
     log.append(["[Octyne] Server a\nb has stopped."])
+    log.append([])
+    log.append_output([])
     expected = [line[:-1] for line in lines] + ["\ufffd\ufffd bad"]
     assert log.scrollback() == expected + ["[Octyne] Server a", "b has stopped."] * 2

@@ -124,7 +124,9 @@ class ConsoleLog:
     def append(self, lines: list[str]) -> None:
         """Add complete lines; one holding a newline (a marker naming a server "a\\nb") is several lines."""
         text = "\n".join(lines)
-        self.append_output(text.split("\n") if text.count("\n") != len(lines) - 1 else lines)
+        if lines and text.count("\n") != len(lines) - 1:
+            lines = text.split("\n")
+        self.append_output(lines)
 
     def append_output(self, lines: list[str]) -> None:
         """Add lines that hold no newline, as the output reader's (``LineSplitter`` splits on them).
