@@ -9,7 +9,9 @@ be let go a block at a time without moving the rest.
 
 Once an app goes quiet, its blocks are compressed (zstd; console logs shrink
 four to sixty times): a quiet server's scrollback is what stays in memory for
-hours. During a flood nothing is compressed, as blocks rarely outlive it.
+hours. While output flows, they are compressed only every 10 s, as blocks rarely
+outlive a flood (``supervisor/compaction.py`` does it, off the output reader).
+Readers decompress off the log's lock (``between`` only picks the pieces).
 """
 
 from __future__ import annotations
