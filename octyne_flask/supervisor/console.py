@@ -26,7 +26,7 @@ from itertools import accumulate, repeat
 from typing import Callable, Iterator
 
 from ..history.query import replay
-from .linetext import LineText, pack
+from .linetext import LineText, joined, pack
 
 # A batch handed to a writer carries at most this many bytes of text (unless a
 # single line is longer), so one message never holds a whole flood.
@@ -42,20 +42,22 @@ def line_sizes(lines: list[str], ascii: bool):
     return map(operator.add, lengths, repeat(1))
 
 
-def split_lines(text: bytes) -> list[str]:
-    """UTF-8 text of whole lines (each ending in a newline) as the lines."""
+def split_lines(pieces: list) -> list[str]:
+    """The lines in the text ``LineText.between`` picked out (whole lines, each ending in a newline)."""
+    text = joined(pieces)
     return text.decode()[:-1].split("\n") if text else []
 
 
 class Batch:
     """Consecutive lines [start, end) of a log; decoded, and each encoding computed, once and shared.
 
-    It is cut under the log's lock as bytes; the first reader decodes it off that lock.
+    It is cut under the log's lock as pieces of the log's text; the first reader joins and decodes
+    them off that lock.
     """
 
     __slots__ = ("start", "end", "_text", "_lines", "_encoded", "_lock")
 
-    def __init__(self, start: int, end: int, text: bytes):
+    def __init__(self, start: int, end: int, text: list):
         self.start = start
         self.end = end
         self._text = text
@@ -78,7 +80,7 @@ class Batch:
     def _decoded(self) -> list[str]:
         if self._lines is None:
             self._lines = split_lines(self._text)
-            self._text = b""
+            self._text = []
         return self._lines
 
 
@@ -120,12 +122,21 @@ class ConsoleLog:
     # -- writing (reader thread, marker lines) -------------------------------------
 
     def append(self, lines: list[str]) -> None:
-        """Add complete lines (without newlines); wakes subscribers, cuts those too far behind."""
+        """Add complete lines; one holding a newline (a marker naming a server "a\\nb") is several lines."""
+        text = "\n".join(lines)
+        if lines and text.count("\n") != len(lines) - 1:
+            lines = text.split("\n")
+        self.append_output(lines)
+
+    def append_output(self, lines: list[str]) -> None:
+        """Add lines that hold no newline, as the output reader's (``LineSplitter`` splits on them).
+
+        Wakes subscribers, cuts those too far behind. (Looking for newlines again took
+        longer than the rest of the append together.)
+        """
         if not lines:
             return
         text = "\n".join(lines)
-        if text.count("\n") != len(lines) - 1:  # a line with a newline in it is several lines
-            lines = text.split("\n")
         data = (text + "\n").encode()
         with self._lock:
             offset = self._ends[-1] if len(self._ends) > self._base else self._start_offset
@@ -146,14 +157,18 @@ class ConsoleLog:
         for subscriber in awake:
             subscriber._wake()
 
-    def compact(self) -> None:
-        """Compress the text kept so far (the app has gone quiet); compression runs off the lock."""
+    def compact(self) -> bool:
+        """Compress the text kept so far (the app has gone quiet); compression runs off the lock.
+
+        Says whether there was anything to compress (a trickle of lines pauses every second, mostly for nothing).
+        """
         with self._lock:
             pending = self._text.unpacked()
         for start, block in pending:
             packed = pack(block)
             with self._lock:
                 self._text.packed(start, packed)
+        return bool(pending)
 
     def close(self) -> None:
         """Cut every subscriber (the server is gone); later subscribes are cut at once."""
@@ -261,10 +276,10 @@ class ConsoleLog:
         """The sequence number the next line will get."""
         return self._first + len(self._ends) - self._base
 
-    def _text_between(self, start: int, end: int) -> bytes:
-        """The text of lines ``start`` to ``end`` (sequence numbers, end excluded)."""
+    def _text_between(self, start: int, end: int) -> list:
+        """The text of lines ``start`` to ``end`` (sequence numbers, end excluded), as pieces for ``split_lines``."""
         if start >= end:
-            return b""
+            return []
         return self._text.between(self._offset_of(start), self._ends[self._index(end) - 1])
 
     def _offset_of(self, seq: int) -> int:

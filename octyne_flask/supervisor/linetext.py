@@ -9,7 +9,9 @@ be let go a block at a time without moving the rest.
 
 Once an app goes quiet, its blocks are compressed (zstd; console logs shrink
 four to sixty times): a quiet server's scrollback is what stays in memory for
-hours. During a flood nothing is compressed, as blocks rarely outlive it.
+hours. While output flows, they are compressed only every 10 s, as blocks rarely
+outlive a flood (``supervisor/compaction.py`` does it, off the output reader).
+Readers decompress off the log's lock (``between`` only picks the pieces).
 """
 
 from __future__ import annotations
@@ -22,6 +24,12 @@ import zstandard
 BLOCK_BYTES = 64 * 1024
 MIN_PACK_BYTES = 4 * 1024  # a quiet tail smaller than this stays as it is (it would hardly shrink)
 PACK_LEVEL = 3
+
+
+def joined(pieces: list) -> bytes:
+    """The text ``LineText.between`` picked out, decompressing what is compressed (call it off the lock)."""
+    return b"".join(memoryview(zstandard.decompress(block) if packed else block)[start:end]
+                    for packed, block, start, end in pieces)
 
 
 def pack(block: bytes) -> bytes:
@@ -48,18 +56,23 @@ class LineText:
         if len(self._tail) >= BLOCK_BYTES:
             self._seal()
 
-    def between(self, start: int, end: int) -> bytes:
-        """The text between two absolute offsets (both within what is retained)."""
-        parts = []
+    def between(self, start: int, end: int) -> list:
+        """The pieces of the text between two absolute offsets (both within what is retained), for ``joined``.
+
+        Only references are taken here, under the caller's lock: decompressing a 2 MiB
+        scrollback there held the log for milliseconds per connecting client, and the
+        app's output waited meanwhile. Sealed blocks never change (compaction swaps in
+        a new object), so the pieces stay valid once the lock is let go.
+        """
+        pieces: list = []
         for i in range(max(bisect_right(self._starts, start) - 1, 0), len(self._starts)):
             block_start = self._starts[i]
             if block_start >= end:
                 break
-            block = zstandard.decompress(self._blocks[i]) if i < self._packed else self._blocks[i]
-            parts.append(memoryview(block)[max(start - block_start, 0):end - block_start])
-        if end > self._tail_start:
-            parts.append(self._tail[max(start - self._tail_start, 0):end - self._tail_start])
-        return b"".join(parts)
+            pieces.append((i < self._packed, self._blocks[i], max(start - block_start, 0), end - block_start))
+        if end > self._tail_start:  # the tail grows in place: copied
+            pieces.append((False, self._tail[max(start - self._tail_start, 0):end - self._tail_start], 0, None))
+        return pieces
 
     def forget_before(self, offset: int) -> None:
         """Let go of every sealed block that ends at or before ``offset``."""

@@ -62,9 +62,9 @@ class LineSplitter:
 def pump(fd: int, deliver: Callable[[list[str]], None], compact: Callable[[], None] = lambda: None) -> None:
     """Read ``fd`` to end of file, handing each chunk's complete lines to ``deliver``; closes ``fd``.
 
-    ``compact()`` (the console compressing what it keeps) is called once output has paused for
-    ``QUIET_MS``, every ``COMPACT_EVERY_S`` while it keeps flowing (an app that never pauses for a
-    second), and at the end.
+    ``compact()`` (asking for the console's text to be compressed: it must return at once, or the
+    app's writes block) is called once output has paused for ``QUIET_MS``, every ``COMPACT_EVERY_S``
+    while it keeps flowing (an app that never pauses for a second), and at the end.
 
     It waits for output before reading, and lets go of each chunk before it waits again:
     ``os.read`` allocates its whole buffer before it blocks, so a quiet app's reader held

@@ -30,10 +30,10 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from ..allocator import release_free_memory
 from ..config import Limits, ServerConfig, size_text
 from .cgroups import CgroupTree, NoCgroups
 from .child import GROUP_POLL, Child, poll_ready
+from .compaction import Compactor
 from .console import ConsoleLog
 from .keeper import GroupKeeper
 from .groups import escalate
@@ -67,12 +67,13 @@ class ManagedProcess:
 
     def __init__(self, config: ServerConfig, console: ConsoleLog, keeper: GroupKeeper, grace: float,
                  on_removed: Callable[["ManagedProcess"], None], cgroups: CgroupTree | NoCgroups,
-                 report: Callable[..., None], usage: UsageHistory):
+                 report: Callable[..., None], usage: UsageHistory, compactor: Compactor):
         """``report(action, **fields)`` records an event of the app itself (``server.oom``) in the action log;
-        ``usage`` is where its resource history goes."""
+        ``usage`` is where its resource history goes; ``compactor`` compresses its console's text."""
         self.name = config.name
         self.console = console
         self.usage = usage
+        self._compactor = compactor
         self._keeper = keeper
         self._on_removed = on_removed
         self._cgroups = cgroups
@@ -329,9 +330,8 @@ class ManagedProcess:
             return None
 
     def _compact_console(self) -> None:
-        """Compress the console's text (its output paused or ended, or flows on) and give back what that freed."""
-        self.console.compact()
-        release_free_memory()
+        """Have the console's text compressed (its output paused or ended, or flows on), off the output reader."""
+        self._compactor.request(self.console)
 
     def _supervise(self, child: Child) -> None:
         """Watch one run to its end. Whatever goes wrong, the group is stopped and the leader reaped."""
@@ -340,8 +340,9 @@ class ManagedProcess:
         try:
             self._keeper.add(child.pid)
             self._begin_run(child)
-            reader = threading.Thread(target=pump, args=(child.output_fd, self.console.append, self._compact_console),
-                                      name=f"octyne-output-{self.name}", daemon=True)
+            reader = threading.Thread(
+                target=pump, args=(child.output_fd, self.console.append_output, self._compact_console),
+                name=f"octyne-output-{self.name}", daemon=True)
             reader.start()
             self._wait_exit(child)
             self._clear_group(child)

@@ -19,6 +19,7 @@ from typing import Callable
 from ..config import Config, ServerConfig
 from ..history import ConsoleHistory
 from .cgroups import CgroupTree, NoCgroups
+from .compaction import Compactor
 from .console import ConsoleLog
 from .keeper import GroupKeeper
 from .lock import AppsGuard
@@ -47,6 +48,7 @@ class Supervisor:
         self._keeper = GroupKeeper(config.stop_grace_period, guard, before_ready=self._cgroups.sweep)
         self._closed = False
         self._usage_interval_ms = usage_interval_ms or sample_interval_ms()
+        self._compactor = Compactor()
         self._servers: dict[str, ManagedProcess] = {
             name: self._create(server) for name, server in config.servers.items()
         }
@@ -129,7 +131,7 @@ class Supervisor:
         history = self._history.open(server.name) if self._history is not None else None
         log = ConsoleLog(*self._console_bounds(), history=history)
         return ManagedProcess(server, log, self._keeper, self._config.stop_grace_period, self._forget,
-                              self._cgroups, self._report, UsageHistory(self._usage_interval_ms))
+                              self._cgroups, self._report, UsageHistory(self._usage_interval_ms), self._compactor)
 
     def _forget(self, server: ManagedProcess) -> None:
         """Called by a removed server's thread: drop it unless a newer one took its name."""
