@@ -1,4 +1,4 @@
-"""The console log under attack: a compressed scrollback read by clients while the app's output goes on."""
+"""The console log's compressed text: read by clients while the app's output goes on, and what compaction reports."""
 
 from __future__ import annotations
 
