@@ -25,7 +25,7 @@ def compacted_log() -> tuple[ConsoleLog, object]:
 
 
 def scrollback_on_connect(log, laggard):
-    return log.subscribe(None, lambda: None, lambda reason: None)[1]
+    return log.subscribe(None, lambda: None, lambda reason: None)[1].lines()
 
 
 def scrollback_of_the_api(log, laggard):

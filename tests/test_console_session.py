@@ -10,6 +10,7 @@ from wsproto.connection import Connection
 from wsproto.events import TextMessage
 
 from octyne_flask.api.console_session import Wakeup, scrollback_text, text_frame, v1_frames, v2_frames
+from octyne_flask.supervisor.console import ConsoleLog
 
 
 def test_wakeup_behaves_like_an_event():
@@ -53,5 +54,10 @@ def test_v1_sends_a_frame_per_line_and_v2_one_output_message_per_batch():
 
 
 def test_scrollback_is_sent_with_a_newline_before_every_line():
-    assert scrollback_text(["a", "b"]) == "\na\nb"
-    assert scrollback_text([]) == ""
+    log = ConsoleLog(10, 1024 * 1024, 1024 * 1024)
+    assert scrollback_text(log.subscribe(None, lambda: None, lambda reason: None)[1]) == ""
+    log.append(["a", "", "b"])
+    assert scrollback_text(log.subscribe(None, lambda: None, lambda reason: None)[1]) == "\na\n\nb"
+    log = ConsoleLog(10, 1024 * 1024, 1024 * 1024)
+    log.append([""])
+    assert scrollback_text(log.subscribe(None, lambda: None, lambda reason: None)[1]) == "\n"

@@ -21,7 +21,8 @@ class Reader:
         self.log = log
         self.wakes = 0
         self.cuts: list[str] = []
-        self.sub, self.scrollback = log.subscribe(owner, self._wake, self.cuts.append)
+        self.sub, scrollback = log.subscribe(owner, self._wake, self.cuts.append)
+        self.scrollback = scrollback.lines()
 
     def _wake(self):
         self.wakes += 1

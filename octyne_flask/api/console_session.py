@@ -25,7 +25,7 @@ import time
 from typing import Callable
 
 from octyne_flask.api.websocket import ConnectionClosed
-from octyne_flask.supervisor.console import LAGGED, ConsoleLog
+from octyne_flask.supervisor.console import LAGGED, ConsoleLog, Scrollback
 
 log = logging.getLogger(__name__)
 
@@ -123,9 +123,9 @@ def finish(ws) -> None:
         ws.sock.shutdown()
 
 
-def scrollback_text(lines: list[str]) -> str:
+def scrollback_text(scrollback: Scrollback) -> str:
     """The scrollback as Octyne sends it: every line preceded by a newline."""
-    return "".join(["\n" + line for line in lines])
+    return "\n" + scrollback.text() if scrollback.count else ""
 
 
 class ConsoleSession:
@@ -169,7 +169,7 @@ class ConsoleSession:
             if self._since is not None:
                 self._catch_up(subscriber, older)
             else:
-                self._send_scrollback(scrollback, subscriber.cursor - len(scrollback))
+                self._send_scrollback(scrollback, subscriber.cursor - scrollback.count)
             self._loop(subscriber)
         except (ConnectionClosed, OSError):
             pass  # the client went away
@@ -177,10 +177,10 @@ class ConsoleSession:
             self._log.unsubscribe(subscriber)
             finish(self._ws)
 
-    def _send_scrollback(self, lines: list[str], seq: int) -> None:
-        text = scrollback_text(lines)
+    def _send_scrollback(self, scrollback: Scrollback, seq: int) -> None:
+        text = scrollback_text(scrollback)
         if self._v2:
-            self._send(json_frame(output_message(text, seq if lines else None)))
+            self._send(json_frame(output_message(text, seq if scrollback.count else None)))
         else:
             self._send(text_frame(text.encode()))
 
