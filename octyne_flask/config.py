@@ -331,7 +331,28 @@ def parse_document(text: str) -> dict:
         raise ConfigError(f"syntax error: {_with_line_and_column(error)}") from None
     if not isinstance(document, dict):
         raise ConfigError("the config must be a JSON object")
-    return document
+    return _whole_characters(document)
+
+
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _whole_characters(value: Any) -> Any:
+    """Strings with each escaped surrogate pair as the one character it stands for.
+
+    json5 leaves ``"\\ud83d\\ude00"`` (how Python's ``json.dumps`` writes an emoji) as two lone
+    halves, which no file name or log can take. A half without its partner becomes U+FFFD,
+    as Go's JSON decoder (and so Octyne) reads it.
+    """
+    if isinstance(value, str):
+        if not SURROGATE.search(value):
+            return value
+        return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    if isinstance(value, dict):
+        return {_whole_characters(key): _whole_characters(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_whole_characters(item) for item in value]
+    return value
 
 
 def _with_line_and_column(error: ValueError) -> str:

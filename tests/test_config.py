@@ -34,6 +34,18 @@ def test_comments_and_trailing_commas_are_accepted():
     assert config.servers["a"].argv() == ["java", "-jar", "x.jar"]
 
 
+def test_escaped_surrogate_pairs_read_as_one_character_and_a_lone_half_as_a_replacement():
+    """``json.dumps`` writes an emoji as ``"\\ud83d\\ude00"``; json5 alone would leave two halves no
+    file name can take (the daemon crashed at start); a lone half reads as U+FFFD, as in Go (Octyne)."""
+    document = {"servers": {"🙂 world": {"directory": "/srv/🙂", "command": "run ✓"}},
+                "logging": {"path": "logs-\ud800"}}
+    config = parse_config(json.dumps(document))
+    assert list(config.servers) == ["🙂 world"]
+    assert config.servers["🙂 world"].directory.endswith("/srv/🙂")
+    assert config.servers["🙂 world"].argv() == ["run", "✓"]
+    assert config.logging.path.endswith("logs-\ufffd")
+
+
 def test_command_is_split_like_a_shell_without_one():
     config = parse_config('{"servers": {"a": {"directory": "/x", "command": "sh -c \'echo hi; exit 3\' \\"two words\\""}}}')
     assert config.servers["a"].argv() == ["sh", "-c", "echo hi; exit 3", "two words"]
