@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -16,8 +17,10 @@ import requests
 
 REPO = Path(__file__).resolve().parent.parent
 ADMIN_PASSWORD = "admin-password-for-tests"
-ADMIN_HASH = ("$argon2id$v=19$m=51200,t=1,p=4$bnJhSmRmRUV1TnZGSTVxbQ"
-              "$whd6WR25FkbbahWBkaQls27+A5xA4AiUum6KkkO6KE8")
+# Argon2id with a 1 MiB cost: nearly every test logs in, and a check at Octyne's cost (50 MiB, 4 lanes) takes
+# 0.1 s of this machine's two cores. Hashes the daemon writes keep Octyne's cost (test_passwords.py).
+ADMIN_HASH = ("$argon2id$v=19$m=1024,t=1,p=1$YzJGc2RFWnZjbFJsYzNSeg"
+              "$nlkyyjKF9eQpFSWo+m4Wl8XzsZ++6mJc2oiwmgjXCsE")
 
 
 def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02):
@@ -29,6 +32,20 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02):
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+def wait_for_exit(proc: subprocess.Popen, timeout: float) -> int:
+    """``proc.wait(timeout)``, woken by the exit itself: Popen's timed wait sleeps in steps of up to 50 ms.
+
+    Raises ``subprocess.TimeoutExpired`` if the process still runs after ``timeout`` seconds.
+    """
+    if proc.poll() is None:
+        pidfd = os.pidfd_open(proc.pid)
+        try:
+            select.select([pidfd], [], [], timeout)
+        finally:
+            os.close(pidfd)
+    return proc.wait(0)
 
 
 _ports_handed_out: set[int] = set()
@@ -126,7 +143,7 @@ class RunningDaemon:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
-                self.proc.wait(timeout)
+                wait_for_exit(self.proc, timeout)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
