@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -13,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import requests
 
 REPO = Path(__file__).resolve().parent.parent
@@ -88,6 +90,7 @@ class RunningDaemon:
         """``keep_files``: start on the config and users files already in ``directory`` (a restart)."""
         self.directory = directory
         self.port = config["port"]
+        self.ports = {self.port, config.get("webUI", {}).get("port")}
         self.config_path = directory / "config.json"
         self.users_path = directory / "users.json"
         self.socket_path = config.get("unixSocket", {}).get("location", "")
@@ -137,9 +140,33 @@ class RunningDaemon:
         self._stdout.flush()
         return self.stdout_path.read_text(errors="replace")
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-        # Close our kept-alive connection first: gunicorn lets one linger for 2 s at shutdown.
+    def close_connections(self) -> None:
+        """Close the session's kept-alive connections, on which gunicorn lingers for 2 s at shutdown.
+
+        ``Session.close`` alone leaves them open: urllib3 closes a pool's connections only once the
+        pool is garbage, and every response a test still holds keeps its pool alive.
+        """
+        for adapter in self.session.adapters.values():
+            pools = adapter.poolmanager.pools
+            for key in pools.keys():
+                pool = pools.get(key)
+                if pool is not None:
+                    pool.close()
         self.session.close()
+
+    def hang_up_clients(self) -> None:
+        """Close every TCP connection this test process still has open to the daemon, the WebSockets a test
+        left open included: at shutdown the daemon waits up to 1 s for a console client's close frame, and
+        2 s for the FIN of a connection it closed. Only for the cleanup after a test, never inside one.
+        """
+        self.close_connections()
+        for connection in psutil.Process().net_connections(kind="tcp"):
+            if connection.raddr and connection.raddr.port in self.ports and connection.fd != -1:
+                with contextlib.suppress(OSError), socket.socket(fileno=os.dup(connection.fd)) as duplicate:
+                    duplicate.shutdown(socket.SHUT_RDWR)  # reaches the connection; the test's own object is left
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        self.close_connections()
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
