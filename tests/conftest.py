@@ -25,8 +25,7 @@ def daemon_factory(tmp_path):
 
     yield start
     for daemon in started:
-        daemon.hang_up_clients()
-        daemon.stop()
+        daemon.clean_up()
 
 
 @pytest.fixture

@@ -165,6 +165,11 @@ class RunningDaemon:
                 with contextlib.suppress(OSError), socket.socket(fileno=os.dup(connection.fd)) as duplicate:
                     duplicate.shutdown(socket.SHUT_RDWR)  # reaches the connection; the test's own object is left
 
+    def clean_up(self) -> None:
+        """A fixture's cleanup once its tests are done: hang up on the daemon, then stop it."""
+        self.hang_up_clients()
+        self.stop()
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         self.close_connections()
         if self.proc.poll() is None:

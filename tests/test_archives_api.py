@@ -30,7 +30,7 @@ def daemon(tmp_path_factory):
     running = RunningDaemon(base, daemon_config(base, servers, files={"decompressLimit": 20_000_000}),
                             {"admin": ADMIN_HASH})
     yield running
-    running.stop()
+    running.clean_up()
 
 
 @pytest.fixture

@@ -78,7 +78,7 @@ def daemon(tmp_path_factory):
     output_until(ws, "ready")
     ws.close()
     yield running
-    running.stop()
+    running.clean_up()
 
 
 def connect(daemon, server="echo", v2=True, token="admin", query="", url=None):
