@@ -50,6 +50,19 @@ def wait_for_exit(proc: subprocess.Popen, timeout: float) -> int:
     return proc.wait(0)
 
 
+def is_listening_on(port: int) -> bool:
+    """Whether a TCP socket listens on ``port``, read from /proc: a probe connection would be a client to the
+    daemon (an SFTP session, a failed login)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as rows:
+            next(rows)
+            for row in rows:
+                local_address, state = row.split()[1], row.split()[3]
+                if state == "0A" and int(local_address.rsplit(":", 1)[1], 16) == port:
+                    return True
+    return False
+
+
 _ports_handed_out: set[int] = set()
 
 
@@ -91,6 +104,8 @@ class RunningDaemon:
         self.directory = directory
         self.port = config["port"]
         self.ports = {self.port, config.get("webUI", {}).get("port")}
+        sftp = config.get("sftp", {})
+        self.sftp_port = sftp.get("port") if sftp.get("enabled") else None
         self.config_path = directory / "config.json"
         self.users_path = directory / "users.json"
         self.socket_path = config.get("unixSocket", {}).get("location", "")
@@ -126,6 +141,8 @@ class RunningDaemon:
                 time.sleep(0.01)
         else:
             raise RuntimeError(f"daemon did not start:\n{self.output()}")
+        if self.sftp_port:  # SFTP starts beside the worker, once no earlier worker's apps run
+            wait_until(lambda: is_listening_on(self.sftp_port), max(deadline - time.monotonic(), 1))
         if self.users_path.exists() and ADMIN_HASH in self.users_path.read_text():
             self.login()
 
