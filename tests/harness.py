@@ -57,8 +57,8 @@ def is_listening_on(port: int) -> bool:
         with open(table) as rows:
             next(rows)
             for row in rows:
-                local_address, state = row.split()[1], row.split()[3]
-                if state == "0A" and int(local_address.rsplit(":", 1)[1], 16) == port:
+                fields = row.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
                     return True
     return False
 
@@ -173,8 +173,8 @@ class RunningDaemon:
 
     def hang_up_clients(self) -> None:
         """Close every TCP connection this test process still has open to the daemon, the WebSockets a test
-        left open included: at shutdown the daemon waits up to 1 s for a console client's close frame, and
-        2 s for the FIN of a connection it closed. Only for the cleanup after a test, never inside one.
+        left open included: each held the daemon's stop 1-2 s (an open console ~1 s, a kept-alive connection
+        gunicorn's 2 s linger). Only for the cleanup after a test, never inside one.
         """
         self.close_connections()
         for connection in psutil.Process().net_connections(kind="tcp"):
