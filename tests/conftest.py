@@ -47,6 +47,12 @@ def module_daemon_factory(tmp_path_factory):
         yield start
 
 
+@pytest.fixture(scope="module")
+def shared_daemon(module_daemon_factory):
+    """``daemon`` shared by a module's tests that only read or are refused."""
+    return module_daemon_factory()
+
+
 @pytest.fixture
 def redis_server(tmp_path):
     """A real, empty redis-server on a free loopback port, stopped after the test."""

@@ -130,18 +130,18 @@ def test_a_refused_change_names_the_key_and_leaves_access_json_byte_identical(re
 
 
 @pytest.mark.parametrize("body", [b"", b"{", b"[]", b'"accounts"', b"null"])
-def test_a_body_that_is_not_a_json_object_is_invalid_json(daemon, body):
-    response = daemon.patch("/access", data=body)
+def test_a_body_that_is_not_a_json_object_is_invalid_json(shared_daemon, body):
+    response = shared_daemon.patch("/access", data=body)
     assert (response.status_code, response.json()) == (400, {"error": "Invalid JSON body!"})
 
 
-def test_wrong_methods_after_authentication(daemon):
-    assert requests.delete(daemon.url + "/access", timeout=10).status_code == 401
-    response = daemon.delete("/access")
+def test_wrong_methods_after_authentication(shared_daemon):
+    assert requests.delete(shared_daemon.url + "/access", timeout=10).status_code == 401
+    response = shared_daemon.delete("/access")
     assert (response.status_code, response.json()) == (405, {"error": "Only GET and PATCH are allowed!"})
-    response = daemon.post("/access/me")
+    response = shared_daemon.post("/access/me")
     assert (response.status_code, response.json()) == (405, {"error": "Only GET is allowed!"})
-    assert requests.get(daemon.url + "/access/me", timeout=10).status_code == 401
+    assert requests.get(shared_daemon.url + "/access/me", timeout=10).status_code == 401
 
 
 def test_accounts_get_defaults_move_on_rename_drop_on_delete_and_the_last_administrator_stays(two_accounts):
