@@ -14,6 +14,7 @@ TCP listeners only; the Unix socket always speaks plain HTTP.
 from __future__ import annotations
 
 import functools
+import gc
 import grp
 import logging
 import math
@@ -117,6 +118,7 @@ def stop_promptly(arbiter, gunicorns_stop, graceful: bool = True) -> None:
         time.sleep(STOP_POLL_SECONDS)
         arbiter.reap_workers()
     gunicorns_stop(graceful)
+    skip_collections_at_exit()
 
 
 def worker_exit(server, worker):
@@ -124,6 +126,14 @@ def worker_exit(server, worker):
     daemon = _daemon_of(worker)
     if daemon is not None:
         daemon.shutdown()
+    skip_collections_at_exit()
+
+
+def skip_collections_at_exit() -> None:
+    """Called once a process has nothing left but to exit: the interpreter's garbage collections at exit
+    would walk every object once more, for nothing, about 0.1 s of each worker stop (0.03 s of the master's).
+    Frozen objects are left to the exit; files are already closed, and the logs are flushed at exit all the same."""
+    gc.freeze()
 
 
 def when_ready_hook(config: Config, users_path: str):

@@ -2,30 +2,55 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from pathlib import Path
 
 import pytest
 
 from tests.harness import ADMIN_HASH, ADMIN_PASSWORD, RunningDaemon, daemon_config
 
 
-@pytest.fixture
-def daemon_factory(tmp_path):
-    """``start(servers=..., config=..., users=...)`` -> a RunningDaemon, stopped after the test."""
+@contextlib.contextmanager
+def daemons_in(base: Path):
+    """``start(servers=..., config=..., users=...)`` -> a RunningDaemon in a folder of ``base``, cleaned up on exit."""
     started: list[RunningDaemon] = []
 
     def start(servers: dict | None = None, config: dict | None = None, users: dict | None = None,
               directory=None, **kwargs) -> RunningDaemon:
-        where = directory or tmp_path / f"daemon{len(started)}"
+        where = directory or base / f"daemon{len(started)}"
         where.mkdir(parents=True, exist_ok=True)
         full_config = daemon_config(where, servers, **(config or {}))
         daemon = RunningDaemon(where, full_config, users if users is not None else {"admin": ADMIN_HASH}, **kwargs)
         started.append(daemon)
         return daemon
 
-    yield start
-    for daemon in started:
-        daemon.stop()
+    try:
+        yield start
+    finally:
+        for daemon in started:
+            daemon.clean_up()
+
+
+@pytest.fixture
+def daemon_factory(tmp_path):
+    """``start(servers=..., config=..., users=...)`` -> a RunningDaemon, stopped after the test."""
+    with daemons_in(tmp_path) as start:
+        yield start
+
+
+@pytest.fixture(scope="module")
+def module_daemon_factory(tmp_path_factory):
+    """``daemon_factory`` for daemons that a module's tests share, stopped after the module: only for tests that
+    leave nothing another test could see (refused changes, reads)."""
+    with daemons_in(tmp_path_factory.mktemp("shared")) as start:
+        yield start
+
+
+@pytest.fixture(scope="module")
+def shared_daemon(module_daemon_factory):
+    """``daemon`` shared by a module's tests that only read or are refused."""
+    return module_daemon_factory()
 
 
 @pytest.fixture

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -12,12 +14,15 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import requests
 
 REPO = Path(__file__).resolve().parent.parent
 ADMIN_PASSWORD = "admin-password-for-tests"
-ADMIN_HASH = ("$argon2id$v=19$m=51200,t=1,p=4$bnJhSmRmRUV1TnZGSTVxbQ"
-              "$whd6WR25FkbbahWBkaQls27+A5xA4AiUum6KkkO6KE8")
+# Argon2id with a 1 MiB cost: nearly every test logs in, and a check at Octyne's cost (50 MiB, 4 lanes) takes
+# 0.1 s of this machine's two cores. Hashes the daemon writes keep Octyne's cost (test_passwords.py).
+ADMIN_HASH = ("$argon2id$v=19$m=1024,t=1,p=1$YzJGc2RFWnZjbFJsYzNSeg"
+              "$nlkyyjKF9eQpFSWo+m4Wl8XzsZ++6mJc2oiwmgjXCsE")
 
 
 def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02):
@@ -29,6 +34,33 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02):
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+def wait_for_exit(proc: subprocess.Popen, timeout: float) -> int:
+    """``proc.wait(timeout)``, woken by the exit itself: Popen's timed wait sleeps in steps of up to 50 ms.
+
+    Raises ``subprocess.TimeoutExpired`` if the process still runs after ``timeout`` seconds.
+    """
+    if proc.poll() is None:
+        pidfd = os.pidfd_open(proc.pid)
+        try:
+            select.select([pidfd], [], [], timeout)
+        finally:
+            os.close(pidfd)
+    return proc.wait(0)
+
+
+def is_listening_on(port: int) -> bool:
+    """Whether a TCP socket listens on ``port``, read from /proc: a probe connection would be a client to the
+    daemon (an SFTP session, a failed login)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as rows:
+            next(rows)
+            for row in rows:
+                fields = row.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                    return True
+    return False
 
 
 _ports_handed_out: set[int] = set()
@@ -71,6 +103,9 @@ class RunningDaemon:
         """``keep_files``: start on the config and users files already in ``directory`` (a restart)."""
         self.directory = directory
         self.port = config["port"]
+        self.ports = {self.port, config.get("webUI", {}).get("port")}
+        sftp = config.get("sftp", {})
+        self.sftp_port = sftp.get("port") if sftp.get("enabled") else None
         self.config_path = directory / "config.json"
         self.users_path = directory / "users.json"
         self.socket_path = config.get("unixSocket", {}).get("location", "")
@@ -106,6 +141,8 @@ class RunningDaemon:
                 time.sleep(0.01)
         else:
             raise RuntimeError(f"daemon did not start:\n{self.output()}")
+        if self.sftp_port:  # SFTP starts beside the worker, once no earlier worker's apps run
+            wait_until(lambda: is_listening_on(self.sftp_port), max(deadline - time.monotonic(), 1))
         if self.users_path.exists() and ADMIN_HASH in self.users_path.read_text():
             self.login()
 
@@ -120,13 +157,42 @@ class RunningDaemon:
         self._stdout.flush()
         return self.stdout_path.read_text(errors="replace")
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-        # Close our kept-alive connection first: gunicorn lets one linger for 2 s at shutdown.
+    def close_connections(self) -> None:
+        """Close the session's kept-alive connections, on which gunicorn lingers for 2 s at shutdown.
+
+        ``Session.close`` alone leaves them open: urllib3 closes a pool's connections only once the
+        pool is garbage, and every response a test still holds keeps its pool alive.
+        """
+        for adapter in self.session.adapters.values():
+            pools = adapter.poolmanager.pools
+            for key in pools.keys():
+                pool = pools.get(key)
+                if pool is not None:
+                    pool.close()
         self.session.close()
+
+    def hang_up_clients(self) -> None:
+        """Close every TCP connection this test process still has open to the daemon, the WebSockets a test
+        left open included: each held the daemon's stop 1-2 s (an open console ~1 s, a kept-alive connection
+        gunicorn's 2 s linger). Only for the cleanup after a test, never inside one.
+        """
+        self.close_connections()
+        for connection in psutil.Process().net_connections(kind="tcp"):
+            if connection.raddr and connection.raddr.port in self.ports and connection.fd != -1:
+                with contextlib.suppress(OSError), socket.socket(fileno=os.dup(connection.fd)) as duplicate:
+                    duplicate.shutdown(socket.SHUT_RDWR)  # reaches the connection; the test's own object is left
+
+    def clean_up(self) -> None:
+        """A fixture's cleanup once its tests are done: hang up on the daemon, then stop it."""
+        self.hang_up_clients()
+        self.stop()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        self.close_connections()
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
-                self.proc.wait(timeout)
+                wait_for_exit(self.proc, timeout)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()

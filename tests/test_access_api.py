@@ -36,11 +36,28 @@ def access_path(daemon):
     return daemon.directory / "access.json"
 
 
+def start_two_accounts(factory, directory):
+    return factory(servers={"echo": {"directory": str(directory), "command": ECHO_APP}},
+                   users={"admin": ADMIN_HASH, "alice": ADMIN_HASH})
+
+
 @pytest.fixture
 def two_accounts(daemon_factory, tmp_path):
     """A daemon with the accounts ``admin`` and ``alice`` and an echo app ``echo``."""
-    return daemon_factory(servers={"echo": {"directory": str(tmp_path), "command": ECHO_APP}},
-                          users={"admin": ADMIN_HASH, "alice": ADMIN_HASH})
+    return start_two_accounts(daemon_factory, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def refusing_two_accounts(module_daemon_factory, tmp_path_factory):
+    """``two_accounts``, one daemon per ``already_on`` shared by the tests whose changes are all refused."""
+    daemons = {}
+
+    def daemon_for(already_on: bool):
+        if already_on not in daemons:
+            daemons[already_on] = start_two_accounts(module_daemon_factory, tmp_path_factory.mktemp("echo"))
+        return daemons[already_on]
+
+    return daemon_for
 
 
 def test_off_until_used_every_account_is_an_administrator(two_accounts):
@@ -96,9 +113,9 @@ def test_the_first_patch_creates_the_file_and_is_logged(two_accounts):
     ({"accounts": {"admin": None, "alice": None}}, 409, None),
 ])
 @pytest.mark.parametrize("already_on", [False, True], ids=["off", "on"])
-def test_a_refused_change_names_the_key_and_leaves_access_json_byte_identical(two_accounts, change, status, key,
-                                                                             already_on):
-    daemon = two_accounts
+def test_a_refused_change_names_the_key_and_leaves_access_json_byte_identical(refusing_two_accounts, change, status,
+                                                                             key, already_on):
+    daemon = refusing_two_accounts(already_on)
     if already_on:
         assert daemon.patch("/access", json={"accounts": {"alice": {"servers": {"*": "viewer"}}}}).status_code == 200
     before = access_path(daemon).read_bytes() if already_on else None
@@ -113,18 +130,18 @@ def test_a_refused_change_names_the_key_and_leaves_access_json_byte_identical(tw
 
 
 @pytest.mark.parametrize("body", [b"", b"{", b"[]", b'"accounts"', b"null"])
-def test_a_body_that_is_not_a_json_object_is_invalid_json(daemon, body):
-    response = daemon.patch("/access", data=body)
+def test_a_body_that_is_not_a_json_object_is_invalid_json(shared_daemon, body):
+    response = shared_daemon.patch("/access", data=body)
     assert (response.status_code, response.json()) == (400, {"error": "Invalid JSON body!"})
 
 
-def test_wrong_methods_after_authentication(daemon):
-    assert requests.delete(daemon.url + "/access", timeout=10).status_code == 401
-    response = daemon.delete("/access")
+def test_wrong_methods_after_authentication(shared_daemon):
+    assert requests.delete(shared_daemon.url + "/access", timeout=10).status_code == 401
+    response = shared_daemon.delete("/access")
     assert (response.status_code, response.json()) == (405, {"error": "Only GET and PATCH are allowed!"})
-    response = daemon.post("/access/me")
+    response = shared_daemon.post("/access/me")
     assert (response.status_code, response.json()) == (405, {"error": "Only GET is allowed!"})
-    assert requests.get(daemon.url + "/access/me", timeout=10).status_code == 401
+    assert requests.get(shared_daemon.url + "/access/me", timeout=10).status_code == 401
 
 
 def test_accounts_get_defaults_move_on_rename_drop_on_delete_and_the_last_administrator_stays(two_accounts):

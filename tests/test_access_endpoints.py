@@ -79,7 +79,7 @@ def daemon(tmp_path_factory):
     running.tester = requests.get(running.url + "/login",
                                   headers={"Username": "tester", "Password": ADMIN_PASSWORD}).json()["token"]
     yield running
-    running.stop()
+    running.clean_up()
 
 
 def give_tester(daemon, entry: dict) -> None:

@@ -30,7 +30,7 @@ def daemon(tmp_path_factory):
     running = RunningDaemon(base, daemon_config(base, servers, files={"decompressLimit": 20_000_000}),
                             {"admin": ADMIN_HASH})
     yield running
-    running.stop()
+    running.clean_up()
 
 
 @pytest.fixture
@@ -309,6 +309,27 @@ def zstd_archive(path, parts: Iterator[bytes]) -> None:
         assert zstd.wait() == 0
 
 
+def _empty_file_template() -> tuple[int, bytes, bytes]:
+    header = bytearray(tarfile.TarInfo("x").tobuf())
+    header[:100], header[148:156] = bytes(100), b" " * 8  # no name; the checksum field counts as spaces
+    return sum(header), bytes(header[100:148]), bytes(header[156:])
+
+
+_EMPTY_FILE = _empty_file_template()
+
+
+def empty_file_header(name: str) -> bytes:
+    """``tarfile.TarInfo(name).tobuf()`` for a short name, ten times faster: only the name and the checksum vary."""
+    checksum, before, after = _EMPTY_FILE
+    encoded = name.encode()
+    return encoded.ljust(100, b"\0") + before + b"%06o\0 " % (checksum + sum(encoded)) + after
+
+
+def test_an_empty_file_header_is_the_one_tarfile_writes():
+    for name in ("f", "d0/f0", "d599/f999", "x" * 99):
+        assert empty_file_header(name) == tarfile.TarInfo(name).tobuf()
+
+
 class Zeros(io.RawIOBase):
     def readable(self) -> bool:
         return True
@@ -359,7 +380,7 @@ def test_a_decompression_in_progress_is_abandoned_at_sigterm_and_leaves_nothing(
     """Without that, the worker sat out twice the graceful timeout (30 s here) before it was killed."""
     folder = tmp_path / "long"
     folder.mkdir()
-    members = (b"".join(tarfile.TarInfo(f"d{batch}/f{index}").tobuf() for index in range(1000)) for batch in range(600))
+    members = (b"".join(empty_file_header(f"d{batch}/f{index}") for index in range(1000)) for batch in range(600))
     zstd_archive(folder / "files.tar.zst", itertools.chain(members, [b"\0" * 2 * tarfile.BLOCKSIZE]))
     daemon = daemon_factory(servers={"long": {"directory": str(folder), "command": "sleep 100000"}},
                             config={"stopGracePeriod": 0})  # gunicorn's graceful timeout: 15 s

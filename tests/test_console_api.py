@@ -15,7 +15,7 @@ import requests
 import websocket
 from werkzeug.serving import make_server
 
-from tests.harness import ADMIN_HASH, ADMIN_PASSWORD, RunningDaemon, daemon_config, free_port
+from tests.harness import ADMIN_HASH, ADMIN_PASSWORD, RunningDaemon, daemon_config, free_port, wait_until
 
 PY = sys.executable
 MIB = 1024 * 1024
@@ -71,8 +71,14 @@ def daemon(tmp_path_factory):
     config = daemon_config(tmp_path, servers_in(tmp_path),
                            console={"idleTimeout": IDLE_TIMEOUT, "scrollbackBytes": MIB})
     running = RunningDaemon(tmp_path, config, {"admin": ADMIN_HASH})
+    # Apps start beside the worker: tests read echo's scrollback from its start line to its "ready".
+    wait_until(lambda: running.get("/servers").json()["servers"]["echo"] == 1)
+    ws = connect(running)
+    receive(ws)  # settings
+    output_until(ws, "ready")
+    ws.close()
     yield running
-    running.stop()
+    running.clean_up()
 
 
 def connect(daemon, server="echo", v2=True, token="admin", query="", url=None):

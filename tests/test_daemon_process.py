@@ -86,13 +86,13 @@ FORGERY_HEADERS = [
 
 
 @pytest.mark.parametrize("headers", FORGERY_HEADERS)
-def test_no_header_makes_a_tcp_request_local(daemon, headers):
-    response = requests.get(daemon.url + "/accounts", headers=headers)
+def test_no_header_makes_a_tcp_request_local(shared_daemon, headers):
+    response = requests.get(shared_daemon.url + "/accounts", headers=headers)
     assert response.status_code == 401
 
 
-def test_proxy_protocol_preamble_does_not_make_a_request_local(daemon):
-    with socket.create_connection(("127.0.0.1", daemon.port)) as connection:
+def test_proxy_protocol_preamble_does_not_make_a_request_local(shared_daemon):
+    with socket.create_connection(("127.0.0.1", shared_daemon.port)) as connection:
         connection.sendall(b"PROXY UNKNOWN\r\nGET /accounts HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         reply = connection.recv(65536)
     assert not reply.startswith(b"HTTP/1.1 200")

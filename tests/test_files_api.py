@@ -33,7 +33,7 @@ def daemon(tmp_path_factory):
     config = daemon_config(base, servers, files={"uploadLimit": UPLOAD_LIMIT})
     running = RunningDaemon(base, config, {"admin": ADMIN_HASH})
     yield running
-    running.stop()
+    running.clean_up()
 
 
 @pytest.fixture

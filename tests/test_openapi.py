@@ -82,7 +82,7 @@ def scratch_daemon(tmp_path_factory):
                                             "enabled": False}})
     daemon = RunningDaemon(where, config, {"admin": ADMIN_HASH})
     yield daemon
-    daemon.stop()
+    daemon.clean_up()
 
 
 def test_methods_a_path_does_not_list_answer_405_with_its_message_and_allow(scratch_daemon, document):

@@ -89,7 +89,7 @@ def daemon(tmp_path_factory):
                                             "enabled": False}})
     running = RunningDaemon(base, config, {"admin": ADMIN_HASH})
     yield running
-    running.stop()
+    running.clean_up()
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ def daemon(tmp_path_factory):
     config = daemon_config(base, {SERVER: {"directory": str(base / SERVER), "command": "cat", "enabled": False}})
     running = RunningDaemon(base, config, {"admin": ADMIN_HASH})
     yield running
-    running.stop()
+    running.clean_up()
 
 
 @pytest.fixture

@@ -66,7 +66,7 @@ def shared(tmp_path_factory):
     servers = {"run": sleeper(directory), "idle": sleeper(directory, enabled=False)}
     daemon = RunningDaemon(tmp_path, daemon_config(tmp_path, servers, stopGracePeriod=2), {"admin": ADMIN_HASH})
     yield daemon
-    daemon.stop()
+    daemon.clean_up()
 
 
 def test_servers_lists_every_status(shared):

@@ -1,5 +1,6 @@
 """Signals the way Octyne users send them: TERM/INT stop every app gracefully then exit 0, HUP reloads the config."""
 
+import gc
 import json
 import os
 import queue
@@ -12,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from octyne_flask.serving import stop_promptly
+from octyne_flask.serving import stop_promptly, worker_exit
 from tests.services import is_listening
 
 # An app that, on SIGTERM, takes a moment to "save", writes a marker and exits cleanly.
@@ -137,20 +138,37 @@ class StoppingArbiter:
         self.stopped_with = graceful
 
 
-def test_the_master_hands_over_to_gunicorns_stop_as_soon_as_the_worker_has_exited():
+@pytest.fixture
+def thawed():
+    """The stop freezes every object for the exit; the test process goes on living."""
+    yield
+    gc.unfreeze()
+
+
+def test_the_master_hands_over_to_gunicorns_stop_as_soon_as_the_worker_has_exited(thawed):
     arbiter = StoppingArbiter(exits_after=3)
     stop_promptly(arbiter, arbiter.gunicorns_stop)
     assert arbiter.signals == [signal.SIGTERM] and arbiter.looks == 3 and arbiter.stopped_with is True
 
 
-def test_a_quick_shutdown_asked_meanwhile_is_left_to_gunicorn():
+def test_a_quick_shutdown_asked_meanwhile_is_left_to_gunicorn(thawed):
     arbiter = StoppingArbiter(exits_after=10**9)
     arbiter.SIG_QUEUE.put(signal.SIGQUIT)
     stop_promptly(arbiter, arbiter.gunicorns_stop)
     assert arbiter.looks == 0 and arbiter.stopped_with is True and arbiter.SIG_QUEUE.get_nowait() == signal.SIGQUIT
 
 
-def test_a_worker_that_never_exits_is_left_to_gunicorn_after_the_graceful_timeout():
+def test_a_worker_that_never_exits_is_left_to_gunicorn_after_the_graceful_timeout(thawed):
     arbiter = StoppingArbiter(exits_after=10**9, graceful_timeout=0.05)
     stop_promptly(arbiter, arbiter.gunicorns_stop, graceful=False)
     assert arbiter.signals == [signal.SIGQUIT] and arbiter.stopped_with is False and arbiter.WORKERS
+
+
+def test_master_and_worker_leave_their_objects_to_the_exit_instead_of_collecting_them_once_more(thawed):
+    """What is left when a stopped process exits is frozen, so the interpreter's collections at exit skip it."""
+    gc.unfreeze()
+    stop_promptly(StoppingArbiter(exits_after=1), StoppingArbiter(exits_after=1).gunicorns_stop)
+    assert gc.get_freeze_count() > 0
+    gc.unfreeze()
+    worker_exit(None, type("BootFailedWorker", (), {"wsgi": None})())
+    assert gc.get_freeze_count() > 0

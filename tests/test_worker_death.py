@@ -43,6 +43,8 @@ def test_a_new_worker_starts_the_app_only_once_the_dead_workers_app_is_gone(daem
     (folder / "stubborn.py").write_text(STUBBORN_APP)
     daemon = daemon_factory(servers={"world": {"directory": str(folder), "command": f"{sys.executable} {script}"}},
                             config={"stopGracePeriod": GRACE})
+    # The app ignores SIGTERM from its first write of world.lock on; a SIGTERM before that would end it at once.
+    wait_until(lambda: (folder / "world.lock").exists())
     [first] = wait_until(lambda: running_apps(script))
     [worker] = psutil.Process(daemon.proc.pid).children()
     worker.send_signal(signal.SIGKILL)
