@@ -74,13 +74,21 @@ class Scene:
         return {name for name, server in servers.items() if server.get("enabled", True)}
 
     def app_processes(self) -> dict[str, list[psutil.Process]]:
-        """The live (non-zombie) processes of each app, by the marker in their command line
-        (``process.info["ppid"]``: their parent when listed)."""
+        """The live (non-zombie) runs of each app, by the marker in their command line
+        (``process.info["ppid"]``: their parent when listed).
+
+        A run's shell forks for each ``sleep``, and until that child execs it carries the shell's
+        command line: a child of a marked process is part of that run, not another one."""
         found: dict[str, list[psutil.Process]] = {"alpha": [], "beta": [], "gamma": []}
+        marked = []
         for process in psutil.process_iter(["cmdline", "status", "ppid"]):
             cmdline = process.info["cmdline"] or []
             if cmdline and cmdline[-1].startswith(self.marker) and process.info["status"] != psutil.STATUS_ZOMBIE:
-                found[cmdline[-1][len(self.marker) + 1:]].append(process)
+                marked.append(process)
+        runs = {process.pid for process in marked}
+        for process in marked:
+            if process.info["ppid"] not in runs:
+                found[process.info["cmdline"][-1][len(self.marker) + 1:]].append(process)
         return found
 
     def temporaries(self) -> list[str]:

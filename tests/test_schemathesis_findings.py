@@ -77,7 +77,7 @@ def test_a_config_string_with_a_lone_surrogate_is_saved_and_logged_not_500(daemo
     try:
         assert daemon.patch("/config", data=edited.encode()).json() == {"success": True}
         entry = [line for line in daemon.action_log() if line.get("action") == "config.edit"][-1]
-        assert entry["newConfig"]["note"] == "\udafe\u2028"
+        assert entry["newConfig"]["note"] == "\ufffd\u2028"  # a lone half reads as U+FFFD, as in Go (Octyne)
     finally:
         daemon.patch("/config", data=original.encode()).raise_for_status()
 
