@@ -35,7 +35,7 @@ def tls_daemon(daemon_factory, certificate, monkeypatch, tmp_path):
 
 def test_api_and_web_ui_speak_tls(tls_daemon, certificate):
     cert, _ = certificate
-    assert tls_daemon.get("/servers").json() == {"servers": {"echo": 1}}
+    assert wait_until(lambda: tls_daemon.get("/servers").json() == {"servers": {"echo": 1}})  # started beside the answers
     web_ui = f"https://127.0.0.1:{tls_daemon.web_ui_port}"
     response = requests.get(web_ui + "/api/servers", headers={"Authorization": tls_daemon.token}, timeout=10)
     assert response.json() == {"servers": {"echo": 1}}
