@@ -199,6 +199,10 @@ class RunningDaemon:
         self._stdout.close()
         return self.proc.returncode
 
+    def wait_for_running(self, *names: str) -> None:
+        """Wait until these servers run: the daemon answers before its enabled apps have been spawned."""
+        wait_until(lambda: all(self.get("/servers").json()["servers"].get(name) == 1 for name in names))
+
     # -- requests --------------------------------------------------------
     def request(self, method: str, path: str, **kwargs) -> requests.Response:
         return self.session.request(method, self.url + path, timeout=kwargs.pop("timeout", 30), **kwargs)

@@ -37,8 +37,10 @@ def access_path(daemon):
 
 
 def start_two_accounts(factory, directory):
-    return factory(servers={"echo": {"directory": str(directory), "command": ECHO_APP}},
-                   users={"admin": ADMIN_HASH, "alice": ADMIN_HASH})
+    daemon = factory(servers={"echo": {"directory": str(directory), "command": ECHO_APP}},
+                     users={"admin": ADMIN_HASH, "alice": ADMIN_HASH})
+    daemon.wait_for_running("echo")
+    return daemon
 
 
 @pytest.fixture

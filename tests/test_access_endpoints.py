@@ -76,6 +76,7 @@ def daemon(tmp_path_factory):
     servers = {"alpha": {"directory": str(alpha), "command": ECHO_APP},
                "beta": {"directory": str(directory), "command": "true", "enabled": False}}
     running = RunningDaemon(directory, daemon_config(directory, servers), {"admin": ADMIN_HASH, "tester": ADMIN_HASH})
+    running.wait_for_running("alpha")
     running.tester = requests.get(running.url + "/login",
                                   headers={"Username": "tester", "Password": ADMIN_PASSWORD}).json()["token"]
     yield running

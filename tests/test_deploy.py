@@ -14,7 +14,7 @@ import requests
 import websocket
 
 from octyne_flask.allocator import ARENA_MAX, is_glibc
-from tests.harness import REPO, RunningDaemon, daemon_config, wait_until
+from tests.harness import REPO, RunningDaemon, daemon_config
 from tests.services import DEPLOY, is_listening
 
 GUNICORN = str(REPO / ".venv" / "bin" / "gunicorn") if (REPO / ".venv" / "bin" / "gunicorn").exists() else "gunicorn"
@@ -55,7 +55,8 @@ def test_smoke(launcher, tmp_path):
         assert "Control socket" not in daemon.output()  # no shared $HOME/.gunicorn/gunicorn.ctl
         assert f"API on http://0.0.0.0:{config['port']}" in daemon.output()
         assert f"Local API (no login, user @local) on unix socket {daemon.socket_path}" in daemon.output()
-        assert wait_until(lambda: daemon.get("/servers").json() == {"servers": {"app": 1}})  # started beside the answers
+        daemon.wait_for_running("app")
+        assert daemon.get("/servers").json() == {"servers": {"app": 1}}
         assert stat.S_IMODE(os.stat(daemon.socket_path).st_mode) == 0o600
         status, _, body = daemon.local("GET", "/servers")
         assert (status, json.loads(body)) == (200, {"servers": {"app": 1}})

@@ -29,13 +29,14 @@ def tls_daemon(daemon_factory, certificate, monkeypatch, tmp_path):
                             config={"https": {"enabled": True, "cert": str(cert), "key": str(key)}}, wait=False)
     daemon.url = daemon.url.replace("http://", "https://")
     daemon.wait_until_ready()
+    daemon.wait_for_running("echo")
     daemon.web_ui_port = json.loads(daemon.config_path.read_text())["webUI"]["port"]
     return daemon
 
 
 def test_api_and_web_ui_speak_tls(tls_daemon, certificate):
     cert, _ = certificate
-    assert wait_until(lambda: tls_daemon.get("/servers").json() == {"servers": {"echo": 1}})  # started beside the answers
+    assert tls_daemon.get("/servers").json() == {"servers": {"echo": 1}}
     web_ui = f"https://127.0.0.1:{tls_daemon.web_ui_port}"
     response = requests.get(web_ui + "/api/servers", headers={"Authorization": tls_daemon.token}, timeout=10)
     assert response.json() == {"servers": {"echo": 1}}

@@ -44,6 +44,7 @@ def start_behind_nginx(directory, **config_extra):
     config = daemon_config(directory, servers, **config_extra)
     daemon = RunningDaemon(directory, config, {"admin": ADMIN_HASH})
     try:
+        daemon.wait_for_running("echo")
         proxy = Nginx(directory / "nginx", config["port"], config["webUI"]["port"])
     except Exception:
         daemon.stop()

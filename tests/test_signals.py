@@ -14,7 +14,6 @@ import psutil
 import pytest
 
 from octyne_flask.serving import stop_promptly, worker_exit
-from tests.harness import wait_until
 from tests.services import is_listening
 
 # An app that, on SIGTERM, takes a moment to "save", writes a marker and exits cleanly.
@@ -107,7 +106,7 @@ def test_sighup_with_a_broken_config_keeps_the_running_one(daemon_factory, grace
 
 def test_ttin_and_ttou_never_change_the_single_worker(daemon_factory, graceful_apps):
     daemon = daemon_factory(servers={"alpha": graceful_apps["alpha"]})
-    wait_until(lambda: daemon.get("/servers").json() == {"servers": {"alpha": 1}})  # its process is in the tree
+    daemon.wait_for_running("alpha")  # its process is in the tree
     before = {p.pid for p in psutil.Process(daemon.proc.pid).children(recursive=True)}
     for expected, sig in enumerate((signal.SIGTTIN, signal.SIGTTOU), start=1):
         os.kill(daemon.proc.pid, sig)

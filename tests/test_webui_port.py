@@ -44,6 +44,7 @@ def web_ui(tmp_path_factory):
     daemon = RunningDaemon(tmp_path, config, {"admin": ADMIN_HASH})
     daemon.web_ui_port = config["webUI"]["port"]
     daemon.web_ui_url = f"http://127.0.0.1:{daemon.web_ui_port}"
+    daemon.wait_for_running("echo")
     yield daemon
     daemon.stop()
 
