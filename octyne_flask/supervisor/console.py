@@ -42,10 +42,15 @@ def line_sizes(lines: list[str], ascii: bool):
     return map(operator.add, lengths, repeat(1))
 
 
+def text_of(pieces: list) -> str:
+    """The whole lines ``LineText.between`` picked out, joined with newlines (decoded off the log's lock)."""
+    data = joined(pieces)
+    return data.decode()[:-1] if data else ""
+
+
 def split_lines(pieces: list) -> list[str]:
-    """The lines in the text ``LineText.between`` picked out (whole lines, each ending in a newline)."""
-    text = joined(pieces)
-    return text.decode()[:-1].split("\n") if text else []
+    """The lines ``LineText.between`` picked out."""
+    return text_of(pieces).split("\n") if pieces else []
 
 
 class Scrollback:
@@ -63,11 +68,10 @@ class Scrollback:
 
     def text(self) -> str:
         """The lines joined with newlines."""
-        data = joined(self._pieces)
-        return data.decode()[:-1] if data else ""
+        return text_of(self._pieces)
 
     def lines(self) -> list[str]:
-        return self.text().split("\n") if self.count else []
+        return split_lines(self._pieces)
 
 
 class Batch:
