@@ -303,7 +303,7 @@ class ConsoleLog:
         return self._first + len(self._ends) - self._base
 
     def _text_between(self, start: int, end: int) -> list:
-        """The text of lines ``start`` to ``end`` (sequence numbers, end excluded), as pieces for ``split_lines``."""
+        """The text of lines ``start`` to ``end`` (sequence numbers, end excluded), as pieces for ``text_of`` or ``split_lines``."""
         if start >= end:
             return []
         return self._text.between(self._offset_of(start), self._ends[self._index(end) - 1])
