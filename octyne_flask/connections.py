@@ -43,6 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 from gunicorn import util
+from gunicorn.http.body import LengthReader
 from gunicorn.workers.gthread import ThreadWorker
 
 from octyne_flask import onesend, protocol_errors
@@ -73,6 +74,32 @@ def raise_open_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     except (ValueError, OSError) as error:
         log.warning("Cannot raise the open-file limit from %d to %d: %s", soft, hard, error)
+
+
+class StallBoundSocket(socket.socket):
+    """An accepted connection's socket in this worker: blocking means blocking for at most ``STALL_TIMEOUT``
+    at a time, and setting the mode the socket already has makes no system call.
+
+    gunicorn makes the socket blocking before each request and sets and restores a timeout around
+    the drain after it, and the stall bound changed the mode again: five ``ioctl`` calls for each
+    request of a kept-alive client, each giving up the GIL, which with many clients means a thread
+    hand-off each. ``settimeout(None)`` still means no bound (a console sets it on purpose).
+    """
+
+    __slots__ = ()
+
+    def setblocking(self, flag):
+        self.settimeout(STALL_TIMEOUT if flag else 0.0)
+
+    def settimeout(self, value):
+        if value != self.gettimeout():
+            super().settimeout(value)
+
+
+def body_read_to_end(request) -> bool:
+    """Whether nothing of ``request``'s body is left on the socket (always so for a request without one)."""
+    reader = getattr(request.body, "reader", None)
+    return isinstance(reader, LengthReader) and reader.length == 0 and not request.body.failed
 
 
 class SettledConfig:
@@ -152,6 +179,8 @@ class GuardedThreadWorker(ThreadWorker):
 
     def enqueue_req(self, conn):
         """A new connection gets a thread only once it has sent something."""
+        if type(conn.sock) is socket.socket:  # noqa: E721 (not a subclass: TLS wraps it later, in a thread)
+            conn.sock.__class__ = StallBoundSocket
         if conn.initialized or conn.data_ready:
             super().enqueue_req(conn)
             return
@@ -228,6 +257,12 @@ class GuardedThreadWorker(ThreadWorker):
         waiting.register(conn.sock, select.POLLIN)
         return bool(waiting.poll(KEEPALIVE_LINGER_MS))
 
+    def _keepalive_after(self, conn, keepalive):
+        """gunicorn drains what the app left of the body under a deadline; with nothing left there is nothing to do."""
+        if keepalive and conn.parser.mesg is not None and body_read_to_end(conn.parser.mesg):
+            return True
+        return super()._keepalive_after(conn, keepalive)
+
     def finish_request(self, conn, fs):
         if conn.sock.fileno() == -1:  # closed by its thread (above, or by gthread after a TLS EOF)
             self.nr_conns -= 1
@@ -239,7 +274,7 @@ class GuardedThreadWorker(ThreadWorker):
         # must make progress. (HTTP/2, which would not come through here, is off: gunicorn's default
         # ``http_protocols`` is h1.)
         self._stop_clock(conn)
-        conn.sock.settimeout(STALL_TIMEOUT)
+        conn.sock.settimeout(STALL_TIMEOUT)  # a StallBoundSocket has it already; a TLS socket does not
         try:
             return super().handle_request(req, conn)
         except TimeoutError:  # gunicorn would log it with a traceback, as if it were a bug

@@ -149,6 +149,24 @@ def test_answers_without_a_body_send_their_head_alone_and_the_next_answer_follow
     assert client.nothing_more()
 
 
+def test_bodies_the_endpoint_never_reads_are_drained_up_to_a_bound(daemon, client):
+    """``GET /servers`` reads no body. gunicorn drains a small one (sized or chunked) and parses the next request;
+    more than 64 KiB left unread ends the connection after the answer."""
+    auth = {"Authorization": daemon.token}
+    client.send("GET", "/servers", auth, b"x" * 20_000)
+    assert client.answer()[:3:2] == (200, b'{"servers":{"alpha":0}}\n')
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in (b"a" * 5000, b"b" * 7000)) + b"0\r\n\r\n"
+    head = request_bytes("GET", "/servers", {**auth, "Transfer-Encoding": "chunked"}, b"")
+    client.sock.sendall(head + chunked + request_bytes("GET", "/server/alpha", auth, b""))
+    assert client.answer()[:3:2] == (200, b'{"servers":{"alpha":0}}\n')
+    status, _, body = client.answer()
+    assert status == 200 and json.loads(body)["status"] == 0
+    client.send("GET", "/servers", auth, b"x" * 200_000)
+    assert client.answer()[0] == 200
+    with pytest.raises(ConnectionError):
+        client.answer()
+
+
 def test_login_with_a_cookie_sets_it_in_one_header(daemon, client):
     client.send("GET", "/login?cookie=true", {"Username": "admin", "Password": ADMIN_PASSWORD})
     status, headers, body = client.answer()

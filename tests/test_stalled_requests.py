@@ -59,6 +59,22 @@ def test_a_download_whose_client_stops_reading_is_ended(stalling):
     assert closed and got < BIG  # cut off mid-file, not finished once we read again
 
 
+def test_a_download_on_a_kept_alive_connection_whose_client_stops_reading_is_ended(stalling):
+    """The stall bound holds for every request of a connection, not only its first (``StallBoundSocket``)."""
+    with socket.create_connection(("127.0.0.1", stalling.port)) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        auth = f"Host: x\r\nAuthorization: {stalling.token}\r\n\r\n"
+        for _ in range(3):  # answered by the same thread, then after the linger from the poller
+            sock.sendall(f"GET /servers HTTP/1.1\r\n{auth}".encode())
+            sock.settimeout(10)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+            time.sleep(0.2)
+        sock.sendall(f"GET /server/alpha/file?path=/big.bin HTTP/1.1\r\n{auth}".encode())
+        time.sleep(STALL + 3)
+        got, closed = drain(sock, time.monotonic() + 10)
+    assert closed and got < BIG
+
+
 def test_pipelined_requests_whose_answers_are_never_read_are_ended(stalling):
     many = stalling.root / "many"
     many.mkdir()
