@@ -21,10 +21,12 @@ taken. Here:
   pipelined requests, does not hold a thread for good (consoles keep their own
   bounds, ``api/console_socket.py``).
 
-And for speed: a thread that has answered a kept-alive connection waits up to
-``KEEPALIVE_LINGER_MS`` for that client's next request before handing the
-connection back to the poller, and answers go out in one send (``onesend.py``). Requests
-gunicorn refuses before the app are answered in JSON (``protocol_errors.py``).
+And for speed: a plain TCP connection to the API port waits for its next request
+in the quick lane (``lane.py``), whose one thread answers status requests itself;
+any other kept-alive connection keeps its thread for up to ``KEEPALIVE_LINGER_MS``
+in case the client's next request follows, before it goes back to the poller.
+Answers go out in one send (``onesend.py``). Requests gunicorn refuses before
+the app are answered in JSON (``protocol_errors.py``).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import socket
 import ssl
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 
 from gunicorn import util
@@ -47,6 +49,7 @@ from gunicorn.http.body import LengthReader
 from gunicorn.workers.gthread import ThreadWorker
 
 from octyne_flask import onesend, protocol_errors
+from octyne_flask.lane import QuickLane
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,15 @@ LOCAL_RESERVE = 64  # connection slots TCP clients cannot take
 IDLE_HEADROOM = 100  # slots beyond the threads, for kept-alive and not-yet-speaking connections
 MIN_IDLE_SECONDS = 2.0  # idle for less, a connection is not closed to make room
 KEEPALIVE_LINGER_MS = 50  # a thread waits this long for the next request on its connection
+
+
+IN_LANE = object()  # a pool thread's result for a connection it handed to the quick lane
+
+
+def _finished(result) -> Future:
+    future = Future()
+    future.set_result(result)
+    return future
 
 
 def connection_slots(threads: int) -> int:
@@ -128,8 +140,8 @@ class PoolPerTransport:
         self._tcp = ThreadPoolExecutor(threads, thread_name_prefix="tcp")
         self._local = ThreadPoolExecutor(threads, thread_name_prefix="local")
 
-    def submit(self, handle, conn):
-        return (self._local if is_local(conn.sock) else self._tcp).submit(handle, conn)
+    def submit(self, work, conn, *args):
+        return (self._local if is_local(conn.sock) else self._tcp).submit(work, conn, *args)
 
     def shutdown(self, wait: bool = True) -> None:
         self._tcp.shutdown(wait)
@@ -146,6 +158,8 @@ class GuardedThreadWorker(ThreadWorker):
         self._listening: set = set()
         self._heads: dict = {}  # connection -> deadline, while a thread reads its request head
         self._heads_lock = threading.Lock()
+        self.quick_lane_port: int | None = None  # the API port, set by the subclass that knows it
+        self._lane: QuickLane | None = None
 
     def init_process(self):
         raise_open_file_limit()
@@ -153,6 +167,12 @@ class GuardedThreadWorker(ThreadWorker):
         onesend.install()
         protocol_errors.install()
         super().init_process()
+
+    def run(self):
+        if self.quick_lane_port is not None:
+            self._lane = QuickLane(self)
+            self._lane.start()
+        super().run()
 
     def get_thread_pool(self):
         return PoolPerTransport(self.cfg.threads)
@@ -221,22 +241,61 @@ class GuardedThreadWorker(ThreadWorker):
     # -- request heads ---------------------------------------------------------------
 
     def handle(self, conn):
-        """In a pool thread: serve requests on ``conn`` while the client sends them back to back.
+        """In a pool thread: serve a request on ``conn``, and the client's next ones while they come back to back."""
+        return self._after_answer(conn, self.serve_one(conn))
+
+    def _after_answer(self, conn, keep_alive):
+        """After an answer on ``conn``: the quick lane takes it, or this thread serves the next request if it
+        comes within ``KEEPALIVE_LINGER_MS``, then hands the connection back to the poller or closes it.
 
         gthread hands a kept-alive connection back to the main loop after each answer, and the
         next request comes back through the poller and the pool's queue: two thread hand-offs
-        and five syscalls per request, each a fight for the GIL. A client that asks again
-        within ``KEEPALIVE_LINGER`` is answered by the same thread instead.
+        and five syscalls per request, each a fight for the GIL.
         """
-        keep_alive = self._serve_one(conn)
-        while keep_alive is True and self.alive and self._next_request_comes(conn):
-            keep_alive = self._serve_one(conn)
+        while keep_alive is True and self.alive:
+            if self._lane_takes(conn):
+                self._lane.adopt(conn)
+                return IN_LANE
+            if not self._next_request_comes(conn):
+                break
+            keep_alive = self.serve_one(conn)
         if not keep_alive:
             # gthread would wait for the client's FIN in its main loop, up to 2 s per connection.
             util.close_graceful(conn.sock)
         return keep_alive
 
-    def _serve_one(self, conn):
+    def _lane_takes(self, conn) -> bool:
+        """Plain TCP connections to the API port, with nothing of a next request read yet, wait in the lane."""
+        return (self._lane is not None and type(conn.sock) is StallBoundSocket  # noqa: E721 (TLS, Unix: not)
+                and not is_local(conn.sock) and conn.server[1] == self.quick_lane_port
+                and not conn.parser.unreader.buf.getbuffer().nbytes)
+
+    # -- the quick lane's hand-overs (lane.py) -----------------------------------------
+
+    def finish_in_pool(self, conn, unsent: bytes, keep_alive) -> None:
+        """From the lane: a pool thread sends the end of an answer the kernel did not take, then goes on as after
+        any answer (or closes the connection when ``keep_alive`` is not True)."""
+        self._submit(self._finish_answer, conn, unsent, keep_alive)
+
+    def _finish_answer(self, conn, unsent: bytes, keep_alive):
+        if unsent:
+            conn.sock.setblocking(True)  # bounded by the stall timeout
+            try:
+                conn.sock.sendall(unsent)
+            except OSError:
+                keep_alive = False
+        return self._after_answer(conn, keep_alive)
+
+    def return_to_poller(self, conn) -> None:
+        """From the lane: an idle connection goes back to the main loop's poller, as after an answer in the pool."""
+        self.method_queue.defer(self.finish_request, conn, _finished(True))
+
+    def _submit(self, work, conn, *args) -> None:
+        """Run ``work(conn, *args)`` in the pool; its result goes to ``finish_request`` like gthread's own."""
+        future = self.tpool.submit(work, conn, *args)
+        future.add_done_callback(lambda done: self.method_queue.defer(self.finish_request, conn, done))
+
+    def serve_one(self, conn):
         """One request: its head is on the clock until ``handle_request`` starts."""
         with self._heads_lock:
             self._heads[conn] = time.monotonic() + REQUEST_HEAD_TIMEOUT
@@ -264,6 +323,8 @@ class GuardedThreadWorker(ThreadWorker):
         return super()._keepalive_after(conn, keepalive)
 
     def finish_request(self, conn, fs):
+        if not fs.cancelled() and fs.exception() is None and fs.result() is IN_LANE:
+            return
         if conn.sock.fileno() == -1:  # closed by its thread (above, or by gthread after a TLS EOF)
             self.nr_conns -= 1
             return

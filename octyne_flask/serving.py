@@ -67,6 +67,12 @@ class OctyneWorker(GuardedThreadWorker):
         signal.signal(signal.SIGHUP, self.handle_reload)
         signal.siginterrupt(signal.SIGHUP, False)
 
+    def load_wsgi(self):
+        super().load_wsgi()
+        daemon = _daemon_of(self)
+        if daemon is not None:  # the API port as bound at start (a reload cannot move it): the quick lane's
+            self.quick_lane_port = daemon.config.port
+
     def enqueue_req(self, conn):
         # gthread wraps every accepted socket in TLS when certfile is set; the Unix socket stays plain.
         if conn.sock.family == socket.AF_UNIX and not isinstance(conn.cfg, _PlainHttpConfig):

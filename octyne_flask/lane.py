@@ -1,0 +1,169 @@
+"""The quick lane: one thread that answers kept-alive TCP clients' status requests itself.
+
+A status request (``GET /servers``, ``GET /server/{id}``) costs the worker far
+less than the thread hand-offs around it: with 16 or 64 clients each polling,
+every request thread wakes from its own ``poll``, and each of its system calls
+hands the GIL to another. The lane is one thread with one epoll set over the
+connections that sent such a request last. It answers the requests that reach
+them one after another, in the order they arrive, with no hand-off at all.
+
+What it takes: a request that waits in the kernel's buffer whole, as one
+request head and nothing more, for one of those two paths, without a body, an
+upgrade or ``Expect``. Anything else (another path, a partial or pipelined head,
+end of stream) goes to the thread pool as before, and so does a connection idle
+for ``IDLE_SECONDS`` (to the main loop's poller, which keeps its keep-alive and
+idle bounds).
+
+Nothing in the lane waits on a client. Its sockets are non-blocking whatever
+gunicorn asks (``LaneSocket``): the head is in the buffer before it is read, and
+an answer the kernel does not take at once is finished by a pool thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import select
+import socket
+import threading
+import time
+
+log = logging.getLogger(__name__)
+
+IDLE_SECONDS = 1.0  # a connection with no request for this long goes back to the main loop's poller
+PEEK_BYTES = 4096  # a longer head is not a status request; gunicorn reads 8 KiB at a time, so one read takes it
+QUICK_REQUEST_LINE = re.compile(rb"GET /(?:servers|server/[^/?%\s]+)(?:\?\S*)? HTTP/1\.1\r\n")
+BODY_OR_UPGRADE = (b"\r\ncontent-length:", b"\r\ntransfer-encoding:", b"\r\nupgrade:", b"\r\nexpect:")
+
+_unsent: dict[socket.socket, bytearray] = {}  # answers' ends the kernel did not take; only the lane thread uses it
+
+
+def is_quick(buffered: bytes) -> bool:
+    """Whether ``buffered`` (what waits on a connection) is exactly one whole status request without a body."""
+    if len(buffered) >= PEEK_BYTES or buffered.find(b"\r\n\r\n") != len(buffered) - 4:
+        return False
+    if QUICK_REQUEST_LINE.match(buffered) is None:
+        return False
+    head = buffered.lower()
+    return not any(name in head for name in BODY_OR_UPGRADE)
+
+
+class LaneSocket(socket.socket):
+    """A connection's socket while the lane serves it: non-blocking whatever gunicorn asks, and ``sendall`` keeps
+    what the kernel does not take at once for a pool thread to send (``take_unsent``)."""
+
+    __slots__ = ()
+
+    def setblocking(self, flag):
+        pass
+
+    def settimeout(self, value):
+        pass
+
+    def sendall(self, data, flags=0):
+        held = _unsent.get(self)
+        if held is not None:
+            held += data
+            return
+        try:
+            sent = self.send(data, flags)
+        except BlockingIOError:
+            sent = 0
+        if sent < len(data):
+            _unsent[self] = bytearray(memoryview(data)[sent:])
+
+
+def take_unsent(sock: socket.socket) -> bytes:
+    return bytes(_unsent.pop(sock, b""))
+
+
+class _Held:
+    """A connection in the lane, the class its socket had before, and when it last sent a request."""
+
+    __slots__ = ("conn", "own_class", "last_request")
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.own_class = type(conn.sock)
+        self.last_request = time.monotonic()
+
+
+class QuickLane(threading.Thread):
+    """The lane's thread and its connections. ``worker`` is the gthread worker (``connections.py``): it serves a
+    request (``serve_one``), and takes connections into its pool (``enqueue_req``, ``finish_in_pool``) or back
+    into its main loop (``return_to_poller``)."""
+
+    def __init__(self, worker):
+        super().__init__(name="quick-lane", daemon=True)
+        self._worker = worker
+        self._epoll = select.epoll()
+        self._lock = threading.Lock()  # _held: the answering threads add, the lane removes
+        self._held: dict[int, _Held] = {}
+
+    def adopt(self, conn) -> None:
+        """Take a kept-alive connection whose answer has gone out (called by the thread that answered it)."""
+        conn.sock.setblocking(False)
+        held = _Held(conn)
+        conn.sock.__class__ = LaneSocket
+        fd = conn.sock.fileno()
+        with self._lock:
+            self._held[fd] = held
+        self._epoll.register(fd, select.EPOLLIN)
+
+    def run(self) -> None:
+        next_sweep = time.monotonic() + IDLE_SECONDS
+        while self._worker.alive:
+            for fd, _ in self._epoll.poll(IDLE_SECONDS / 4):
+                with self._lock:
+                    held = self._held.get(fd)
+                if held is None:
+                    continue
+                try:
+                    self._answer(fd, held)
+                except Exception:  # the lane goes on whatever happens on one connection
+                    log.exception("The quick lane failed on a connection from %s", held.conn.client)
+                    if self._release(fd) is not None:
+                        self._worker.finish_in_pool(held.conn, b"", False)
+            now = time.monotonic()
+            if now >= next_sweep:
+                next_sweep = now + IDLE_SECONDS / 4
+                with self._lock:
+                    idle = [fd for fd, held in self._held.items() if held.last_request <= now - IDLE_SECONDS]
+                for fd in idle:
+                    self._worker.return_to_poller(self._release(fd))
+        with self._lock:
+            remaining = list(self._held)
+        for fd in remaining:  # the worker is stopping: its main loop closes them in its own time
+            self._worker.return_to_poller(self._release(fd))
+
+    def _answer(self, fd: int, held: _Held) -> None:
+        conn = held.conn
+        try:
+            buffered = conn.sock.recv(PEEK_BYTES, socket.MSG_PEEK)
+        except BlockingIOError:
+            return  # woken for nothing
+        except OSError:
+            buffered = b""  # the pool's thread meets the error and closes
+        if not is_quick(buffered):
+            self._worker.enqueue_req(self._release(fd))
+            return
+        held.last_request = time.monotonic()
+        try:
+            keep_alive = self._worker.serve_one(conn)
+        finally:
+            unsent = take_unsent(conn.sock)
+        if unsent or keep_alive is not True:
+            self._worker.finish_in_pool(self._release(fd), unsent, keep_alive)
+        elif conn.parser.unreader.buf.getbuffer().nbytes:  # the next request came along with this one
+            self._worker.enqueue_req(self._release(fd))
+
+    def _release(self, fd: int):
+        """Give a connection up (None if it is not held): out of the epoll set, its socket's own class back, still
+        non-blocking."""
+        with self._lock:
+            held = self._held.pop(fd, None)
+        if held is None:
+            return None
+        self._epoll.unregister(fd)
+        held.conn.sock.__class__ = held.own_class
+        return held.conn
