@@ -253,8 +253,7 @@ class GuardedThreadWorker(ThreadWorker):
         and five syscalls per request, each a fight for the GIL.
         """
         while keep_alive is True and self.alive:
-            if self._lane_takes(conn):
-                self._lane.adopt(conn)
+            if self._lane_takes(conn) and self._lane.adopt(conn):
                 return IN_LANE
             if not self._next_request_comes(conn):
                 break

@@ -97,18 +97,21 @@ class QuickLane(threading.Thread):
         super().__init__(name="quick-lane", daemon=True)
         self._worker = worker
         self._epoll = select.epoll()
-        self._lock = threading.Lock()  # _held: the answering threads add, the lane removes
+        self._lock = threading.Lock()  # _held and _stopped: the answering threads add, the lane removes
         self._held: dict[int, _Held] = {}
+        self._stopped = False
 
-    def adopt(self, conn) -> None:
-        """Take a kept-alive connection whose answer has gone out (called by the thread that answered it)."""
-        conn.sock.setblocking(False)
-        held = _Held(conn)
-        conn.sock.__class__ = LaneSocket
-        fd = conn.sock.fileno()
-        with self._lock:
-            self._held[fd] = held
-        self._epoll.register(fd, select.EPOLLIN)
+    def adopt(self, conn) -> bool:
+        """Take a kept-alive connection whose answer has gone out (called by the thread that answered it); False
+        once the lane has given its connections back, when the worker stops."""
+        with self._lock:  # all of it: a connection taken after the lane's last look would be held by no one
+            if self._stopped:
+                return False
+            conn.sock.setblocking(False)
+            self._held[conn.sock.fileno()] = _Held(conn)
+            conn.sock.__class__ = LaneSocket
+            self._epoll.register(conn.sock, select.EPOLLIN)
+        return True
 
     def run(self) -> None:
         next_sweep = time.monotonic() + IDLE_SECONDS
@@ -132,6 +135,7 @@ class QuickLane(threading.Thread):
                 for fd in idle:
                     self._worker.return_to_poller(self._release(fd))
         with self._lock:
+            self._stopped = True
             remaining = list(self._held)
         for fd in remaining:  # the worker is stopping: its main loop closes them in its own time
             self._worker.return_to_poller(self._release(fd))

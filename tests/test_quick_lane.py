@@ -8,10 +8,12 @@ import os
 import socket
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 
-from octyne_flask.lane import IDLE_SECONDS, LaneSocket, is_quick, take_unsent
+from octyne_flask.connections import StallBoundSocket
+from octyne_flask.lane import IDLE_SECONDS, LaneSocket, QuickLane, is_quick, take_unsent
 from tests.harness import ADMIN_HASH, RunningDaemon, daemon_config
 from tests.test_request_path import RawClient, request_bytes
 from tests.test_stalled_requests import drain
@@ -73,6 +75,24 @@ def test_a_lane_socket_never_blocks_and_keeps_what_the_kernel_did_not_take():
         ours.sendall(unsent)
         reader.join(10)
         assert bytes(received) == data
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def test_a_lane_that_has_given_its_connections_back_takes_no_more():
+    """A thread that answered just as the worker began to stop may offer its connection after the lane's last look
+    at its set: the lane must refuse it (the thread goes on with it), or no one would ever serve or close it and the
+    stop would wait out gunicorn's whole graceful timeout. The race is a few bytecodes wide, so the lane runs here
+    alone, with a worker that is stopping."""
+    returned = []
+    lane = QuickLane(SimpleNamespace(alive=False, return_to_poller=returned.append))
+    lane.run()  # the worker is stopping: the lane gives back what it holds (nothing) and ends
+    ours, theirs = socket.socketpair()
+    ours.__class__ = StallBoundSocket
+    try:
+        assert lane.adopt(SimpleNamespace(sock=ours)) is False
+        assert type(ours) is StallBoundSocket and returned == []
     finally:
         ours.close()
         theirs.close()
