@@ -9,8 +9,10 @@ them one after another, in the order they arrive, with no hand-off at all.
 
 What it takes: a request that waits in the kernel's buffer whole, as one
 request head and nothing more, for one of those two paths, without a body, an
-upgrade or ``Expect``. Anything else (another path, a partial or pipelined head,
-end of stream) goes to the thread pool as before, and so does a connection idle
+upgrade or ``Expect``, while answering it waits on nothing but the worker (not
+while tokens are checked in Redis: the worker says, ``lane_may_answer``). Anything
+else (another path, a partial or pipelined head, end of stream) goes to the
+thread pool as before, and so does a connection idle
 for ``IDLE_SECONDS`` (to the main loop's poller, which keeps its keep-alive and
 idle bounds).
 
@@ -148,7 +150,7 @@ class QuickLane(threading.Thread):
             return  # woken for nothing
         except OSError:
             buffered = b""  # the pool's thread meets the error and closes
-        if not is_quick(buffered):
+        if not is_quick(buffered) or not self._worker.lane_may_answer():
             self._worker.enqueue_req(self._release(fd))
             return
         held.last_request = time.monotonic()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import threading
 import time
@@ -249,5 +250,31 @@ def test_connections_in_the_lane_do_not_hold_up_a_stop(daemon_factory, tmp_path)
         for client in clients:
             assert client.sock.recv(1) == b""
     finally:
+        for client in clients:
+            client.close()
+
+
+def test_status_requests_checked_in_a_hung_redis_wait_for_its_timeout_once_not_once_per_client(daemon_factory,
+                                                                                               redis_server):
+    """A token checked in Redis is a round trip: with Redis hung, answering status requests one after another in the
+    lane would make the last of N clients wait N times Redis's 2 s timeout. They are answered side by side, as any
+    other request."""
+    daemon = daemon_factory(config={"redis": {"enabled": True, "url": redis_server.url, "role": "primary"}})
+    auth = {"Authorization": daemon.token}
+    clients = [RawClient.tcp(daemon.port) for _ in range(6)]
+    try:
+        for client in clients:
+            client.send("GET", "/servers", auth)
+            assert client.answer()[0] == 200
+        time.sleep(0.1)
+        os.kill(redis_server.process.pid, signal.SIGSTOP)
+        asked = time.monotonic()
+        for client in clients:
+            client.send("GET", "/servers", auth)
+        for client in clients:
+            assert client.answer()[0] == 500
+        assert time.monotonic() - asked < 6  # 12 s one after another
+    finally:
+        os.kill(redis_server.process.pid, signal.SIGCONT)
         for client in clients:
             client.close()
