@@ -253,8 +253,7 @@ class GuardedThreadWorker(ThreadWorker):
         and five syscalls per request, each a fight for the GIL.
         """
         while keep_alive is True and self.alive:
-            if self._lane_takes(conn):
-                self._lane.adopt(conn)
+            if self._lane_takes(conn) and self._lane.adopt(conn):
                 return IN_LANE
             if not self._next_request_comes(conn):
                 break
@@ -267,10 +266,16 @@ class GuardedThreadWorker(ThreadWorker):
     def _lane_takes(self, conn) -> bool:
         """Plain TCP connections to the API port, with nothing of a next request read yet, wait in the lane."""
         return (self._lane is not None and type(conn.sock) is StallBoundSocket  # noqa: E721 (TLS, Unix: not)
+                and self.lane_may_answer()
                 and not is_local(conn.sock) and conn.server[1] == self.quick_lane_port
                 and not conn.parser.unreader.buf.getbuffer().nbytes)
 
     # -- the quick lane's hand-overs (lane.py) -----------------------------------------
+
+    def lane_may_answer(self) -> bool:
+        """Whether the lane may answer status requests now; not while answering one waits on the network (the
+        subclass knows), for the lane would make each of its clients wait for the others in turn."""
+        return True
 
     def finish_in_pool(self, conn, unsent: bytes, keep_alive) -> None:
         """From the lane: a pool thread sends the end of an answer the kernel did not take, then goes on as after

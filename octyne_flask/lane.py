@@ -9,8 +9,10 @@ them one after another, in the order they arrive, with no hand-off at all.
 
 What it takes: a request that waits in the kernel's buffer whole, as one
 request head and nothing more, for one of those two paths, without a body, an
-upgrade or ``Expect``. Anything else (another path, a partial or pipelined head,
-end of stream) goes to the thread pool as before, and so does a connection idle
+upgrade or ``Expect``, while answering it waits on nothing but the worker (not
+while tokens are checked in Redis: the worker says, ``lane_may_answer``). Anything
+else (another path, a partial or pipelined head, end of stream) goes to the
+thread pool as before, and so does a connection idle
 for ``IDLE_SECONDS`` (to the main loop's poller, which keeps its keep-alive and
 idle bounds).
 
@@ -97,18 +99,21 @@ class QuickLane(threading.Thread):
         super().__init__(name="quick-lane", daemon=True)
         self._worker = worker
         self._epoll = select.epoll()
-        self._lock = threading.Lock()  # _held: the answering threads add, the lane removes
+        self._lock = threading.Lock()  # _held and _stopped: the answering threads add, the lane removes
         self._held: dict[int, _Held] = {}
+        self._stopped = False
 
-    def adopt(self, conn) -> None:
-        """Take a kept-alive connection whose answer has gone out (called by the thread that answered it)."""
-        conn.sock.setblocking(False)
-        held = _Held(conn)
-        conn.sock.__class__ = LaneSocket
-        fd = conn.sock.fileno()
-        with self._lock:
-            self._held[fd] = held
-        self._epoll.register(fd, select.EPOLLIN)
+    def adopt(self, conn) -> bool:
+        """Take a kept-alive connection whose answer has gone out (called by the thread that answered it); False
+        once the lane has given its connections back, when the worker stops."""
+        with self._lock:  # all of it: a connection taken after the lane's last look would be held by no one
+            if self._stopped:
+                return False
+            conn.sock.setblocking(False)
+            self._held[conn.sock.fileno()] = _Held(conn)
+            conn.sock.__class__ = LaneSocket
+            self._epoll.register(conn.sock, select.EPOLLIN)
+        return True
 
     def run(self) -> None:
         next_sweep = time.monotonic() + IDLE_SECONDS
@@ -132,6 +137,7 @@ class QuickLane(threading.Thread):
                 for fd in idle:
                     self._worker.return_to_poller(self._release(fd))
         with self._lock:
+            self._stopped = True
             remaining = list(self._held)
         for fd in remaining:  # the worker is stopping: its main loop closes them in its own time
             self._worker.return_to_poller(self._release(fd))
@@ -144,7 +150,7 @@ class QuickLane(threading.Thread):
             return  # woken for nothing
         except OSError:
             buffered = b""  # the pool's thread meets the error and closes
-        if not is_quick(buffered):
+        if not is_quick(buffered) or not self._worker.lane_may_answer():
             self._worker.enqueue_req(self._release(fd))
             return
         held.last_request = time.monotonic()

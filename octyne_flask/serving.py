@@ -73,6 +73,10 @@ class OctyneWorker(GuardedThreadWorker):
         if daemon is not None:  # the API port as bound at start (a reload cannot move it): the quick lane's
             self.quick_lane_port = daemon.config.port
 
+    def lane_may_answer(self) -> bool:
+        daemon = _daemon_of(self)
+        return daemon is None or daemon.authenticator.checks_tokens_locally  # Redis: a round trip per token
+
     def enqueue_req(self, conn):
         # gthread wraps every accepted socket in TLS when certfile is set; the Unix socket stays plain.
         if conn.sock.family == socket.AF_UNIX and not isinstance(conn.cfg, _PlainHttpConfig):

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 
-from octyne_flask.lane import IDLE_SECONDS, LaneSocket, is_quick, take_unsent
+from octyne_flask.connections import StallBoundSocket
+from octyne_flask.lane import IDLE_SECONDS, LaneSocket, QuickLane, is_quick, take_unsent
 from tests.harness import ADMIN_HASH, RunningDaemon, daemon_config
 from tests.test_request_path import RawClient, request_bytes
 from tests.test_stalled_requests import drain
@@ -73,6 +76,24 @@ def test_a_lane_socket_never_blocks_and_keeps_what_the_kernel_did_not_take():
         ours.sendall(unsent)
         reader.join(10)
         assert bytes(received) == data
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def test_a_lane_that_has_given_its_connections_back_takes_no_more():
+    """A thread that answered just as the worker began to stop may offer its connection after the lane's last look
+    at its set: the lane must refuse it (the thread goes on with it), or no one would ever serve or close it and the
+    stop would wait out gunicorn's whole graceful timeout. The race is a few bytecodes wide, so the lane runs here
+    alone, with a worker that is stopping."""
+    returned = []
+    lane = QuickLane(SimpleNamespace(alive=False, return_to_poller=returned.append))
+    lane.run()  # the worker is stopping: the lane gives back what it holds (nothing) and ends
+    ours, theirs = socket.socketpair()
+    ours.__class__ = StallBoundSocket
+    try:
+        assert lane.adopt(SimpleNamespace(sock=ours)) is False
+        assert type(ours) is StallBoundSocket and returned == []
     finally:
         ours.close()
         theirs.close()
@@ -229,5 +250,31 @@ def test_connections_in_the_lane_do_not_hold_up_a_stop(daemon_factory, tmp_path)
         for client in clients:
             assert client.sock.recv(1) == b""
     finally:
+        for client in clients:
+            client.close()
+
+
+def test_status_requests_checked_in_a_hung_redis_wait_for_its_timeout_once_not_once_per_client(daemon_factory,
+                                                                                               redis_server):
+    """A token checked in Redis is a round trip: with Redis hung, answering status requests one after another in the
+    lane would make the last of N clients wait N times Redis's 2 s timeout. They are answered side by side, as any
+    other request."""
+    daemon = daemon_factory(config={"redis": {"enabled": True, "url": redis_server.url, "role": "primary"}})
+    auth = {"Authorization": daemon.token}
+    clients = [RawClient.tcp(daemon.port) for _ in range(6)]
+    try:
+        for client in clients:
+            client.send("GET", "/servers", auth)
+            assert client.answer()[0] == 200
+        time.sleep(0.1)
+        os.kill(redis_server.process.pid, signal.SIGSTOP)
+        asked = time.monotonic()
+        for client in clients:
+            client.send("GET", "/servers", auth)
+        for client in clients:
+            assert client.answer()[0] == 500
+        assert time.monotonic() - asked < 6  # 12 s one after another
+    finally:
+        os.kill(redis_server.process.pid, signal.SIGCONT)
         for client in clients:
             client.close()

@@ -94,6 +94,8 @@ class OutageLog:
 class RedisAuthenticator:
     """The authenticator of a node that shares users and tokens through Redis."""
 
+    checks_tokens_locally = False  # each check is a round trip, up to COMMAND_TIMEOUT_SECONDS
+
     def __init__(self, settings: RedisConfig, users: UserStore, *, require_connection: bool = True):
         """Connect to Redis; unreachable raises RedisUnavailable unless ``require_connection`` is False
         (then requests answer 500 and the primary mirrors its users once Redis is up)."""

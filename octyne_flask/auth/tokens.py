@@ -40,6 +40,7 @@ class MemoryAuthenticator:
 
     manages_users = True
     supports_login = True
+    checks_tokens_locally = True
 
     def __init__(self, users: UserStore):
         self.users = users
