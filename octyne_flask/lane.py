@@ -82,10 +82,12 @@ def take_unsent(sock: socket.socket) -> bytes:
 class _Held:
     """A connection in the lane, the class its socket had before, and when it last sent a request."""
 
-    __slots__ = ("conn", "own_class", "last_request")
+    __slots__ = ("conn", "fd", "own_class", "last_request", "released")
 
     def __init__(self, conn):
         self.conn = conn
+        self.fd = conn.sock.fileno()
+        self.released = False
         self.own_class = type(conn.sock)
         self.last_request = time.monotonic()
 
@@ -110,7 +112,8 @@ class QuickLane(threading.Thread):
             if self._stopped:
                 return False
             conn.sock.setblocking(False)
-            self._held[conn.sock.fileno()] = _Held(conn)
+            held = _Held(conn)
+            self._held[held.fd] = held
             conn.sock.__class__ = LaneSocket
             self._epoll.register(conn.sock, select.EPOLLIN)
         return True
@@ -124,25 +127,25 @@ class QuickLane(threading.Thread):
                 if held is None:
                     continue
                 try:
-                    self._answer(fd, held)
+                    self._answer(held)
                 except Exception:  # the lane goes on whatever happens on one connection
                     log.exception("The quick lane failed on a connection from %s", held.conn.client)
-                    if self._release(fd) is not None:
+                    if self._release(held) is not None:
                         self._worker.finish_in_pool(held.conn, b"", False)
             now = time.monotonic()
             if now >= next_sweep:
                 next_sweep = now + IDLE_SECONDS / 4
                 with self._lock:
-                    idle = [fd for fd, held in self._held.items() if held.last_request <= now - IDLE_SECONDS]
-                for fd in idle:
-                    self._worker.return_to_poller(self._release(fd))
+                    idle = [held for held in self._held.values() if held.last_request <= now - IDLE_SECONDS]
+                for held in idle:
+                    self._worker.return_to_poller(self._release(held))
         with self._lock:
             self._stopped = True
-            remaining = list(self._held)
-        for fd in remaining:  # the worker is stopping: its main loop closes them in its own time
-            self._worker.return_to_poller(self._release(fd))
+            remaining = list(self._held.values())
+        for held in remaining:  # the worker is stopping: its main loop closes them in its own time
+            self._worker.return_to_poller(self._release(held))
 
-    def _answer(self, fd: int, held: _Held) -> None:
+    def _answer(self, held: _Held) -> None:
         conn = held.conn
         try:
             buffered = conn.sock.recv(PEEK_BYTES, socket.MSG_PEEK)
@@ -151,7 +154,7 @@ class QuickLane(threading.Thread):
         except OSError:
             buffered = b""  # the pool's thread meets the error and closes
         if not is_quick(buffered) or not self._worker.lane_may_answer():
-            self._worker.enqueue_req(self._release(fd))
+            self._worker.enqueue_req(self._release(held))
             return
         held.last_request = time.monotonic()
         try:
@@ -159,17 +162,24 @@ class QuickLane(threading.Thread):
         finally:
             unsent = take_unsent(conn.sock)
         if unsent or keep_alive is not True:
-            self._worker.finish_in_pool(self._release(fd), unsent, keep_alive)
+            self._worker.finish_in_pool(self._release(held), unsent, keep_alive)
         elif conn.parser.unreader.buf.getbuffer().nbytes:  # the next request came along with this one
-            self._worker.enqueue_req(self._release(fd))
+            self._worker.enqueue_req(self._release(held))
 
-    def _release(self, fd: int):
-        """Give a connection up (None if it is not held): out of the epoll set, its socket's own class back, still
-        non-blocking."""
+    def _release(self, held: _Held):
+        """Give a connection up (None if the lane no longer holds it): out of the epoll set, its socket's own class
+        back, still non-blocking.
+
+        gunicorn closes the socket itself after some failures: the closed file has left the epoll set already, and
+        its number may belong to a newer connection by now, whose record and registration stay.
+        """
         with self._lock:
-            held = self._held.pop(fd, None)
-        if held is None:
-            return None
-        self._epoll.unregister(fd)
+            if held.released:
+                return None
+            held.released = True
+            if self._held.get(held.fd) is held:
+                del self._held[held.fd]
+        if held.conn.sock.fileno() != -1:
+            self._epoll.unregister(held.fd)
         held.conn.sock.__class__ = held.own_class
         return held.conn

@@ -15,7 +15,7 @@ import pytest
 
 from octyne_flask.connections import StallBoundSocket
 from octyne_flask.lane import IDLE_SECONDS, LaneSocket, QuickLane, is_quick, take_unsent
-from tests.harness import ADMIN_HASH, RunningDaemon, daemon_config
+from tests.harness import ADMIN_HASH, RunningDaemon, daemon_config, wait_until
 from tests.test_request_path import RawClient, request_bytes
 from tests.test_stalled_requests import drain
 
@@ -278,3 +278,28 @@ def test_status_requests_checked_in_a_hung_redis_wait_for_its_timeout_once_not_o
         os.kill(redis_server.process.pid, signal.SIGCONT)
         for client in clients:
             client.close()
+
+
+def test_a_connection_whose_socket_was_closed_while_the_lane_answered_is_still_handed_over():
+    """gunicorn closes the socket itself when the app fails after the head went out: the lane must still give the
+    connection to the pool (which counts its slot free), although the closed file has left the epoll set."""
+    handed = []
+    worker = SimpleNamespace(alive=True, lane_may_answer=lambda: True,
+                             serve_one=lambda conn: conn.sock.close() or False,
+                             finish_in_pool=lambda conn, unsent, keep_alive: handed.append((conn, keep_alive)))
+    lane = QuickLane(worker)
+    ours, theirs = socket.socketpair()
+    ours.__class__ = StallBoundSocket
+    conn = SimpleNamespace(sock=ours, client="test", parser=None)
+    try:
+        assert lane.adopt(conn)
+        theirs.sendall(b"GET /servers HTTP/1.1\r\nHost: x\r\n\r\n")
+        runner = threading.Thread(target=lane.run)
+        runner.start()
+        wait_until(lambda: handed)
+        worker.alive = False
+        runner.join(5)
+        assert handed == [(conn, False)] and not runner.is_alive()
+    finally:
+        ours.close()
+        theirs.close()
