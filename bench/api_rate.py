@@ -3,9 +3,10 @@
 Method: two daemons run at once, one from this tree and one from ``--baseline``
 (e.g. ``git worktree add /tmp/orig-request main``), each started as users start
 it (``python -m octyne_flask``, embedded gunicorn, one gthread worker) with five
-running apps. For each path and client count the trees take turns, ``--rounds``
-times, ``--seconds`` each after a short warm-up; the best round of each tree is
-kept (the machine is shared: the best round is the one least disturbed).
+running apps. In each of ``--rounds`` rounds every path and client count is measured for
+each tree in turn, ``--seconds`` each after a short warm-up; the best round of
+each is kept (the machine is shared: the best round is the one least
+disturbed).
 
 The client: ``--processes`` processes (default: one per core), each driving its
 share of the connections from one selector loop over raw non-blocking sockets
@@ -144,21 +145,24 @@ class Subject:
 
 
 def compare(subjects: list[Subject], args) -> list[dict]:
+    """Every (path, clients) case for every tree, in rounds: within a round the cases and the trees take turns, so
+    that what the machine's load does over time falls on all of them alike."""
+    cases = [(path, clients) for path in PATHS for clients in CLIENT_COUNTS]
+    runs = {case: {subject.name: [] for subject in subjects} for case in cases}
+    for _ in range(args.rounds):
+        for path, clients in cases:
+            for subject in subjects:
+                runs[path, clients][subject.name].append(subject.measure(path, clients, args.seconds, args.processes))
     rows = []
-    for path in PATHS:
-        for clients in CLIENT_COUNTS:
-            runs = {subject.name: [] for subject in subjects}
-            for _ in range(args.rounds):
-                for subject in subjects:
-                    runs[subject.name].append(subject.measure(path, clients, args.seconds, args.processes))
-            row = {"path": path, "clients": clients, "rounds": runs}
-            best = {name: max(results, key=lambda result: result["req_per_s"]) for name, results in runs.items()}
-            row["best"] = best
-            if "baseline" in best:
-                row["ratio"] = round(best["new"]["req_per_s"] / best["baseline"]["req_per_s"], 2)
-            rows.append(row)
-            print(json.dumps({key: row[key] for key in ("path", "clients", "best", "ratio") if key in row}),
-                  file=sys.stderr, flush=True)
+    for (path, clients), by_tree in runs.items():
+        row = {"path": path, "clients": clients, "rounds": by_tree}
+        best = {name: max(results, key=lambda result: result["req_per_s"]) for name, results in by_tree.items()}
+        row["best"] = best
+        if "baseline" in best:
+            row["ratio"] = round(best["new"]["req_per_s"] / best["baseline"]["req_per_s"], 2)
+        rows.append(row)
+        print(json.dumps({key: row[key] for key in ("path", "clients", "best", "ratio") if key in row}),
+              file=sys.stderr, flush=True)
     return rows
 
 
