@@ -59,6 +59,9 @@ LOCAL_RESERVE = 64  # connection slots TCP clients cannot take
 IDLE_HEADROOM = 100  # slots beyond the threads, for kept-alive and not-yet-speaking connections
 MIN_IDLE_SECONDS = 2.0  # idle for less, a connection is not closed to make room
 KEEPALIVE_LINGER_MS = 50  # a thread waits this long for the next request on its connection
+# A blocking read or send gives up after this long without progress; never before a slow head is cut, which the
+# loop reports (a timeout there would be logged by gunicorn as an error, with a traceback).
+BLOCKING_BOUND = max(STALL_TIMEOUT, REQUEST_HEAD_TIMEOUT)
 
 
 IN_LANE = object()  # a pool thread's result for a connection it handed to the quick lane
@@ -89,7 +92,7 @@ def raise_open_file_limit() -> None:
 
 
 class StallBoundSocket(socket.socket):
-    """An accepted connection's socket in this worker: blocking means blocking for at most ``STALL_TIMEOUT``
+    """An accepted connection's socket in this worker: blocking means blocking for at most ``BLOCKING_BOUND``
     at a time, and setting the mode the socket already has makes no system call.
 
     gunicorn makes the socket blocking before each request and sets and restores a timeout around
@@ -101,7 +104,7 @@ class StallBoundSocket(socket.socket):
     __slots__ = ()
 
     def setblocking(self, flag):
-        self.settimeout(STALL_TIMEOUT if flag else 0.0)
+        self.settimeout(BLOCKING_BOUND if flag else 0.0)
 
     def settimeout(self, value):
         if value != self.gettimeout():

@@ -1,4 +1,4 @@
-"""The worker's connection socket: blocking carries the stall bound, and a mode it already has costs no system call."""
+"""The worker's connection socket: blocking carries a bound, and a mode it already has costs no system call."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from octyne_flask.connections import STALL_TIMEOUT, StallBoundSocket
+from octyne_flask.connections import BLOCKING_BOUND, StallBoundSocket
 
 
 @pytest.fixture
@@ -24,9 +24,9 @@ def os_nonblocking(sock: socket.socket) -> bool:
     return bool(fcntl.fcntl(sock.fileno(), fcntl.F_GETFL) & os.O_NONBLOCK)
 
 
-def test_blocking_means_blocking_for_at_most_the_stall_timeout(sock):
+def test_blocking_means_blocking_for_at_most_the_bound(sock):
     sock.setblocking(True)
-    assert sock.gettimeout() == STALL_TIMEOUT
+    assert sock.gettimeout() == BLOCKING_BOUND
     sock.setblocking(False)
     assert sock.gettimeout() == 0.0
     sock.settimeout(None)  # what a console asks for: no bound at all
@@ -41,7 +41,7 @@ def test_setting_the_mode_the_socket_has_makes_no_system_call(sock):
     flags = fcntl.fcntl(sock.fileno(), fcntl.F_GETFL)
     fcntl.fcntl(sock.fileno(), fcntl.F_SETFL, flags & ~os.O_NONBLOCK)  # behind Python's back, to see any ioctl
     sock.setblocking(True)
-    sock.settimeout(STALL_TIMEOUT)
+    sock.settimeout(BLOCKING_BOUND)
     assert not os_nonblocking(sock)  # untouched: neither call reached the kernel
     sock.settimeout(1.0)
     assert os_nonblocking(sock)  # a real change still does

@@ -75,6 +75,17 @@ def test_a_download_on_a_kept_alive_connection_whose_client_stops_reading_is_end
     assert closed and got < BIG
 
 
+def test_a_head_slower_than_the_stall_timeout_is_still_answered_within_the_head_deadline(stalling):
+    """A request head has its own deadline (10 s); a shorter stall timeout does not cut it first."""
+    with socket.create_connection(("127.0.0.1", stalling.port)) as sock:
+        head = f"GET /servers HTTP/1.1\r\nHost: x\r\nAuthorization: {stalling.token}\r\n\r\n".encode()
+        sock.sendall(head[:20])
+        time.sleep(STALL + 1.5)
+        sock.sendall(head[20:])
+        sock.settimeout(10)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+
+
 def test_pipelined_requests_whose_answers_are_never_read_are_ended(stalling):
     many = stalling.root / "many"
     many.mkdir()
