@@ -287,7 +287,7 @@ class GuardedThreadWorker(ThreadWorker):
 
     def _finish_answer(self, conn, unsent: bytes, keep_alive):
         if unsent:
-            conn.sock.setblocking(True)  # bounded by the stall timeout
+            conn.sock.settimeout(STALL_TIMEOUT)
             try:
                 conn.sock.sendall(unsent)
             except OSError:
