@@ -9,12 +9,11 @@ them one after another, in the order they arrive, with no hand-off at all.
 
 What it takes: a request that waits in the kernel's buffer whole, as one
 request head and nothing more, for one of those two paths, without a body, an
-upgrade or ``Expect``, while answering it waits on nothing but the worker (not
-while tokens are checked in Redis: the worker says, ``lane_may_answer``). Anything
+upgrade or ``Expect``; and only while answering waits on nothing but the worker
+itself (``lane_may_answer``: not while tokens are checked in Redis). Anything
 else (another path, a partial or pipelined head, end of stream) goes to the
-thread pool as before, and so does a connection idle
-for ``IDLE_SECONDS`` (to the main loop's poller, which keeps its keep-alive and
-idle bounds).
+thread pool as before, and so does a connection idle for ``IDLE_SECONDS`` (to
+the main loop's poller, which keeps its keep-alive and idle bounds).
 
 Nothing in the lane waits on a client. Its sockets are non-blocking whatever
 gunicorn asks (``LaneSocket``): the head is in the buffer before it is read, and
@@ -80,7 +79,8 @@ def take_unsent(sock: socket.socket) -> bytes:
 
 
 class _Held:
-    """A connection in the lane, the class its socket had before, and when it last sent a request."""
+    """A connection in the lane: its descriptor, the class its socket had before, when it last sent a request,
+    and whether the lane has given it up."""
 
     __slots__ = ("conn", "fd", "own_class", "last_request", "released")
 
