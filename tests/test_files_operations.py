@@ -306,19 +306,30 @@ class Swapper(threading.Thread):
                     os.rename(target, target + ".parked")
                 except OSError:
                     continue  # gone, or being removed under us
+                try:
+                    os.symlink(os.path.join(self.outside, "sub00"), target)
+                except OSError:  # its folder was removed meanwhile (the copy ended), or the name taken again
+                    self._unpark(target)
+                    continue
                 swapped.append(target)
-                os.symlink(os.path.join(self.outside, "sub00"), target)
             for target in swapped:
                 self._restore(target)
             self.swaps += len(swapped)
 
-    @staticmethod
-    def _restore(target: str) -> None:
+    @classmethod
+    def _restore(cls, target: str) -> None:
         try:
             os.unlink(target)
+        except OSError:
+            return  # its folder was removed or renamed meanwhile: nothing to restore there
+        cls._unpark(target)
+
+    @staticmethod
+    def _unpark(target: str) -> None:
+        try:
             os.rename(target + ".parked", target)
         except OSError:
-            pass  # its folder was removed or renamed meanwhile: nothing to restore there
+            pass  # its folder was removed or renamed meanwhile
 
     def __enter__(self):
         self.start()
