@@ -343,7 +343,7 @@ class GuardedThreadWorker(ThreadWorker):
         # must make progress. (HTTP/2, which would not come through here, is off: gunicorn's default
         # ``http_protocols`` is h1.)
         self._stop_clock(conn)
-        conn.sock.settimeout(STALL_TIMEOUT)  # a StallBoundSocket has it already; a TLS socket does not
+        conn.sock.settimeout(STALL_TIMEOUT)  # no syscall when the blocking bound is the stall timeout (the default)
         try:
             return super().handle_request(req, conn)
         except TimeoutError:  # gunicorn would log it with a traceback, as if it were a bug
